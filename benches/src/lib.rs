@@ -1,0 +1,1 @@
+//! Baselines that the criterion benches compare our implementations against.

@@ -1,0 +1,1 @@
+//! Runnable examples for the Spiderpool SDK; see `examples/quickstart`.

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's test command (see README.md): formatting, lints, every test including doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+echo "== cargo test (unit, integration, CLI, property and doc tests)"
+cargo test --workspace --all-features
+echo "== benches compile and run once in test mode"
+cargo test -p spiderpool-benches --benches

@@ -1,0 +1,1 @@
+//! (admission: placeholder, being written.)

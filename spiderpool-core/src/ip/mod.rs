@@ -1,0 +1,1 @@
+//! IP addresses, ranges, range sets and CIDRs (placeholder; see issue 2).

@@ -1,0 +1,1 @@
+//! (meta: placeholder, being written.)

@@ -1,0 +1,1 @@
+//! (multus: placeholder, being written.)
