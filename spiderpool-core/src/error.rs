@@ -61,11 +61,158 @@ pub enum Error {
     // --- end ip ---
 
     // --- manifest / objects (owned by src/manifest, src/objects) ---
+    /// A manifest document could not be read: bad YAML/JSON, wrong shape or wrong field types.
+    #[error("document {document}{}: {reason}", item.map(|i| format!(", item {i}")).unwrap_or_default())]
+    Manifest {
+        /// 1-based number of the document in the input.
+        document: usize,
+        /// 1-based position inside a `kind: List` document, if the problem is in an item.
+        item: Option<usize>,
+        /// What is wrong (with line/column or field when known).
+        reason: String,
+    },
+    /// A manifest document has a `kind` that is not one of the six Spiderpool kinds.
+    #[error(
+        "document {document}{}: unknown kind {kind:?}; supported: {}",
+        item.map(|i| format!(", item {i}")).unwrap_or_default(),
+        crate::objects::KINDS.join(", ")
+    )]
+    UnknownKind {
+        /// 1-based number of the document in the input.
+        document: usize,
+        /// 1-based position inside a `kind: List` document, if any.
+        item: Option<usize>,
+        /// The kind as written.
+        kind: String,
+    },
+    /// A Spiderpool kind was given with an `apiVersion` other than `spiderpool.spidernet.io/v2beta1`.
+    #[error(
+        "document {document}{}: unsupported apiVersion {api_version:?} for kind {kind}; supported: {}",
+        item.map(|i| format!(", item {i}")).unwrap_or_default(),
+        crate::objects::API_VERSION
+    )]
+    BadApiVersion {
+        /// 1-based number of the document in the input.
+        document: usize,
+        /// 1-based position inside a `kind: List` document, if any.
+        item: Option<usize>,
+        /// The kind of the object.
+        kind: String,
+        /// The apiVersion as written.
+        api_version: String,
+    },
+    /// A status field holding a JSON document as a string (`allocatedIPs`,
+    /// `controlledIPPools`) does not hold valid JSON of the expected shape.
+    #[error("invalid JSON in {field}: {reason}")]
+    BadStatusJson {
+        /// The field, e.g. `status.allocatedIPs`.
+        field: &'static str,
+        /// The parser's message.
+        reason: String,
+    },
+    /// An object could not be written as YAML or JSON.
+    #[error("cannot serialize {kind}: {reason}")]
+    Serialize {
+        /// The kind of the object.
+        kind: String,
+        /// The serializer's message.
+        reason: String,
+    },
+    /// An enumerated field (cniType, mode, ...) holds a value outside its set.
+    #[error("{field}: unsupported value {value:?}: supported values: {}", supported.join(", "))]
+    UnsupportedValue {
+        /// The field, e.g. `spec.cniType`.
+        field: &'static str,
+        /// The value as written.
+        value: String,
+        /// Every accepted value.
+        supported: &'static [&'static str],
+    },
     // --- end manifest ---
 
     // --- multus rendering (owned by src/multus) ---
     // --- end multus ---
 
     // --- coordinator planning (owned by src/coordinator) ---
+    /// A coordinator setting (NAD key or SpiderCoordinator field) has a value that cannot be used.
+    #[error("coordinator config: {key}: {value:?}: {reason}")]
+    CoordinatorConfig {
+        /// The upstream key, e.g. `podMACPrefix`.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// `mode` is not one of `auto`, `underlay`, `overlay`, `disable` (or `disabled`).
+    #[error(
+        "coordinator config: mode: unknown mode {mode:?} (expected auto, underlay, overlay or disable)"
+    )]
+    CoordinatorUnknownMode {
+        /// The mode as given.
+        mode: String,
+    },
+    /// The interface named by `CNI_IFNAME` is not in the pod.
+    #[error("interface {ifname:?} does not exist in the pod")]
+    CoordinatorInterfaceMissing {
+        /// The interface name.
+        ifname: String,
+    },
+    /// The interface has no address the coordinator can route (link-local and multicast do not count).
+    #[error(
+        "no usable IP addresses on {ifname:?} (link-local and multicast addresses do not count)"
+    )]
+    CoordinatorNoUsableIp {
+        /// The interface name.
+        ifname: String,
+    },
+    /// Underlay mode on a later NIC, but the first NIC did not create `veth0`.
+    #[error(
+        "underlay mode: the pod has no veth0, so the coordinator did not run for the first interface {first:?}; enable the coordinator plugin for {first:?} too (configuring {ifname:?})"
+    )]
+    CoordinatorVeth0Missing {
+        /// The interface being configured.
+        ifname: String,
+        /// The first NIC name (`podDefaultCniNic`).
+        first: String,
+    },
+    /// Overlay mode asked to configure the first NIC, which belongs to the default CNI.
+    #[error(
+        "overlay mode cannot configure the first interface {ifname:?}: it belongs to the default CNI (use underlay or auto)"
+    )]
+    CoordinatorOverlayOnFirstNic {
+        /// The interface being configured.
+        ifname: String,
+    },
+    /// Overlay mode on a pod whose first NIC was configured in underlay mode (it has `veth0`).
+    #[error(
+        "overlay mode: the pod has veth0, so a previous interface was configured in underlay mode; use underlay or auto for {ifname:?}"
+    )]
+    CoordinatorOverlayAfterUnderlay {
+        /// The interface being configured.
+        ifname: String,
+    },
+    /// The configured default-route NIC is not an interface of the pod.
+    #[error("podDefaultRouteNIC: interface {nic:?} does not exist in the pod")]
+    CoordinatorDefaultRouteNicMissing {
+        /// The configured NIC name.
+        nic: String,
+    },
+    /// Information the plan needs about a link is missing from the pod or host view.
+    #[error("{netns} link {link:?}: {reason}")]
+    CoordinatorLinkInfoMissing {
+        /// `pod` or `host`.
+        netns: String,
+        /// The link name (or a description of how it was looked up).
+        link: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// No rule priority is left below the existing rules (they start at 1).
+    #[error("no free {family} rule priority below the existing pod rules")]
+    CoordinatorRulePriorityExhausted {
+        /// `IPv4` or `IPv6`.
+        family: String,
+    },
     // --- end coordinator ---
 }
