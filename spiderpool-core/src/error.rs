@@ -73,7 +73,7 @@ pub enum Error {
     },
     /// A manifest document has a `kind` that is not one of the six Spiderpool kinds.
     #[error(
-        "document {document}{}: unknown kind {kind:?}; supported: {}",
+        "document {document}{}: unknown kind {kind}; supported: {}",
         item.map(|i| format!(", item {i}")).unwrap_or_default(),
         crate::objects::KINDS.join(", ")
     )]
@@ -87,7 +87,7 @@ pub enum Error {
     },
     /// A Spiderpool kind was given with an `apiVersion` other than `spiderpool.spidernet.io/v2beta1`.
     #[error(
-        "document {document}{}: unsupported apiVersion {api_version:?} for kind {kind}; supported: {}",
+        "document {document}{}: unsupported apiVersion {api_version} for kind {kind}; supported: {}",
         item.map(|i| format!(", item {i}")).unwrap_or_default(),
         crate::objects::API_VERSION
     )]
