@@ -1,0 +1,19 @@
+//! `spiderpoolctl crds`.
+
+use spiderpool_core::objects::crd::custom_resource_definitions;
+
+use crate::{EXIT_BAD_INPUT, EXIT_OK, Format, output};
+
+/// Prints the CRDs of all six kinds as YAML documents.
+pub fn run() -> u8 {
+    match output::render(&custom_resource_definitions(), Format::Yaml) {
+        Ok(text) => {
+            print!("{text}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Runs the real `spiderpoolctl` binary on files and checks exit codes, stdout and stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spiderpoolctl"))
+        .args(args)
+        .output()
+        .expect("spiderpoolctl runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write fixture");
+    p
+}
+
+fn seed(name: &str) -> String {
+    format!(
+        "{}/../../examples/quickstart/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+const POOL: &str = "apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: POOLNAME
+spec:
+  subnet: SUBNET
+  ips:
+  - IPS
+";
+
+fn pool(name: &str, subnet: &str, ips: &str) -> String {
+    POOL.replace("POOLNAME", name)
+        .replace("SUBNET", subnet)
+        .replace("IPS", ips)
+}
+
+#[test]
+fn crds_prints_all_six_kinds_with_short_names() {
+    let out = ctl(&["crds"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("kind: CustomResourceDefinition").count(), 6);
+    for plural in [
+        "spiderippools",
+        "spidersubnets",
+        "spiderendpoints",
+        "spiderreservedips",
+        "spidermultusconfigs",
+        "spidercoordinators",
+    ] {
+        assert!(
+            stdout.contains(&format!("name: {plural}.spiderpool.spidernet.io")),
+            "{plural} missing"
+        );
+    }
+    for short in ["sp", "ss", "se", "sr", "smc", "scc"] {
+        assert!(
+            stdout.contains(&format!("- {short}\n")),
+            "short name {short} missing"
+        );
+    }
+}
+
+#[test]
+fn validate_accepts_the_seed_and_prints_defaults() {
+    let out = ctl(&[
+        "validate",
+        "-f",
+        &seed("ippool.yaml"),
+        "-f",
+        &seed("multusconfig.yaml"),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json list");
+    assert_eq!(v["kind"], "List");
+    let pool = &v["items"][0];
+    assert_eq!(pool["spec"]["ipVersion"], 4);
+    assert_eq!(
+        pool["metadata"]["labels"]["ipam.spidernet.io/ippool-cidr"],
+        "10-6-0-0-16"
+    );
+    assert_eq!(pool["metadata"]["finalizers"][0], "spiderpool.spidernet.io");
+    let smc = &v["items"][1];
+    assert_eq!(smc["spec"]["enableCoordinator"], true);
+    assert_eq!(smc["spec"]["coordinator"]["mode"], "auto");
+}
+
+#[test]
+fn validate_rejects_with_one_line_per_violation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &pool("bad", "172.10.5.0/16", "172.10.0.9-172.10.0.1"),
+    );
+    let out = ctl(&["validate", "-f", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.lines().any(
+            |l| l.starts_with("SpiderIPPool/bad: spec.subnet: Invalid: ")
+                && l.contains("please change it to 172.10.0.0/16")
+        ),
+        "stderr: {stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn validate_switches_forbid_a_disabled_family() {
+    let out = ctl(&["validate", "-f", &seed("ippool.yaml"), "--ipv4=false"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SpiderIPPool/10-6-v4: spec.ipVersion: Forbidden: "),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn validate_earlier_documents_join_the_cluster_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let two = format!(
+        "{}---\n{}",
+        pool("a", "10.7.0.0/16", "10.7.0.10-10.7.0.20"),
+        pool("b", "10.7.0.0/16", "10.7.0.15-10.7.0.30")
+    );
+    let f = write(dir.path(), "two.yaml", &two);
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("SpiderIPPool/b: ") && stderr.contains("Forbidden"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("SpiderIPPool/a:"), "stderr: {stderr}");
+}
+
+#[test]
+fn validate_uses_the_cluster_file_for_updates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // In the cluster: pool "a" with an IP in use.
+    let cluster = format!(
+        "{}status:\n  allocatedIPs: '{{\"10.7.0.12\":{{\"pod\":\"default/web-0\",\"podUid\":\"u1\"}}}}'\n",
+        pool("a", "10.7.0.0/16", "10.7.0.10-10.7.0.20")
+    );
+    let cluster = write(dir.path(), "cluster.yaml", &cluster);
+    // The new version drops the in-use address: an UPDATE that must be refused.
+    let shrink = write(
+        dir.path(),
+        "shrink.yaml",
+        &pool("a", "10.7.0.0/16", "10.7.0.13-10.7.0.20"),
+    );
+    let out = ctl(&[
+        "validate",
+        "-f",
+        shrink.to_str().expect("utf8"),
+        "--cluster",
+        cluster.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("10.7.0.12"), "stderr: {stderr}");
+    assert!(stderr.contains("default/web-0"), "stderr: {stderr}");
+    // Subnet change on update is refused as immutable.
+    let moved = write(
+        dir.path(),
+        "moved.yaml",
+        &pool("a", "10.8.0.0/16", "10.8.0.10-10.8.0.20"),
+    );
+    let out = ctl(&[
+        "validate",
+        "-f",
+        moved.to_str().expect("utf8"),
+        "--cluster",
+        cluster.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("spec.subnet: Forbidden"));
+}
+
+#[test]
+fn validate_bad_input_exits_2_with_file_and_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "mixed.yaml",
+        &format!(
+            "{}---\napiVersion: v1\nkind: Foo\nmetadata: {{name: x}}\n",
+            pool("a", "10.7.0.0/16", "10.7.0.1")
+        ),
+    );
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("mixed.yaml"), "stderr: {stderr}");
+    assert!(stderr.contains("document 2"), "stderr: {stderr}");
+    assert!(stderr.contains("unknown kind Foo"), "stderr: {stderr}");
+
+    let g = write(dir.path(), "garbage.yaml", "key: [unclosed\n");
+    let out = ctl(&["validate", "-f", g.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("garbage.yaml: document 1"));
+
+    let out = ctl(&["validate", "-f", "/nonexistent/x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/x.yaml: cannot read"));
+}
+
+#[test]
+fn validate_v6_pool_with_a_huge_range_is_fine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "v6.yaml",
+        &pool(
+            "v6",
+            "fd00:10:6::/64",
+            "fd00:10:6::100-fd00:10:6::ffff:ffff:ffff:fffe",
+        ),
+    );
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8"), "-o", "yaml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ipVersion: 6"));
+}
