@@ -214,5 +214,15 @@ pub enum Error {
         /// `IPv4` or `IPv6`.
         family: String,
     },
+    /// The SpiderCoordinator is not `Synced`, so the cluster CIDRs are unknown.
+    #[error("spidercoordinator {name} is not ready (phase {phase:?}){reason}")]
+    CoordinatorNotReady {
+        /// The SpiderCoordinator's name.
+        name: String,
+        /// Its `status.phase`.
+        phase: String,
+        /// `: <status.reason>` when it has one, else empty.
+        reason: String,
+    },
     // --- end coordinator ---
 }

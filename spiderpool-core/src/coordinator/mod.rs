@@ -56,6 +56,7 @@
 //!
 //! Deliberate differences from upstream are listed in `docs/coordinator.md`.
 
+mod agent;
 mod config;
 mod entries;
 mod mode;
