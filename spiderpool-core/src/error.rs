@@ -131,6 +131,27 @@ pub enum Error {
     // --- end manifest ---
 
     // --- multus rendering (owned by src/multus) ---
+    /// A SpiderMultusConfig cannot be rendered into a NetworkAttachmentDefinition: a field
+    /// its cniType needs is missing or unusable (admission would have refused it).
+    #[error("SpiderMultusConfig {smc}: {field}: {reason}")]
+    MultusConfig {
+        /// `namespace/name` of the SpiderMultusConfig.
+        smc: String,
+        /// The field path, e.g. `spec.macvlan.bond`.
+        field: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// An entry of `spec.chainCNIJsonData` is not a JSON CNI plugin object.
+    #[error("SpiderMultusConfig {smc}: spec.chainCNIJsonData[{index}]: {reason}")]
+    MultusChainPlugin {
+        /// `namespace/name` of the SpiderMultusConfig.
+        smc: String,
+        /// Zero-based position of the entry.
+        index: usize,
+        /// Why it was refused.
+        reason: String,
+    },
     // --- end multus ---
 
     // --- coordinator planning (owned by src/coordinator) ---
