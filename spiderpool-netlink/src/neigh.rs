@@ -1,0 +1,119 @@
+//! Neighbours (`ip neigh`): add or replace permanent entries, delete, dump.
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use spiderpool_core::coordinator::{MacAddr, NeighState, Neighbour};
+
+use crate::addr::family;
+use crate::error::Result;
+use crate::link::{LinkNames, mac_of};
+use crate::msg::RouteNetlink;
+
+fn base(index: u32, ip: IpAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = family(&ip);
+    msg.header.ifindex = index;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::from(ip)));
+    msg
+}
+
+/// `RTM_NEWNEIGH` for a permanent entry.
+pub(crate) fn add_msg(index: u32, ip: IpAddr, lladdr: MacAddr) -> RouteNetlinkMessage {
+    let mut msg = base(index, ip);
+    msg.header.state = NeighbourState::Permanent;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(lladdr.0.to_vec()));
+    RouteNetlinkMessage::NewNeighbour(msg)
+}
+
+/// `RTM_DELNEIGH`.
+pub(crate) fn del_msg(index: u32, ip: IpAddr) -> RouteNetlinkMessage {
+    RouteNetlinkMessage::DelNeighbour(base(index, ip))
+}
+
+/// Adds a permanent entry exclusively ("exists" when there is an entry for `ip` on the link).
+pub fn add(nl: &mut dyn RouteNetlink, index: u32, ip: IpAddr, lladdr: MacAddr) -> Result<()> {
+    nl.request(add_msg(index, ip, lladdr), NLM_F_CREATE | NLM_F_EXCL)
+        .map(drop)
+        .map_err(|e| e.during(|| format!("add neighbour {ip} lladdr {lladdr} dev index {index}")))
+}
+
+/// Adds or replaces a permanent entry (`ip neigh replace ... nud permanent`).
+pub fn replace(nl: &mut dyn RouteNetlink, index: u32, ip: IpAddr, lladdr: MacAddr) -> Result<()> {
+    nl.request(add_msg(index, ip, lladdr), NLM_F_CREATE | NLM_F_REPLACE)
+        .map(drop)
+        .map_err(|e| {
+            e.during(|| format!("replace neighbour {ip} lladdr {lladdr} dev index {index}"))
+        })
+}
+
+/// Deletes the entry for `ip` on link `index`.
+pub fn del(nl: &mut dyn RouteNetlink, index: u32, ip: IpAddr) -> Result<()> {
+    nl.request(del_msg(index, ip), 0)
+        .map(drop)
+        .map_err(|e| e.during(|| format!("delete neighbour {ip} dev index {index}")))
+}
+
+fn state_from(s: NeighbourState) -> Option<NeighState> {
+    Some(match s {
+        NeighbourState::Permanent => NeighState::Permanent,
+        NeighbourState::Reachable => NeighState::Reachable,
+        NeighbourState::Stale => NeighState::Stale,
+        NeighbourState::Delay => NeighState::Delay,
+        NeighbourState::Probe => NeighState::Probe,
+        NeighbourState::Failed => NeighState::Failed,
+        NeighbourState::Incomplete => NeighState::Incomplete,
+        NeighbourState::Noarp => NeighState::Noarp,
+        _ => return None,
+    })
+}
+
+/// A dumped neighbour with its link index.
+pub(crate) fn parse(msg: &NeighbourMessage, names: &LinkNames) -> Option<(u32, Neighbour)> {
+    let ip = msg.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    })?;
+    let lladdr = msg.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::LinkLayerAddress(b) => mac_of(b),
+        _ => None,
+    });
+    let index = msg.header.ifindex;
+    let dev = names
+        .name_of(index)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("if{index}"));
+    Some((
+        index,
+        Neighbour {
+            ip,
+            dev,
+            lladdr,
+            state: state_from(msg.header.state)?,
+        },
+    ))
+}
+
+/// Every IPv4 and IPv6 neighbour entry, with its link index.
+pub fn dump(nl: &mut dyn RouteNetlink, names: &LinkNames) -> Result<Vec<(u32, Neighbour)>> {
+    let mut out = Vec::new();
+    for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = fam;
+        let replies = nl
+            .dump(RouteNetlinkMessage::GetNeighbour(msg))
+            .map_err(|e| e.during(|| "dump neighbours".into()))?;
+        out.extend(replies.into_iter().filter_map(|r| match r {
+            RouteNetlinkMessage::NewNeighbour(m) => parse(&m, names),
+            _ => None,
+        }));
+    }
+    Ok(out)
+}

@@ -1,0 +1,457 @@
+//! Unit tests of the typed operations against the recording fake: the exact messages sent.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
+};
+use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourState};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use spiderpool_core::coordinator::{Family, MacAddr, Route, Rule, Scope};
+
+use crate::fake::RecordingNetlink;
+use crate::link::{Link, LinkNames, MacvlanOptions, VethOptions};
+use crate::{Error, addr, link, neigh, route, rule};
+
+pub(crate) const ADD_EXCL: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+pub(crate) const ADD_REPLACE: u16 = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+pub(crate) const PLAIN: u16 = NLM_F_REQUEST | NLM_F_ACK;
+pub(crate) const DUMP: u16 = NLM_F_REQUEST | NLM_F_DUMP;
+
+pub(crate) fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+pub(crate) fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+pub(crate) fn link_msg(index: u32, name: &str, up: bool) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    if up {
+        m.header.flags = LinkFlags::Up | LinkFlags::Broadcast | LinkFlags::Multicast;
+    }
+    m.attributes.push(LinkAttribute::IfName(name.into()));
+    m.attributes
+        .push(LinkAttribute::Address(vec![2, 0, 0, 0, 0, index as u8]));
+    m.attributes.push(LinkAttribute::Mtu(1500));
+    RouteNetlinkMessage::NewLink(m)
+}
+
+pub(crate) fn names(links: &[(u32, &str)]) -> LinkNames {
+    LinkNames::from_links(links.iter().map(|(i, n)| Link {
+        index: *i,
+        name: n.to_string(),
+        mac: None,
+        mtu: None,
+        tx_queue_len: None,
+        up: true,
+        broadcast: true,
+        multicast: true,
+        kind: None,
+        link: None,
+    }))
+}
+
+#[test]
+fn dump_retries_when_interrupted_then_returns_the_clean_dump() {
+    let mut nl = RecordingNetlink::new();
+    nl.reply_interrupted(vec![link_msg(1, "lo", true)])
+        .reply(vec![link_msg(1, "lo", true), link_msg(2, "eth0", true)]);
+    let links = link::dump(&mut nl).unwrap();
+    assert_eq!(
+        links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["lo", "eth0"]
+    );
+    assert_eq!(nl.sent.len(), 2);
+    for s in &nl.sent {
+        assert_eq!(s.flags, DUMP, "dumps carry no ACK flag");
+        assert!(matches!(s.msg, RouteNetlinkMessage::GetLink(_)));
+    }
+    assert_eq!(links[1].mac, Some(mac("02:00:00:00:00:02")));
+}
+
+#[test]
+fn dump_gives_up_after_five_interrupted_attempts() {
+    let mut nl = RecordingNetlink::new();
+    for _ in 0..6 {
+        nl.reply_interrupted(vec![]);
+    }
+    let err = link::dump(&mut nl).unwrap_err();
+    assert!(
+        matches!(err, Error::DumpInterrupted { attempts: 5, ref op } if op == "dump links"),
+        "{err}"
+    );
+    assert_eq!(nl.sent.len(), 5);
+    assert_eq!(nl.pending(), 1);
+}
+
+#[test]
+fn get_by_name_sends_ifname_and_maps_enodev_to_none() {
+    let mut nl = RecordingNetlink::new();
+    nl.fail(19);
+    assert_eq!(link::get_by_name(&mut nl, "net1").unwrap(), None);
+    let RouteNetlinkMessage::GetLink(m) = &nl.sent[0].msg else {
+        panic!("{:?}", nl.sent[0]);
+    };
+    assert_eq!(m.header.index, 0);
+    assert_eq!(m.attributes, [LinkAttribute::IfName("net1".into())]);
+    assert_eq!(nl.sent[0].flags, PLAIN);
+    assert!(link::get_by_name(&mut nl, "this-name-is-too-long").is_err());
+}
+
+#[test]
+fn veth_pair_with_peer_in_another_netns() {
+    let mut nl = RecordingNetlink::new();
+    let ns = std::fs::File::open("/proc/self/ns/net").unwrap();
+    use std::os::fd::{AsFd, AsRawFd};
+    let opts = VethOptions {
+        mac: Some(mac("0a:00:00:00:00:01")),
+        peer_mac: Some(mac("0a:00:00:00:00:02")),
+        mtu: Some(1400),
+        peer_netns: Some(ns.as_fd()),
+    };
+    link::create_veth(&mut nl, "veth0", "vethcid", &opts).unwrap();
+    assert_eq!(nl.sent[0].flags, ADD_EXCL);
+    let RouteNetlinkMessage::NewLink(m) = &nl.sent[0].msg else {
+        panic!()
+    };
+    let mut peer = LinkMessage::default();
+    peer.attributes = vec![
+        LinkAttribute::IfName("vethcid".into()),
+        LinkAttribute::Address(vec![0x0a, 0, 0, 0, 0, 2]),
+        LinkAttribute::Mtu(1400),
+        LinkAttribute::NetNsFd(ns.as_raw_fd()),
+    ];
+    assert_eq!(
+        m.attributes,
+        [
+            LinkAttribute::IfName("veth0".into()),
+            LinkAttribute::Address(vec![0x0a, 0, 0, 0, 0, 1]),
+            LinkAttribute::Mtu(1400),
+            LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Veth),
+                LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+            ]),
+        ]
+    );
+}
+
+#[test]
+fn macvlan_bridge_mode_on_parent() {
+    let mut nl = RecordingNetlink::new();
+    link::create_macvlan(&mut nl, "mv0", 7, &MacvlanOptions::default()).unwrap();
+    let RouteNetlinkMessage::NewLink(m) = &nl.sent[0].msg else {
+        panic!()
+    };
+    assert_eq!(nl.sent[0].flags, ADD_EXCL);
+    assert_eq!(
+        m.attributes,
+        [
+            LinkAttribute::IfName("mv0".into()),
+            LinkAttribute::Link(7),
+            LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::MacVlan),
+                LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
+                    MacVlanMode::Bridge
+                )])),
+            ]),
+        ]
+    );
+}
+
+#[test]
+fn link_setters_use_setlink_on_the_index() {
+    let mut nl = RecordingNetlink::new();
+    link::set_up(&mut nl, 3, true).unwrap();
+    link::set_up(&mut nl, 3, false).unwrap();
+    link::set_mtu(&mut nl, 3, 9000).unwrap();
+    link::set_mac(&mut nl, 3, mac("0a:1b:0a:06:d4:91")).unwrap();
+    link::set_tx_queue_len(&mut nl, 3, 3000).unwrap();
+    link::rename(&mut nl, 3, "net1").unwrap();
+    link::delete(&mut nl, 3).unwrap();
+    let got: Vec<_> = nl.sent.iter().map(|s| (s.flags, s.msg.clone())).collect();
+    let set = |attrs: Vec<LinkAttribute>, flags: LinkFlags| {
+        let mut m = LinkMessage::default();
+        m.header.index = 3;
+        m.header.flags = flags;
+        m.header.change_mask = if attrs.is_empty() {
+            LinkFlags::Up
+        } else {
+            LinkFlags::empty()
+        };
+        m.attributes = attrs;
+        RouteNetlinkMessage::SetLink(m)
+    };
+    let mut del = LinkMessage::default();
+    del.header.index = 3;
+    assert_eq!(
+        got,
+        [
+            (PLAIN, set(vec![], LinkFlags::Up)),
+            (PLAIN, set(vec![], LinkFlags::empty())),
+            (
+                PLAIN,
+                set(vec![LinkAttribute::Mtu(9000)], LinkFlags::empty())
+            ),
+            (
+                PLAIN,
+                set(
+                    vec![LinkAttribute::Address(vec![
+                        0x0a, 0x1b, 0x0a, 0x06, 0xd4, 0x91
+                    ])],
+                    LinkFlags::empty()
+                )
+            ),
+            (
+                PLAIN,
+                set(vec![LinkAttribute::TxQueueLen(3000)], LinkFlags::empty())
+            ),
+            (
+                PLAIN,
+                set(
+                    vec![LinkAttribute::IfName("net1".into())],
+                    LinkFlags::empty()
+                )
+            ),
+            (PLAIN, RouteNetlinkMessage::DelLink(del)),
+        ]
+    );
+}
+
+#[test]
+fn addresses_v4_local_and_v6_nodad() {
+    let mut nl = RecordingNetlink::new();
+    addr::add(
+        &mut nl,
+        2,
+        &"10.6.212.145/16".parse().unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    addr::add(
+        &mut nl,
+        2,
+        &"fd00::5/64".parse().unwrap(),
+        &addr::AddrOptions { nodad: true },
+    )
+    .unwrap();
+    addr::del(&mut nl, 2, &"fd00::5/64".parse().unwrap()).unwrap();
+    let RouteNetlinkMessage::NewAddress(v4) = &nl.sent[0].msg else {
+        panic!()
+    };
+    assert_eq!(nl.sent[0].flags, ADD_EXCL);
+    assert_eq!(v4.header.family, AddressFamily::Inet);
+    assert_eq!(v4.header.prefix_len, 16);
+    assert_eq!(v4.header.index, 2);
+    assert_eq!(
+        v4.attributes,
+        [
+            AddressAttribute::Local(ip("10.6.212.145")),
+            AddressAttribute::Address(ip("10.6.212.145"))
+        ]
+    );
+    let RouteNetlinkMessage::NewAddress(v6) = &nl.sent[1].msg else {
+        panic!()
+    };
+    assert_eq!(v6.header.family, AddressFamily::Inet6);
+    assert_eq!(v6.header.flags, AddressHeaderFlags::Nodad);
+    assert_eq!(
+        v6.attributes,
+        [
+            AddressAttribute::Address(ip("fd00::5")),
+            AddressAttribute::Flags(AddressFlags::Nodad)
+        ]
+    );
+    assert!(matches!(nl.sent[2].msg, RouteNetlinkMessage::DelAddress(_)));
+    assert_eq!(nl.sent[2].flags, PLAIN);
+}
+
+#[test]
+fn routes_in_table_100_use_the_header_and_above_255_only_the_attribute() {
+    let mut nl = RecordingNetlink::new();
+    let mut names = names(&[(1, "lo"), (2, "eth0"), (3, "net1")]);
+    let r100 = Route::new("0.0.0.0/0".parse().unwrap(), "eth0")
+        .via(ip("169.254.1.1"))
+        .in_table(100);
+    let r500 = Route::new("10.6.212.145/32".parse().unwrap(), "net1")
+        .with_scope(Scope::Link)
+        .with_src(Some(ip("10.6.212.132")))
+        .in_table(500);
+    route::add(&mut nl, &mut names, &r100, route::AddMode::Exclusive).unwrap();
+    route::add(&mut nl, &mut names, &r500, route::AddMode::Replace).unwrap();
+    assert_eq!(nl.sent[0].flags, ADD_EXCL);
+    assert_eq!(nl.sent[1].flags, ADD_REPLACE);
+    let RouteNetlinkMessage::NewRoute(m) = &nl.sent[0].msg else {
+        panic!()
+    };
+    assert_eq!(m.header.table, 100);
+    assert_eq!(m.header.destination_prefix_length, 0);
+    assert_eq!(m.header.protocol, RouteProtocol::Boot);
+    assert_eq!(m.header.scope, RouteScope::Universe);
+    assert_eq!(m.header.kind, RouteType::Unicast);
+    assert_eq!(
+        m.attributes,
+        [
+            RouteAttribute::Table(100),
+            RouteAttribute::Gateway(RouteAddress::from(ip("169.254.1.1"))),
+            RouteAttribute::Oif(2),
+        ]
+    );
+    let RouteNetlinkMessage::NewRoute(m) = &nl.sent[1].msg else {
+        panic!()
+    };
+    assert_eq!(
+        m.header.table, 0,
+        "RT_TABLE_UNSPEC: 500 does not fit the u8"
+    );
+    assert_eq!(m.header.scope, RouteScope::Link);
+    assert_eq!(m.header.destination_prefix_length, 32);
+    assert_eq!(
+        m.attributes,
+        [
+            RouteAttribute::Table(500),
+            RouteAttribute::Destination(RouteAddress::from(ip("10.6.212.145"))),
+            RouteAttribute::Oif(3),
+            RouteAttribute::PrefSource(RouteAddress::from(ip("10.6.212.132"))),
+        ]
+    );
+    // What the kernel reports back parses to the same route.
+    let back = route::parse(m, &names).unwrap();
+    assert_eq!(back, r500);
+}
+
+#[test]
+fn route_with_unknown_device_is_not_found_and_sends_a_lookup() {
+    let mut nl = RecordingNetlink::new();
+    let mut names = names(&[]);
+    nl.fail(19);
+    let r = Route::new("10.0.0.0/8".parse().unwrap(), "nope");
+    let err = route::add(&mut nl, &mut names, &r, route::AddMode::Exclusive).unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(nl.sent.len(), 1);
+    assert!(matches!(nl.sent[0].msg, RouteNetlinkMessage::GetLink(_)));
+}
+
+#[test]
+fn route_dump_of_a_missing_table_is_empty_and_filters_by_table() {
+    let mut nl = RecordingNetlink::new();
+    nl.fail(2);
+    let names = names(&[(2, "eth0")]);
+    assert!(
+        route::dump(&mut nl, &names, Family::V4, 500)
+            .unwrap()
+            .is_empty()
+    );
+    let RouteNetlinkMessage::GetRoute(m) = &nl.sent[0].msg else {
+        panic!()
+    };
+    assert_eq!(nl.sent[0].flags, DUMP);
+    assert_eq!(m.header.table, 0);
+    assert_eq!(m.attributes, [RouteAttribute::Table(500)]);
+    // Multipath routes come back with their nexthops.
+    let mut mp = RouteMessage::default();
+    mp.header.address_family = AddressFamily::Inet;
+    mp.header.table = 254;
+    mp.header.kind = RouteType::Unicast;
+    let mut hop = netlink_packet_route::route::RouteNextHop::default();
+    hop.interface_index = 2;
+    hop.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::from(ip("10.0.0.1"))));
+    mp.attributes.push(RouteAttribute::MultiPath(vec![hop]));
+    nl.reply(vec![RouteNetlinkMessage::NewRoute(mp)]);
+    let routes = route::dump(&mut nl, &names, Family::V4, 0).unwrap();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].nexthops[0].dev, "eth0");
+    assert_eq!(routes[0].nexthops[0].gw, Some(ip("10.0.0.1")));
+}
+
+#[test]
+fn rules_are_added_exclusively_and_exists_means_done() {
+    let mut nl = RecordingNetlink::new();
+    let r = Rule::from_addr(ip("10.6.212.145"), 101).at(32765);
+    assert!(rule::add(&mut nl, &r).unwrap());
+    nl.fail(17);
+    assert!(!rule::add(&mut nl, &r).unwrap(), "EEXIST is done");
+    for s in &nl.sent {
+        assert_eq!(s.flags, ADD_EXCL, "never NLM_F_REPLACE for rules");
+        let RouteNetlinkMessage::NewRule(m) = &s.msg else {
+            panic!()
+        };
+        assert_eq!(m.header.family, AddressFamily::Inet);
+        assert_eq!(m.header.src_len, 32);
+        assert_eq!(m.header.table, 101);
+        assert_eq!(m.header.action, RuleAction::ToTable);
+        assert_eq!(
+            m.attributes,
+            [
+                RuleAttribute::Table(101),
+                RuleAttribute::Priority(32765),
+                RuleAttribute::Source(ip("10.6.212.145")),
+            ]
+        );
+    }
+    let mark = Rule {
+        fwmark: Some(1),
+        ..Rule::lookup(Family::V6, 500).at(1000)
+    };
+    rule::del(&mut nl, &mark).unwrap();
+    let RouteNetlinkMessage::DelRule(m) = &nl.sent[2].msg else {
+        panic!()
+    };
+    assert_eq!(m.header.table, 0, "500 only in the attribute");
+    assert_eq!(
+        m.attributes,
+        [
+            RuleAttribute::Table(500),
+            RuleAttribute::Priority(1000),
+            RuleAttribute::FwMark(1),
+            RuleAttribute::FwMask(u32::MAX),
+        ]
+    );
+    assert_eq!(rule::parse(m, Family::V6), Some(mark));
+    let bad = Rule::from_addr(ip("fd00::1"), 100);
+    let bad = Rule {
+        family: Family::V4,
+        ..bad
+    };
+    assert!(rule::add(&mut nl, &bad).is_err());
+}
+
+#[test]
+fn neighbours_permanent_replace_and_delete() {
+    let mut nl = RecordingNetlink::new();
+    neigh::replace(&mut nl, 4, ip("10.6.212.132"), mac("ee:ee:ee:ee:ee:ee")).unwrap();
+    neigh::add(&mut nl, 4, ip("fd00::1"), mac("ee:ee:ee:ee:ee:ee")).unwrap();
+    neigh::del(&mut nl, 4, ip("10.6.212.132")).unwrap();
+    assert_eq!(nl.sent[0].flags, ADD_REPLACE);
+    assert_eq!(nl.sent[1].flags, ADD_EXCL);
+    assert_eq!(nl.sent[2].flags, PLAIN);
+    let RouteNetlinkMessage::NewNeighbour(m) = &nl.sent[0].msg else {
+        panic!()
+    };
+    assert_eq!(m.header.ifindex, 4);
+    assert_eq!(m.header.state, NeighbourState::Permanent);
+    assert_eq!(m.header.family, AddressFamily::Inet);
+    assert_eq!(
+        m.attributes[1],
+        NeighbourAttribute::LinkLayerAddress(vec![0xee; 6])
+    );
+    let names = names(&[(4, "eth0")]);
+    let (index, n) = neigh::parse(m, &names).unwrap();
+    assert_eq!(index, 4);
+    assert_eq!(n.dev, "eth0");
+    assert_eq!(n.lladdr, Some(mac("ee:ee:ee:ee:ee:ee")));
+}
