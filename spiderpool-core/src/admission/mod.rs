@@ -9,6 +9,7 @@
 //! validates it for the [`Operation`], and returns either the defaulted object or every
 //! [`FieldError`] found.
 
+mod common;
 mod coordinator;
 mod field;
 mod ippool;

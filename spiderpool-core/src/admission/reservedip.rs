@@ -1,17 +1,85 @@
-//! Admission of SpiderReservedIP objects (being written).
+//! Admission of SpiderReservedIP objects (spec §1.4; upstream
+//! `pkg/reservedipmanager/reservedip_*.go`).
+//!
+//! Mutation: `ipVersion` from `ips[0]`, merged `ips`. Validation: version, and every entry a
+//! range of that version. Deletion is always allowed.
 
+use super::common::{
+    IPS, check_name, check_version, merge_in_place, not_changeable, parse_range_entry, terminating,
+};
 use super::{FieldError, Operation, Switches};
+use crate::ip::IpRange;
 use crate::objects::SpiderReservedIP;
 
-/// Mutating webhook.
-pub(super) fn mutate(_obj: &mut SpiderReservedIP) {}
+/// Upstream's message when the mutating webhook could not derive `ipVersion`.
+const VERSION_UNSET: &str =
+    "is not generated correctly, 'spec.ips' is empty or 'spec.ips[0]' may be invalid";
 
-/// Validating webhook.
+/// Mutating webhook (upstream `mutateReservedIP`); skipped steps are reported by the
+/// validator.
+pub(super) fn mutate(obj: &mut SpiderReservedIP) {
+    if obj.metadata.is_terminating() {
+        return;
+    }
+    let Some(first) = obj.spec.ips.as_ref().and_then(|ips| ips.first()) else {
+        return;
+    };
+    if obj.spec.ip_version.is_none() {
+        let Ok(range) = IpRange::parse(first) else {
+            return;
+        };
+        obj.spec.ip_version = Some(i64::from(range.family().version()));
+    }
+    let Some(family) = obj
+        .spec
+        .ip_version
+        .and_then(crate::ip::IpFamily::from_version)
+    else {
+        return;
+    };
+    merge_in_place(family, &mut obj.spec.ips);
+}
+
+/// Validating webhook (upstream `ValidateCreate`/`ValidateUpdate`; DELETE is always allowed).
 pub(super) fn validate(
-    _op: Operation,
-    _obj: &SpiderReservedIP,
-    _old: Option<&SpiderReservedIP>,
-    _switches: &Switches,
+    op: Operation,
+    obj: &SpiderReservedIP,
+    old: Option<&SpiderReservedIP>,
+    switches: &Switches,
 ) -> Vec<FieldError> {
+    if op == Operation::Delete {
+        return Vec::new();
+    }
+    let name_errors = check_name(&obj.metadata);
+    if !name_errors.is_empty() {
+        return name_errors;
+    }
+    if op == Operation::Update {
+        if obj.metadata.is_terminating() {
+            // The update that starts the deletion passes; later ones are refused (reserved
+            // IPs have no finalizer, so there is nothing left to change).
+            return match old {
+                Some(o) if o.metadata.is_terminating() => {
+                    vec![terminating("cannot update a terminating ReservedIP")]
+                }
+                _ => Vec::new(),
+            };
+        }
+        if let Some(old) = old
+            && let (Some(new_v), Some(old_v)) = (obj.spec.ip_version, old.spec.ip_version)
+            && new_v != old_v
+        {
+            return vec![not_changeable("spec.ipVersion")];
+        }
+    }
+    let family = match check_version(obj.spec.ip_version, switches, VERSION_UNSET) {
+        Ok(f) => f,
+        Err(e) => return vec![e],
+    };
+    for (i, entry) in obj.spec.ips.iter().flatten().enumerate() {
+        if let Err(e) = parse_range_entry(family, IPS, i, entry) {
+            return vec![e];
+        }
+    }
     Vec::new()
 }
