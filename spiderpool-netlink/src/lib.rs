@@ -1,3 +1,30 @@
+//! Applies `spiderpool-core` coordinator plans to the kernel over netlink.
+//!
+//! A small synchronous layer (no async runtime): requests go through the [`RouteNetlink`]
+//! trait, implemented by the real [`NetlinkSocket`] and by the recording
+//! [`fake::RecordingNetlink`], so everything above the socket is unit-tested without root.
+//!
+//! | module | like | what |
+//! |---|---|---|
+//! | [`socket`] | | `NETLINK_ROUTE` socket: request/ack, multipart dumps with `NLM_F_DUMP_INTR` retry |
+//! | [`msg`] | | the transport trait and the `netlink-packet-*` re-exports (the only public npr types) |
+//! | [`netns`] | `ip netns exec` | [`NetNs`]: open, run a closure inside on a short-lived thread, sockets bound inside |
+//! | [`link`] | `ip link` | veth, macvlan, up/down, MTU, MAC, txqueuelen, netns, rename, delete |
+//! | [`addr`] | `ip addr` | add/delete/dump, IPv6 without DAD |
+//! | [`route`] | `ip route` | add (exclusive or replace), delete, dump any table (incl. > 255) |
+//! | [`rule`] | `ip rule` | add exclusively (exists = done), delete by full match, dump |
+//! | [`neigh`] | `ip neigh` | add/replace permanent entries, delete, dump |
+//! | [`sysctl`] | `sysctl` | `/proc/sys` read, compare, write (inside the netns) |
+//!
+//! ```no_run
+//! use spiderpool_netlink::{NetNs, link};
+//!
+//! let pod = NetNs::open("/var/run/netns/pod")?;
+//! let mut nl = pod.route_socket()?;
+//! let eth0 = link::require(&mut nl, "eth0")?;
+//! link::set_up(&mut nl, eth0.index, true)?;
+//! # Ok::<(), spiderpool_netlink::Error>(())
+//! ```
 
 pub mod addr;
 mod error;
