@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use spiderpool_core::admission::{
@@ -703,8 +702,9 @@ fn admission_pool_create_reports_spec_and_affinity_errors_together() {
 }
 
 #[test]
-fn admission_pool_v6_slash_64_with_huge_ranges_is_fast() {
-    let start = Instant::now();
+fn admission_pool_v6_slash_64_with_huge_ranges() {
+    // Interval math: nothing here expands the 2^64 addresses (an expanding implementation
+    // would never finish). Speed itself is measured in benches/, not asserted here.
     let big = pool(
         "v6-big",
         json!({"subnet": "fd00:1::/64",
@@ -727,7 +727,7 @@ fn admission_pool_v6_slash_64_with_huge_ranges_is_fast() {
     assert_eq!(total.len_saturating_i64(), i64::MAX);
 
     // A second pool of the same /64 overlapping by a huge range, and an UPDATE with an
-    // allocation: still instant.
+    // allocation.
     let c = cluster_of([SpiderObject::IPPool(p.clone())]);
     refused(
         create(
@@ -759,11 +759,6 @@ fn admission_pool_v6_slash_64_with_huge_ranges_is_fast() {
         "spec.ips",
         Reason::Forbidden,
         "remove an IP address fd00:1::ffff:ffff:ffff:1 that is being used by Pod default/big",
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
     );
 }
 

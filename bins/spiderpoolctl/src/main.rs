@@ -2,11 +2,13 @@
 //!
 //! Offline commands (no cluster needed): `validate` runs the admission webhooks on manifests,
 //! `render` prints the NetworkAttachmentDefinition a SpiderMultusConfig becomes, `crds`
-//! prints the CustomResourceDefinitions. The README documents the exact interface.
+//! prints the CustomResourceDefinitions, `plan` prints the coordinator's routing plan for a
+//! described pod. The README documents the exact interface.
 
 mod crds;
 mod input;
 mod output;
+mod plan;
 mod render;
 mod validate;
 
@@ -37,6 +39,35 @@ enum Command {
     Render(RenderArgs),
     /// Print the CustomResourceDefinitions of all Spiderpool kinds.
     Crds,
+    /// Print the coordinator's plan for one NIC of a described pod (offline).
+    Plan(PlanArgs),
+}
+
+/// How `plan` prints the plan.
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanOutput {
+    /// The equivalent `ip` / `sysctl` commands, pod then node.
+    Commands,
+    /// `ip rule` and `ip route show table N` of the pod and the node after the plan.
+    Tables,
+    /// The plan as data.
+    Json,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Topology file: the pod's and host's interfaces, addresses and routes (YAML or JSON).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    file: PathBuf,
+    /// The cluster's SpiderCoordinator (YAML or JSON); defaults apply without it.
+    #[arg(long, value_name = "FILE")]
+    coordinator: Option<PathBuf>,
+    /// The NIC being configured (overrides the topology file's `ifname`).
+    #[arg(long, value_name = "NAME")]
+    ifname: Option<String>,
+    /// What to print.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "commands")]
+    output: PlanOutput,
 }
 
 /// Output formats for objects.
@@ -101,6 +132,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Crds => crds::run(),
+        Command::Plan(args) => plan::run(&args),
     };
     ExitCode::from(code)
 }

@@ -1,9 +1,56 @@
-//! `spiderpoolctl render` (waiting for `spiderpool_core::multus::render_nad`).
+//! `spiderpoolctl render`.
 
-use crate::{EXIT_BAD_INPUT, RenderArgs};
+use spiderpool_core::admission::Switches;
+use spiderpool_core::manifest::SpiderObject;
+use spiderpool_core::multus::render_nad;
 
-/// Runs the command and returns the exit code.
-pub fn run(_args: &RenderArgs) -> u8 {
-    eprintln!("error: render is not available yet");
-    EXIT_BAD_INPUT
+use crate::input::admit_files;
+use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_REJECTED, RenderArgs, output};
+
+/// Admits every object of the files (so pools referenced by the SpiderMultusConfigs are
+/// checked too), then prints the NAD of each SpiderMultusConfig. Returns the exit code.
+pub fn run(args: &RenderArgs) -> u8 {
+    let switches = Switches::from(&args.switches);
+    let admitted = match admit_files(&args.files, args.cluster.as_deref(), &switches) {
+        Ok(a) => a,
+        Err(bad) => {
+            eprintln!("error: {}", bad.0);
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if !admitted.rejected.is_empty() {
+        for r in &admitted.rejected {
+            for line in r.lines() {
+                eprintln!("{line}");
+            }
+        }
+        return EXIT_REJECTED;
+    }
+    let mut nads = Vec::new();
+    for obj in &admitted.accepted {
+        if let SpiderObject::MultusConfig(smc) = obj {
+            match render_nad(smc) {
+                Ok(nad) => nads.push(nad),
+                Err(e) => {
+                    // Admission should have refused anything that cannot render.
+                    eprintln!("SpiderMultusConfig/{}: {e}", obj.name());
+                    return EXIT_REJECTED;
+                }
+            }
+        }
+    }
+    if nads.is_empty() {
+        eprintln!("error: no SpiderMultusConfig in the input");
+        return EXIT_BAD_INPUT;
+    }
+    match output::render(&nads, args.output) {
+        Ok(text) => {
+            print!("{text}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
 }

@@ -234,3 +234,134 @@ fn validate_v6_pool_with_a_huge_range_is_fine() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("ipVersion: 6"));
 }
+
+#[test]
+fn render_prints_the_seed_nad_exactly() {
+    let out = ctl(&["render", "-f", &seed("multusconfig.yaml"), "-o", "json"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let nad: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(nad["kind"], "NetworkAttachmentDefinition");
+    assert_eq!(nad["metadata"]["name"], "macvlan-ens192");
+    assert_eq!(
+        nad["metadata"]["ownerReferences"][0]["kind"],
+        "SpiderMultusConfig"
+    );
+    assert_eq!(
+        nad["spec"]["config"],
+        r#"{"cniVersion":"0.3.1","name":"macvlan-ens192","plugins":[{"type":"macvlan","master":"ens192","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool","default_ipv4_ippool":["10-6-v4"]}},{"tunePodRoutes":true,"mode":"auto","type":"coordinator"}]}"#
+    );
+}
+
+#[test]
+fn render_rejects_an_invalid_multus_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "smc.yaml",
+        "apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderMultusConfig
+metadata: {name: two-masters, namespace: default}
+spec:
+  cniType: macvlan
+  macvlan: {master: [ens192, ens224], vlanID: 5000}
+",
+    );
+    let out = ctl(&["render", "-f", f.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SpiderMultusConfig/two-masters: spec.macvlan.vlanID: "),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("spec.macvlan.bond"), "stderr: {stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn plan_prints_the_seed_overlay_tables() {
+    let out = ctl(&[
+        "plan",
+        "-f",
+        &seed("topology-overlay.yaml"),
+        "--coordinator",
+        &seed("coordinator.yaml"),
+        "-o",
+        "tables",
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "32764:\tfrom 10.233.73.210 lookup 100",
+        "32765:\tfrom 10.6.212.145 lookup 101",
+        "10.233.64.0/18 via 10.6.212.132 dev eth0 src 10.233.73.210",
+        "# pod: ip route show table 101\ndefault via 10.6.0.1 dev net1",
+        "1000:\tfrom all lookup 500",
+        "# node: ip route show table 500\n10.6.212.145 dev calia1b2c3d4e5f scope link",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn plan_with_default_route_nic_and_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = std::fs::read_to_string(seed("topology-overlay.yaml")).expect("seed");
+    let f = write(
+        dir.path(),
+        "t.yaml",
+        &topo.replace("ifname: net1\n", "ifname: net1\ndefaultRouteNic: net1\n"),
+    );
+    let out = ctl(&[
+        "plan",
+        "-f",
+        f.to_str().expect("utf8"),
+        "--coordinator",
+        &seed("coordinator.yaml"),
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("ip rule add from 10.233.73.210 lookup 101"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ip route del default via 169.254.1.1 dev eth0"),
+        "{stdout}"
+    );
+
+    // A default-route NIC the pod does not have: a precise error, exit 1.
+    let g = write(
+        dir.path(),
+        "g.yaml",
+        &topo.replace("ifname: net1\n", "ifname: net1\ndefaultRouteNic: net9\n"),
+    );
+    let out = ctl(&["plan", "-f", g.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("\"net9\" does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A coordinator that is not Synced refuses to plan, as the agent would.
+    let c = write(
+        dir.path(),
+        "c.yaml",
+        &std::fs::read_to_string(seed("coordinator.yaml"))
+            .expect("seed")
+            .replace("phase: Synced", "phase: NotReady"),
+    );
+    let out = ctl(&[
+        "plan",
+        "-f",
+        &seed("topology-overlay.yaml"),
+        "--coordinator",
+        c.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not ready"),
+        "{}",
+        text(&out.stderr)
+    );
+}
