@@ -710,3 +710,771 @@ fn cni_plugin_problem(text: &str) -> Option<String> {
         )),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::admission::Reason;
+    use crate::meta::{ObjectMeta, OwnerReference};
+
+    fn smc(spec: serde_json::Value) -> SpiderMultusConfig {
+        SpiderMultusConfig::new("kube-system", "net1", serde_json::from_value(spec).unwrap())
+    }
+
+    fn with_annos(mut s: SpiderMultusConfig, annos: &[(&str, &str)]) -> SpiderMultusConfig {
+        for (k, v) in annos {
+            s.metadata.set_annotation(*k, *v);
+        }
+        s
+    }
+
+    fn defaulted(mut s: SpiderMultusConfig) -> SpiderMultusConfig {
+        mutate(&mut s);
+        s
+    }
+
+    fn check_in(s: SpiderMultusConfig, cluster: &ClusterState) -> Vec<FieldError> {
+        validate(Operation::Create, &defaulted(s), None, cluster)
+    }
+
+    fn check(s: SpiderMultusConfig) -> Vec<FieldError> {
+        check_in(s, &ClusterState::default())
+    }
+
+    #[track_caller]
+    fn assert_ok(errs: &[FieldError]) {
+        assert!(errs.is_empty(), "unexpected: {errs:?}");
+    }
+
+    #[track_caller]
+    fn assert_err(errs: &[FieldError], path: &str, reason: Reason, msg: &str) {
+        assert!(
+            errs.iter()
+                .any(|e| e.path == path && e.reason == reason && e.message.contains(msg)),
+            "expected {path}: {reason}: ..{msg}.. in {errs:?}"
+        );
+    }
+
+    fn macvlan(block: serde_json::Value) -> SpiderMultusConfig {
+        smc(json!({"cniType": "macvlan", "macvlan": block}))
+    }
+
+    // --- mutating webhook ---
+
+    #[test]
+    fn admission_smc_mutate_custom_default() {
+        let s = defaulted(smc(json!({"coordinator": {"mode": "underlay"}})));
+        assert_eq!(s.spec.cni_type.as_deref(), Some("custom"));
+        assert_eq!(s.spec.custom_cni.as_deref(), Some(""));
+        assert_eq!(s.spec.coordinator, None);
+        assert_eq!(s.spec.enable_coordinator, Some(false));
+        assert_eq!(s.spec.chain_cni_json_data.as_deref(), Some(&[][..]));
+        assert_eq!(s.spec.disable_ipam, Some(false));
+    }
+
+    #[test]
+    fn admission_smc_mutate_macvlan_and_absent_coordinator() {
+        let s = defaulted(macvlan(json!({
+            "master": ["a", "b"], "bond": {"name": "bond0", "mode": 1}
+        })));
+        let m = s.spec.macvlan.as_ref().unwrap();
+        assert_eq!((m.vlan_id, m.mtu), (Some(0), Some(0)));
+        assert_eq!(m.rdma_resource_name.as_deref(), Some(""));
+        assert_eq!(m.bond.as_ref().unwrap().options.as_deref(), Some(""));
+        assert_eq!(m.ippools, Some(empty_pools()));
+        assert_eq!(s.spec.enable_coordinator, Some(true));
+        let c = s.spec.coordinator.unwrap();
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            json!({"mode": "auto", "hijackCIDR": [], "policyRoutes": [], "podMACPrefix": "",
+                   "tunePodRoutes": true, "podDefaultRouteNIC": "", "podRPFilter": 0,
+                   "vethLinkAddress": ""})
+        );
+    }
+
+    #[test]
+    fn admission_smc_mutate_given_coordinator() {
+        let s = defaulted(macvlan(json!({"master": ["a"]})));
+        assert_eq!(s.spec.coordinator.as_ref().unwrap().tx_queue_len, None);
+        let mut s = macvlan(json!({"master": ["a"]}));
+        s.spec.coordinator = Some(serde_json::from_value(json!({"podCIDRType": "none"})).unwrap());
+        let c = defaulted(s).spec.coordinator.unwrap();
+        // The CRD default `true`, not the webhook's `false` (see default_coordinator).
+        assert_eq!(c.tune_pod_routes, Some(true));
+        assert_eq!(c.tx_queue_len, Some(0));
+        assert_eq!(c.host_rule_table, Some(500));
+        assert_eq!(c.pod_rp_filter, Some(0));
+        assert_eq!(c.mode.as_deref(), Some("auto"));
+        assert_eq!(c.veth_link_address, None);
+        assert_eq!(c.veth_mtu, None);
+    }
+
+    #[test]
+    fn admission_smc_mutate_per_type_defaults() {
+        let s = defaulted(smc(json!({"cniType": "vlan", "vlan": {"master": ["a"]}})));
+        let v = s.spec.vlan.unwrap();
+        assert_eq!(
+            (v.vlan_mode.as_deref(), v.vlan_id),
+            (Some("manual"), Some(0))
+        );
+        let s = defaulted(smc(
+            json!({"cniType": "vlan", "vlan": {"master": ["a"], "vlanMode": "auto"}}),
+        ));
+        assert_eq!(s.spec.vlan.unwrap().vlan_id, None);
+
+        let s = defaulted(smc(
+            json!({"cniType": "sriov", "sriov": {"ippools": {"ipv4": ["p"]}}}),
+        ));
+        let c = s.spec.sriov.unwrap();
+        assert_eq!((c.vlan_id, c.mtu), (Some(0), Some(0)));
+        assert_eq!((c.min_tx_rate_mbps, c.max_tx_rate_mbps), (Some(0), Some(0)));
+        assert_eq!(c.rdma_isolation, Some(false));
+        assert_eq!(c.resource_name.as_deref(), Some(""));
+        let pools = c.ippools.unwrap();
+        assert_eq!(pools.match_master_subnet, Some(false));
+        assert_eq!(pools.ipv4.unwrap(), ["p"]);
+
+        let s = defaulted(smc(json!({"cniType": "ib-sriov", "ibsriov": {}})));
+        let c = s.spec.ibsriov.unwrap();
+        assert_eq!(c.pkey.as_deref(), Some(""));
+        assert_eq!(c.link_state.as_deref(), Some("enable"));
+        assert_eq!(c.rdma_isolation, Some(true));
+        assert_eq!(c.enable_ib_kubernetes, Some(false));
+
+        let s = defaulted(smc(json!({"cniType": "ovs", "ovs": {"bridge": "br1"}})));
+        assert_eq!(s.spec.ovs.unwrap().vlan, Some(0));
+        let s = defaulted(smc(json!({"cniType": "ipoib", "ipoib": {"master": "ib0"}})));
+        assert_eq!(s.spec.ipoib.unwrap().ippools, Some(empty_pools()));
+    }
+
+    #[test]
+    fn admission_smc_mutate_inject_labels() {
+        let s = defaulted(with_annos(
+            macvlan(json!({"master": ["a"]})),
+            &[(ANNO_RDMA_RESOURCE_INJECT, "rdma-net"), ("other", "x")],
+        ));
+        assert_eq!(
+            s.metadata.label(ANNO_RDMA_RESOURCE_INJECT),
+            Some("rdma-net")
+        );
+        assert_eq!(s.metadata.label("other"), None);
+    }
+
+    // --- validating webhook: metadata and annotations ---
+
+    #[test]
+    fn admission_smc_name_required_and_delete_allowed() {
+        let mut s = macvlan(json!({"master": ["a"]}));
+        s.metadata.name = None;
+        assert_err(
+            &check(s.clone()),
+            "metadata.name",
+            Reason::Required,
+            "required",
+        );
+        assert_ok(&validate(
+            Operation::Delete,
+            &s,
+            None,
+            &ClusterState::default(),
+        ));
+        let mut s = macvlan(json!({"master": ["a"]}));
+        s.metadata.name = Some("Net_1".to_owned());
+        assert_err(&check(s), "metadata.name", Reason::Invalid, "RFC 1123");
+    }
+
+    #[test]
+    fn admission_smc_cr_name_immutable() {
+        let path = "metadata.annotations[multus.spidernet.io/cr-name]";
+        let old = defaulted(with_annos(
+            macvlan(json!({"master": ["a"]})),
+            &[(ANNO_MULTUS_CR_NAME, "nad-a")],
+        ));
+        let upd = |new: &SpiderMultusConfig, old: &SpiderMultusConfig| {
+            validate(Operation::Update, new, Some(old), &ClusterState::default())
+        };
+        let changed = with_annos(old.clone(), &[(ANNO_MULTUS_CR_NAME, "nad-b")]);
+        assert_err(
+            &upd(&changed, &old),
+            path,
+            Reason::Invalid,
+            "it's unsupported to change customized Multus net-attach-def resource name from 'nad-a' to 'nad-b'",
+        );
+        assert_ok(&upd(&old, &old));
+        let plain = defaulted(macvlan(json!({"master": ["a"]})));
+        assert_err(
+            &upd(&old, &plain),
+            path,
+            Reason::Invalid,
+            "it's unsupported to changed Multus net-attach-def 'net1' to customized name 'nad-a'",
+        );
+        // Removing it is not checked upstream either.
+        assert_ok(&upd(&plain, &old));
+    }
+
+    #[test]
+    fn admission_smc_cr_name_must_be_dns_subdomain() {
+        let s = with_annos(
+            macvlan(json!({"master": ["a"]})),
+            &[(ANNO_MULTUS_CR_NAME, "Bad_Name")],
+        );
+        assert_err(
+            &check(s),
+            "metadata.annotations[multus.spidernet.io/cr-name]",
+            Reason::Invalid,
+            "invalid custom net-attach-def resource name, err: [a lowercase RFC 1123 subdomain",
+        );
+    }
+
+    fn nad_meta(ns: &str, name: &str, owner: Option<&str>) -> ObjectMeta {
+        let mut m = ObjectMeta::named(name);
+        m.namespace = Some(ns.to_owned());
+        m.owner_references = owner.map(|o| {
+            vec![OwnerReference {
+                api_version: "spiderpool.spidernet.io/v2beta1".to_owned(),
+                kind: "SpiderMultusConfig".to_owned(),
+                name: o.to_owned(),
+                uid: "u".to_owned(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+                extra: serde_json::Map::new(),
+            }]
+        });
+        m
+    }
+
+    #[test]
+    fn admission_smc_nad_owned_by_another_smc() {
+        let cluster = ClusterState {
+            nads: vec![
+                nad_meta("kube-system", "net1", Some("other")),
+                nad_meta("kube-system", "free", None),
+                nad_meta("default", "taken", Some("x")),
+            ],
+            ..ClusterState::default()
+        };
+        assert_err(
+            &check_in(macvlan(json!({"master": ["a"]})), &cluster),
+            "metadata.name",
+            Reason::Invalid,
+            "the net-attach-def kube-system/net1 already exists and is managed by SpiderMultusConfig kube-system/other.",
+        );
+        // An unowned NAD is taken over; a same-named NAD in another namespace is irrelevant.
+        for target in ["free", "taken"] {
+            let s = with_annos(
+                macvlan(json!({"master": ["a"]})),
+                &[(ANNO_MULTUS_CR_NAME, target)],
+            );
+            assert_ok(&check_in(s, &cluster));
+        }
+        // Our own NAD is fine.
+        let cluster = ClusterState {
+            nads: vec![nad_meta("kube-system", "net1", Some("net1"))],
+            ..ClusterState::default()
+        };
+        assert_ok(&check_in(macvlan(json!({"master": ["a"]})), &cluster));
+    }
+
+    #[test]
+    fn admission_smc_nad_name_claimed_by_another_smc_in_cluster() {
+        let other = with_annos(
+            SpiderMultusConfig::new("kube-system", "first", Default::default()),
+            &[(ANNO_MULTUS_CR_NAME, "shared")],
+        );
+        let cluster = ClusterState {
+            multus_configs: vec![other],
+            ..ClusterState::default()
+        };
+        let s = with_annos(
+            macvlan(json!({"master": ["a"]})),
+            &[(ANNO_MULTUS_CR_NAME, "shared")],
+        );
+        assert_err(
+            &check_in(s, &cluster),
+            "metadata.annotations[multus.spidernet.io/cr-name]",
+            Reason::Invalid,
+            "already exists and is managed by SpiderMultusConfig kube-system/first.",
+        );
+    }
+
+    #[test]
+    fn admission_smc_cni_version() {
+        for v in ["0.3.0", "0.3.1", "0.4.0", "1.0.0"] {
+            let s = with_annos(
+                macvlan(json!({"master": ["a"]})),
+                &[(ANNO_MULTUS_CNI_VERSION, v)],
+            );
+            assert_ok(&check(s));
+        }
+        let s = with_annos(
+            macvlan(json!({"master": ["a"]})),
+            &[(ANNO_MULTUS_CNI_VERSION, "1.1.0")],
+        );
+        assert_err(
+            &check(s),
+            "metadata.annotations[multus.spidernet.io/cni-version]",
+            Reason::Invalid,
+            "unsupported CNI version 1.1.0",
+        );
+    }
+
+    // --- validating webhook: per-type rules ---
+
+    #[test]
+    fn admission_smc_cni_type_and_required_block() {
+        assert_err(
+            &check(smc(json!({"cniType": "bridge"}))),
+            "spec.cniType",
+            Reason::NotSupported,
+            "\"bridge\": supported values:",
+        );
+        for (t, key) in [
+            ("macvlan", "macvlan"),
+            ("ipvlan", "ipvlan"),
+            ("vlan", "vlan"),
+            ("sriov", "sriov"),
+            ("ib-sriov", "ibsriov"),
+            ("ipoib", "ipoib"),
+            ("ovs", "ovs"),
+        ] {
+            assert_err(
+                &check(smc(json!({"cniType": t}))),
+                &format!("spec.{key}"),
+                Reason::Required,
+                &format!("no spec.{key} specified"),
+            );
+        }
+        let mut raw = macvlan(json!({"master": ["a"]}));
+        raw.spec.cni_type = None;
+        let errs = validate(Operation::Create, &raw, None, &ClusterState::default());
+        assert_err(
+            &errs,
+            "spec.cniType",
+            Reason::Required,
+            "CniType must not be nil",
+        );
+    }
+
+    #[test]
+    fn admission_smc_vlan_like_rules() {
+        for t in ["macvlan", "ipvlan", "vlan"] {
+            let mk = |block: serde_json::Value| smc(json!({"cniType": t, t: block}));
+            assert_ok(&check(mk(
+                json!({"master": ["a"], "vlanID": 4094, "mtu": 9000}),
+            )));
+            assert_err(
+                &check(mk(json!({"master": ["a"], "vlanID": 4095}))),
+                &format!("spec.{t}.vlanID"),
+                Reason::Invalid,
+                "invalid vlanId 4095, please make sure vlanId in range [0,4094]",
+            );
+            assert_err(
+                &check(mk(json!({"master": ["a"], "vlanID": -1}))),
+                &format!("spec.{t}.vlanID"),
+                Reason::Invalid,
+                "invalid vlanId -1",
+            );
+            assert_err(
+                &check(mk(json!({"master": ["a"], "mtu": -1}))),
+                &format!("spec.{t}.mtu"),
+                Reason::Invalid,
+                "MTU must be greater than or equal to 0",
+            );
+            assert_err(
+                &check(mk(json!({"master": []}))),
+                &format!("spec.{t}.master"),
+                Reason::Invalid,
+                "master can't be empty",
+            );
+            assert_err(
+                &check(mk(json!({"master": ["a", "b"]}))),
+                &format!("spec.{t}.bond"),
+                Reason::Invalid,
+                "the bond property is nil with multiple Interfaces",
+            );
+            assert_err(
+                &check(mk(
+                    json!({"master": ["a", "b"], "bond": {"name": "", "mode": 1}}),
+                )),
+                &format!("spec.{t}.bond.name"),
+                Reason::Invalid,
+                "bond name can't be empty",
+            );
+            assert_err(
+                &check(mk(
+                    json!({"master": ["a", "b"], "bond": {"name": "b0", "mode": 7}}),
+                )),
+                &format!("spec.{t}.bond.mode"),
+                Reason::Invalid,
+                "must be in range [0,6]",
+            );
+            assert_ok(&check(mk(
+                json!({"master": ["a", "b"], "bond": {"name": "b0", "mode": 6}}),
+            )));
+            assert_err(
+                &check(mk(
+                    json!({"master": ["a"], "ippools": {"matchMasterSubnet": true}}),
+                )),
+                &format!("spec.{t}.ippools.matchMasterSubnet"),
+                Reason::Invalid,
+                &format!("MatchMasterSubnet feature is not supported for {t}"),
+            );
+        }
+    }
+
+    #[test]
+    fn admission_smc_other_blocks_forbidden() {
+        let s = smc(json!({"cniType": "macvlan", "macvlan": {"master": ["a"]},
+                           "sriov": {"resourceName": "r"}}));
+        assert_err(
+            &check(s),
+            "spec.cniType",
+            Reason::Forbidden,
+            "the cniType macvlan only supports spec.macvlan, please remove other CNI configs",
+        );
+        let s = smc(
+            json!({"cniType": "ib-sriov", "ibsriov": {"resourceName": "r"},
+                           "customCNI": ""}),
+        );
+        assert_err(
+            &check(s),
+            "spec.cniType",
+            Reason::Forbidden,
+            "the cniType ib-sriov only supports spec.ibsriov",
+        );
+        let s = smc(json!({"cniType": "custom", "ovs": {"bridge": "br"}}));
+        assert_err(
+            &check(s),
+            "spec.cniType",
+            Reason::Forbidden,
+            "the cniType custom only supports spec.customCNI, please remove other CNI configs",
+        );
+    }
+
+    #[test]
+    fn admission_smc_vlan_mode() {
+        let mk = |block: serde_json::Value| smc(json!({"cniType": "vlan", "vlan": block}));
+        assert_ok(&check(mk(json!({"master": ["a"], "vlanMode": "auto"}))));
+        assert_err(
+            &check(mk(
+                json!({"master": ["a"], "vlanMode": "auto", "vlanID": 5}),
+            )),
+            "spec.vlan.vlanID",
+            Reason::Forbidden,
+            "vlanId must not be specified when vlanMode is auto",
+        );
+        assert_err(
+            &check(mk(json!({"master": ["a"], "vlanMode": "trunk"}))),
+            "spec.vlan.vlanMode",
+            Reason::NotSupported,
+            r#""trunk": supported values: "manual", "auto""#,
+        );
+        // Only reachable without defaulting (the webhook fills vlanID 0 in manual mode).
+        let raw = mk(json!({"master": ["a"], "vlanMode": "manual"}));
+        let errs = validate(Operation::Create, &raw, None, &ClusterState::default());
+        assert_err(
+            &errs,
+            "spec.vlan.vlanID",
+            Reason::Required,
+            "vlanId must not be nil when vlanMode is manual",
+        );
+    }
+
+    #[test]
+    fn admission_smc_sriov_and_ib_sriov() {
+        let mk = |block: serde_json::Value| smc(json!({"cniType": "sriov", "sriov": block}));
+        assert_ok(&check(mk(json!({"resourceName": "r", "minTxRateMbps": 10,
+                                    "maxTxRateMbps": 10,
+                                    "ippools": {"matchMasterSubnet": true}}))));
+        assert_err(
+            &check(mk(json!({}))),
+            "spec.sriov.resourceName",
+            Reason::Required,
+            "no spec.sriov.resourceName specified",
+        );
+        assert_err(
+            &check(mk(
+                json!({"resourceName": "r", "minTxRateMbps": 100, "maxTxRateMbps": 10}),
+            )),
+            "spec.sriov.minTxRateMbps",
+            Reason::Invalid,
+            "minTxRateMbps must be less than maxTxRateMbps",
+        );
+        assert_err(
+            &check(mk(json!({"resourceName": "r", "vlanID": 4095, "mtu": -5}))),
+            "spec.sriov.mtu",
+            Reason::Invalid,
+            "MTU must be greater than or equal to 0",
+        );
+        assert_err(
+            &check(mk(json!({"resourceName": "r", "vlanID": 4095}))),
+            "spec.sriov.vlanID",
+            Reason::Invalid,
+            "invalid vlanId 4095",
+        );
+
+        let mk = |block: serde_json::Value| smc(json!({"cniType": "ib-sriov", "ibsriov": block}));
+        assert_ok(&check(mk(
+            json!({"resourceName": "r", "linkState": "auto"}),
+        )));
+        assert_err(
+            &check(mk(json!({"resourceName": ""}))),
+            "spec.ibsriov.resourceName",
+            Reason::Required,
+            "no spec.ibsriov.resourceName specified",
+        );
+        assert_err(
+            &check(mk(json!({"resourceName": "r", "linkState": "up"}))),
+            "spec.ibsriov.linkState",
+            Reason::NotSupported,
+            "\"up\"",
+        );
+    }
+
+    #[test]
+    fn admission_smc_ipoib_master() {
+        assert_ok(&check(smc(
+            json!({"cniType": "ipoib", "ipoib": {"master": "ib0"}}),
+        )));
+        assert_err(
+            &check(smc(json!({"cniType": "ipoib", "ipoib": {}}))),
+            "spec.ipoib.master",
+            Reason::Required,
+            "no spec.ipoib.master specified",
+        );
+    }
+
+    #[test]
+    fn admission_smc_ovs() {
+        let mk = |block: serde_json::Value| smc(json!({"cniType": "ovs", "ovs": block}));
+        assert_ok(&check(mk(json!({"bridge": "br1", "vlan": 4094,
+            "trunk": [{"minID": 0, "maxID": 4094}, {"id": 4094}, {"minID": 7}]}))));
+        assert_err(
+            &check(mk(json!({"bridge": ""}))),
+            "spec.ovs.bridge",
+            Reason::Required,
+            "no spec.ovs.bridge specified",
+        );
+        assert_err(
+            &check(mk(json!({"bridge": "br1", "vlan": 4095}))),
+            "spec.ovs.vlan",
+            Reason::Invalid,
+            "invalid vlanId 4095",
+        );
+        let errs = check(mk(json!({"bridge": "br1", "trunk": [
+            {"minID": 4095}, {"maxID": 5000}, {"minID": 20, "maxID": 10}, {"id": 4095}
+        ]})));
+        assert_err(
+            &errs,
+            "spec.ovs.trunk[0].minID",
+            Reason::Invalid,
+            "incorrect trunk minID parameter",
+        );
+        assert_err(
+            &errs,
+            "spec.ovs.trunk[1].maxID",
+            Reason::Invalid,
+            "incorrect trunk maxID parameter",
+        );
+        assert_err(
+            &errs,
+            "spec.ovs.trunk[2]",
+            Reason::Invalid,
+            "minID is greater than maxID in trunk parameter",
+        );
+        assert_err(
+            &errs,
+            "spec.ovs.trunk[3].id",
+            Reason::Invalid,
+            "incorrect trunk id parameter",
+        );
+        let s = with_annos(
+            mk(json!({"bridge": "br1"})),
+            &[(ANNO_NETWORK_RESOURCE_INJECT, "x")],
+        );
+        assert_err(
+            &check(s),
+            "metadata.annotations",
+            Reason::Forbidden,
+            "the cniType ovs does not support RDMA resource or network resource injected",
+        );
+    }
+
+    #[test]
+    fn admission_smc_custom() {
+        assert_ok(&check(smc(
+            json!({"cniType": "custom", "customCNI": "{\"type\":\"x\"}"}),
+        )));
+        assert_ok(&check(smc(json!({"cniType": "custom"}))));
+        assert_err(
+            &check(smc(json!({"cniType": "custom", "customCNI": "{not json"}))),
+            "spec.customCNI",
+            Reason::Forbidden,
+            "customCniConfig isn't a valid JSON encoding",
+        );
+        let s = with_annos(
+            smc(json!({"cniType": "custom"})),
+            &[(ANNO_RDMA_RESOURCE_INJECT, "x")],
+        );
+        assert_err(
+            &check(s),
+            "metadata.annotations",
+            Reason::Forbidden,
+            "the cniType custom does not support",
+        );
+    }
+
+    #[test]
+    fn admission_smc_rdma_resource_inject() {
+        let id = "spidermultusconfig kube-system/net1";
+        let anno = [(ANNO_RDMA_RESOURCE_INJECT, "rdma-net")];
+        let s = with_annos(
+            macvlan(json!({"master": ["a"], "ippools": {"ipv4": ["p"]}})),
+            &anno,
+        );
+        assert_err(
+            &check(s),
+            "spec.macvlan.rdmaResourceName",
+            Reason::Invalid,
+            &format!("rdmaResourceName can not empty for {id}"),
+        );
+        let s = with_annos(
+            macvlan(json!({"master": ["a"], "rdmaResourceName": "r"})),
+            &anno,
+        );
+        assert_err(
+            &check(s),
+            "spec.macvlan.ippools",
+            Reason::Invalid,
+            &format!("no any ippools configured for {id}"),
+        );
+        let s = with_annos(
+            macvlan(json!({"master": ["a"], "rdmaResourceName": "r", "ippools": {"ipv6": ["p"]}})),
+            &anno,
+        );
+        assert_ok(&check(s));
+        // sriov uses resourceName, ipoib its master.
+        let s = with_annos(
+            smc(json!({"cniType": "sriov", "sriov": {"resourceName": "r"}})),
+            &anno,
+        );
+        assert_err(
+            &check(s),
+            "spec.sriov.ippools",
+            Reason::Invalid,
+            "no any ippools",
+        );
+        let s = with_annos(
+            smc(
+                json!({"cniType": "ipoib", "ipoib": {"master": "ib0", "ippools": {"ipv4": ["p"]}}}),
+            ),
+            &anno,
+        );
+        assert_ok(&check(s));
+    }
+
+    #[test]
+    fn admission_smc_network_resource_inject() {
+        let anno = [(ANNO_NETWORK_RESOURCE_INJECT, "net")];
+        // No resource: nothing to check.
+        assert_ok(&check(with_annos(macvlan(json!({"master": ["a"]})), &anno)));
+        let s = with_annos(
+            smc(json!({"cniType": "ib-sriov", "ibsriov": {"resourceName": "r"}})),
+            &anno,
+        );
+        assert_err(
+            &check(s),
+            "spec.ibsriov.ippools",
+            Reason::Invalid,
+            "no any ippools configured for spidermultusconfig kube-system/net1",
+        );
+    }
+
+    #[test]
+    fn admission_smc_coordinator_spec() {
+        let mut s = macvlan(json!({"master": ["a"]}));
+        s.spec.coordinator = Some(
+            serde_json::from_value(json!({"podMACPrefix": "01:00", "mode": "disable",
+                                          "hijackCIDR": ["x"], "podRPFilter": 5}))
+            .unwrap(),
+        );
+        let errs = check(s);
+        assert_err(
+            &errs,
+            "spec.coordinator.podMACPrefix",
+            Reason::Invalid,
+            "not a unicast MAC",
+        );
+        assert_err(
+            &errs,
+            "spec.coordinator.hijackCIDR[0]",
+            Reason::Invalid,
+            "\"x\"",
+        );
+        assert_err(
+            &errs,
+            "spec.coordinator.podRPFilter",
+            Reason::NotSupported,
+            "5:",
+        );
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        // podCIDRType is optional here.
+        let mut s = macvlan(json!({"master": ["a"]}));
+        s.spec.coordinator = Some(serde_json::from_value(json!({"mode": "disabled"})).unwrap());
+        assert_ok(&check(s));
+    }
+
+    #[test]
+    fn admission_smc_chain_cni_json_data() {
+        let mk = |entries: &[&str]| {
+            smc(json!({"cniType": "macvlan", "macvlan": {"master": ["a"]},
+                       "chainCNIJsonData": entries}))
+        };
+        assert_ok(&check(mk(&[
+            r#"{"type":"tuning","mtu":1500}"#,
+            r#"{"type":"sbr"}"#,
+        ])));
+        let errs = check(mk(&[
+            r#"{"type":"sbr"}"#,
+            r#"{"name":"x"}"#,
+            "{nope",
+            "[1]",
+            r#"{"type":7}"#,
+            r#"{"type":""}"#,
+        ]));
+        assert_err(
+            &errs,
+            "spec.chainCNIJsonData[1]",
+            Reason::Forbidden,
+            r#"invalid {"name":"x"}: error parsing configuration: missing 'type'"#,
+        );
+        assert_err(
+            &errs,
+            "spec.chainCNIJsonData[2]",
+            Reason::Forbidden,
+            "invalid {nope: error parsing configuration:",
+        );
+        assert_err(
+            &errs,
+            "spec.chainCNIJsonData[3]",
+            Reason::Forbidden,
+            "cannot unmarshal array into Go value of type types.NetConf",
+        );
+        assert_err(
+            &errs,
+            "spec.chainCNIJsonData[4]",
+            Reason::Forbidden,
+            "cannot unmarshal number into Go struct field NetConf.type of type string",
+        );
+        assert_err(
+            &errs,
+            "spec.chainCNIJsonData[5]",
+            Reason::Forbidden,
+            "missing 'type'",
+        );
+        assert_eq!(errs.len(), 5, "{errs:?}");
+    }
+}
