@@ -9,12 +9,14 @@
 //! | [`admission`] | the mutating and validating webhooks as pure functions |
 //! | [`multus`] | SpiderMultusConfig to NetworkAttachmentDefinition rendering |
 //! | [`coordinator`] | the coordinator's policy-routing plan, as data |
+//! | [`agentapi`] | the spiderpool-agent HTTP API (requests and answers on its UNIX socket) |
 //! | [`cni`] | CNI spec types: configs, results in every version 0.3.0..1.1.0, error codes |
 //!
 //! Everything here is plain data in, plain data out, so it runs the same inside the
 //! agent, a CNI plugin, the controller or an offline CLI.
 
 pub mod admission;
+pub mod agentapi;
 pub mod cni;
 pub mod coordinator;
 pub mod error;
