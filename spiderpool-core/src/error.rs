@@ -246,4 +246,11 @@ pub enum Error {
         reason: String,
     },
     // --- end coordinator ---
+
+    // --- cni (owned by src/cni) ---
+    /// A CNI protocol failure (environment, network configuration, version negotiation or
+    /// result conversion), carrying its CNI error code.
+    #[error("CNI error {}: {}", .0.code, .0)]
+    Cni(Box<crate::cni::CniError>),
+    // --- end cni ---
 }
