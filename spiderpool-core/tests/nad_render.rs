@@ -71,8 +71,15 @@ fn nad_seed_calico_quickstart() {
     // No namespace in the seed: kubectl would put it in `default`.
     assert_eq!(nad.metadata.namespace.as_deref(), Some("default"));
     assert_eq!(nad.metadata.annotations, None);
+    // Never applied, so no uid: no owner reference (an empty uid would be refused).
+    assert_eq!(nad.metadata.owner_references, None);
+    // Once the apiserver gave the SMC a uid, the NAD is owned by it.
+    let text = fixture("seed-smc-macvlan.yaml")
+        .replace("  name: macvlan-ens192\n", "  name: macvlan-ens192\n  uid: 3f902f46-d9d4\n");
+    let nad = render_one(&text);
     let owners = nad.metadata.owner_references.as_ref().unwrap();
     assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].uid, "3f902f46-d9d4");
     let o = &owners[0];
     assert_eq!(o.api_version, "spiderpool.spidernet.io/v2beta1");
     assert_eq!(o.kind, "SpiderMultusConfig");

@@ -49,7 +49,8 @@ pub fn nad_namespace(smc: &SpiderMultusConfig) -> &str {
 ///   ([`DEFAULT_NAMESPACE`] when unset);
 /// * annotations: all of the SMC's, plus `k8s.v1.cni.cncf.io/resourceName` for sriov,
 ///   ib-sriov and ovs with a `deviceID`;
-/// * a controller owner reference to the SMC (its `uid` when known, else empty);
+/// * a controller owner reference to the SMC when its `uid` is known (offline renders of an
+///   SMC never applied have none, and get no owner reference);
 /// * `spec.config`: `{"cniVersion","name","plugins":[...]}` with upstream's exact key order,
 ///   or `customCNI` verbatim for `cniType: custom` (absent when empty).
 ///
@@ -91,20 +92,27 @@ pub fn render_nad(smc: &SpiderMultusConfig) -> Result<NetworkAttachmentDefinitio
         Some(go_html_escape(&text))
     };
 
-    let owner = OwnerReference {
-        api_version: API_VERSION.to_owned(),
-        kind: MULTUSCONFIG.kind.to_owned(),
-        name: smc_name.to_owned(),
-        uid: smc.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-        extra: Map::new(),
-    };
+    // An owner reference needs the SMC's uid; offline (no uid yet) it is left out rather
+    // than written with an empty uid, which the apiserver would refuse.
+    let owner = smc
+        .metadata
+        .uid
+        .as_deref()
+        .filter(|uid| !uid.is_empty())
+        .map(|uid| OwnerReference {
+            api_version: API_VERSION.to_owned(),
+            kind: MULTUSCONFIG.kind.to_owned(),
+            name: smc_name.to_owned(),
+            uid: uid.to_owned(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+            extra: Map::new(),
+        });
     let metadata = ObjectMeta {
         name: Some(name),
         namespace: Some(namespace.to_owned()),
         annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: Some(vec![owner]),
+        owner_references: owner.map(|o| vec![o]),
         ..ObjectMeta::default()
     };
     let mut nad = NetworkAttachmentDefinition::new(metadata);
