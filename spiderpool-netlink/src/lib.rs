@@ -15,6 +15,8 @@
 //! | [`rule`] | `ip rule` | add exclusively (exists = done), delete by full match, dump |
 //! | [`neigh`] | `ip neigh` | add/replace permanent entries, delete, dump |
 //! | [`sysctl`] | `sysctl` | `/proc/sys` read, compare, write (inside the netns) |
+//! | [`mark`] | `nft` | the reply-via-veth connection marking |
+//! | [`apply()`], [`read()`], [`verify()`], [`teardown()`] | | plans: all-or-nothing apply, read back, drift, best-effort DEL |
 //!
 //! ```no_run
 //! use spiderpool_netlink::{NetNs, link};
@@ -27,21 +29,29 @@
 //! ```
 
 pub mod addr;
+mod apply;
 mod error;
 pub mod fake;
 pub mod link;
+pub mod mark;
 pub mod msg;
 pub mod neigh;
 pub mod netns;
+mod read;
 pub mod route;
 pub mod rule;
 pub mod socket;
 pub mod sysctl;
+mod verify;
 
+pub use apply::{ApplyReport, Target, apply, teardown};
 pub use error::{Error, Result};
+pub use link::LinkNames;
 pub use msg::RouteNetlink;
 pub use netns::NetNs;
+pub use read::{read, read_host};
 pub use socket::NetlinkSocket;
+pub use verify::{Drift, DriftKind, verify};
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //!
 //! This is the only public module that names `netlink-packet-route` / `netlink-packet-core`
 //! types; the typed operations ([`crate::link`], [`crate::route`], ...) and the plan functions
-//! (`apply`, `read`, `verify`) take and return
+//! ([`crate::apply()`], [`crate::read()`], [`crate::verify()`]) take and return
 //! `spiderpool-core` types. Those crates change their API often (see `docs/netlink.md`), so
 //! keeping them here limits an upgrade to this module, the builders and the fake's tests.
 

@@ -455,3 +455,97 @@ fn neighbours_permanent_replace_and_delete() {
     assert_eq!(n.dev, "eth0");
     assert_eq!(n.lladdr, Some(mac("ee:ee:ee:ee:ee:ee")));
 }
+
+#[test]
+fn applying_a_plan_sends_exact_messages_and_rolls_back_what_it_added() {
+    use crate::fake::FakeSysctl;
+    use spiderpool_core::coordinator::{NetnsPlan, RouteOrigin, Step};
+
+    let r = Rule::from_addr(ip("10.6.212.145"), 101).at(32765);
+    let existing = Route::new("10.6.0.0/16".parse().unwrap(), "eth0").in_table(500);
+    let failing = Route::new("0.0.0.0/0".parse().unwrap(), "eth0")
+        .via(ip("10.6.0.1"))
+        .in_table(101);
+    let plan = NetnsPlan {
+        steps: vec![
+            Step::Sysctl {
+                key: "net.ipv4.conf.all.rp_filter".into(),
+                value: "0".into(),
+            },
+            Step::AddRule(r.clone()),
+            Step::AddRoute {
+                route: existing,
+                origin: RouteOrigin::New,
+            },
+            Step::AddRoute {
+                route: failing,
+                origin: RouteOrigin::New,
+            },
+        ],
+    };
+    let mut nl = RecordingNetlink::new();
+    nl.reply(vec![link_msg(1, "lo", true), link_msg(2, "eth0", true)]) // link dump
+        .ack() // rule added
+        .fail(17) // the table-500 route already exists: done, nothing to undo
+        .fail(22); // the table-101 route fails
+    let mut sys = FakeSysctl::default();
+    sys.values
+        .insert("net.ipv4.conf.all.rp_filter".into(), "1".into());
+    let mut target = crate::Target {
+        netlink: &mut nl,
+        sysctl: &mut sys,
+        peer_netns: None,
+        marker: None,
+    };
+    let err = crate::apply(&plan, &mut target).unwrap_err();
+    let Error::Step {
+        index,
+        step,
+        rollback_errors,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*index, 3);
+    assert_eq!(step, "ip route add default via 10.6.0.1 dev eth0 table 101");
+    assert!(rollback_errors.is_empty());
+    assert_eq!(err.errno(), Some(22));
+
+    let kinds: Vec<(u16, &str)> = nl
+        .sent
+        .iter()
+        .map(|s| {
+            let k = match &s.msg {
+                RouteNetlinkMessage::GetLink(_) => "GetLink",
+                RouteNetlinkMessage::NewRule(_) => "NewRule",
+                RouteNetlinkMessage::DelRule(_) => "DelRule",
+                RouteNetlinkMessage::NewRoute(_) => "NewRoute",
+                _ => "other",
+            };
+            (s.flags, k)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (DUMP, "GetLink"),
+            (ADD_EXCL, "NewRule"),
+            (ADD_EXCL, "NewRoute"),
+            (ADD_EXCL, "NewRoute"),
+            (PLAIN, "DelRule"), // rollback of the rule; the pre-existing route stays
+        ]
+    );
+    assert_eq!(
+        nl.sent[4].msg,
+        RouteNetlinkMessage::DelRule(rule::rule_msg(&r))
+    );
+    // The sysctl was written and then restored.
+    assert_eq!(
+        sys.writes,
+        [
+            ("net.ipv4.conf.all.rp_filter".to_string(), "0".to_string()),
+            ("net.ipv4.conf.all.rp_filter".to_string(), "1".to_string()),
+        ]
+    );
+}
