@@ -74,8 +74,10 @@ fn nad_seed_calico_quickstart() {
     // Never applied, so no uid: no owner reference (an empty uid would be refused).
     assert_eq!(nad.metadata.owner_references, None);
     // Once the apiserver gave the SMC a uid, the NAD is owned by it.
-    let text = fixture("seed-smc-macvlan.yaml")
-        .replace("  name: macvlan-ens192\n", "  name: macvlan-ens192\n  uid: 3f902f46-d9d4\n");
+    let text = fixture("seed-smc-macvlan.yaml").replace(
+        "  name: macvlan-ens192\n",
+        "  name: macvlan-ens192\n  uid: 3f902f46-d9d4\n",
+    );
     let nad = render_one(&text);
     let owners = nad.metadata.owner_references.as_ref().unwrap();
     assert_eq!(owners.len(), 1);

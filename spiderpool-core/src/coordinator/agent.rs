@@ -112,7 +112,10 @@ status:
             a.overlay_pod_cidr.as_deref(),
             Some(&["10.222.64.0/18".to_owned(), "10.223.64.0/18".to_owned()][..])
         );
-        assert_eq!(a.service_cidr.as_deref(), Some(&["10.233.0.0/18".to_owned()][..]));
+        assert_eq!(
+            a.service_cidr.as_deref(),
+            Some(&["10.233.0.0/18".to_owned()][..])
+        );
         assert_eq!(a.host_rule_table, Some(500));
         assert_eq!(a.pod_default_route_nic.as_deref(), Some(""));
         // And it merges into a usable config.
@@ -131,14 +134,18 @@ status:
 
     #[test]
     fn not_ready_coordinator_is_refused_with_its_reason() {
-        let yaml = SEED
-            .replace("PHASE", "NotReady")
-            .replace("status:\n", "status:\n  reason: No kube-controller-manager pod found\n");
+        let yaml = SEED.replace("PHASE", "NotReady").replace(
+            "status:\n",
+            "status:\n  reason: No kube-controller-manager pod found\n",
+        );
         let err = AgentCoordinatorConfig::from_spider_coordinator(&coordinator(&yaml), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("default"), "{err}");
         assert!(err.contains("NotReady"), "{err}");
-        assert!(err.contains("No kube-controller-manager pod found"), "{err}");
+        assert!(
+            err.contains("No kube-controller-manager pod found"),
+            "{err}"
+        );
     }
 }
