@@ -1,0 +1,937 @@
+//! A tiny synchronous client of the spiderpool-agent API (HTTP/1.1 + JSON on a UNIX socket).
+//!
+//! One request per connection (`Connection: close`), as upstream's plugins do (keep-alive off):
+//! a plugin makes two or three requests in its whole life, so pooling buys nothing.
+//!
+//! Requests carry `Host: localhost`, `Accept` and `Content-Type: application/json`, and, with a
+//! body, `Content-Length` and the JSON followed by a newline (what Go's `json.Encoder` sends).
+//! Responses are read by `Content-Length`, by `Transfer-Encoding: chunked` (a hyper-based agent
+//! chunks when it streams), or until EOF; interim `1xx` responses are skipped.
+//!
+//! Response heads are parsed with `httparse`: it has no dependencies, is the parser hyper uses,
+//! and gets the corner cases (obsolete line folding, bad header bytes) right, which a hand
+//! parser would have to re-learn. Chunk sizes use its `parse_chunk_size` too.
+//!
+//! ```no_run
+//! use spiderpool_plugin_support::AgentClient;
+//!
+//! let client = AgentClient::new("/var/run/spidernet/spiderpool.sock");
+//! client.healthy()?;
+//! # Ok::<(), spiderpool_plugin_support::ClientError>(())
+//! ```
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use spiderpool_core::agentapi::{
+    GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+    PATH_COORDINATOR_CONFIG, PATH_HEALTHY, PATH_IP, PATH_IPS, PATH_WORKLOAD_ENDPOINT,
+};
+use spiderpool_core::cni::{CniError, ERR_INTERNAL, ERR_TRY_AGAIN_LATER};
+use spiderpool_core::coordinator::AgentCoordinatorConfig;
+use spiderpool_core::objects::SpiderEndpointStatus;
+
+/// Upstream's plugins give the agent 100 s per IPAM request (allocation may wait on the
+/// apiserver and on a per-pool queue).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
+/// Connecting to a local socket is immediate unless the agent's accept backlog is full.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The health check should answer at once; a hung agent should not stall a pod for 100 s.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Responses larger than this are refused (the agent's answers are a few KiB).
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
+const MAX_HEADERS: usize = 64;
+
+/// Why a request to the agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be connected (missing, refused, permission...): the agent is not
+    /// running, or not yet.
+    #[error("spiderpool-agent is unreachable at {}: {source}", socket.display())]
+    Unreachable {
+        /// The socket path.
+        socket: PathBuf,
+        /// The connect error.
+        source: io::Error,
+    },
+    /// Connecting, sending or waiting for the answer took longer than allowed.
+    #[error("spiderpool-agent at {} did not answer {what} within {}s", socket.display(), timeout.as_secs_f64())]
+    Timeout {
+        /// The socket path.
+        socket: PathBuf,
+        /// The request (`POST /v1/ipam/ip`...).
+        what: String,
+        /// The limit that was hit.
+        timeout: Duration,
+    },
+    /// The connection broke during the exchange (reset, EOF before the end of the answer).
+    #[error("spiderpool-agent at {} broke off {what}: {source}", socket.display())]
+    Io {
+        /// The socket path.
+        socket: PathBuf,
+        /// The request.
+        what: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The agent answered with a non-2xx status. `message` is the JSON string body (upstream's
+    /// error format), else the raw body, else the status text.
+    #[error("{message}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The agent's message.
+        message: String,
+    },
+    /// The answer is not HTTP, or its JSON does not match the API.
+    #[error("invalid answer from spiderpool-agent to {what}: {reason}")]
+    BadResponse {
+        /// The request.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the failure is transient (agent not there, slow or restarting): the runtime
+    /// should retry, so it maps to CNI code 11.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::Timeout { .. } | ClientError::Io { .. }
+        )
+    }
+
+    /// The CNI error: code 11 (try again later) for transient failures, else 999 with
+    /// `prefix` before the message (upstream writes e.g. `spiderpool IP allocation error: `).
+    pub fn to_cni(&self, prefix: &str) -> CniError {
+        if self.is_transient() {
+            CniError::new(ERR_TRY_AGAIN_LATER, format!("{self}; try again later"))
+        } else {
+            CniError::new(ERR_INTERNAL, format!("{prefix}{self}"))
+        }
+    }
+}
+
+impl From<ClientError> for CniError {
+    fn from(e: ClientError) -> Self {
+        e.to_cni("")
+    }
+}
+
+/// A raw answer: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+/// A client of one agent socket. Cheap to create; each call opens its own connection.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    socket: PathBuf,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    health_timeout: Duration,
+}
+
+impl AgentClient {
+    /// A client of the agent listening on `socket`, with upstream's timeouts.
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            socket: socket.into(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            health_timeout: DEFAULT_HEALTH_TIMEOUT,
+        }
+    }
+
+    /// The same client with every timeout (connect, health check, request) capped at
+    /// `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = self.connect_timeout.min(timeout);
+        self.health_timeout = self.health_timeout.min(timeout);
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `GET /v1/ipam/healthy`: `Ok` on a 2xx answer.
+    pub fn healthy(&self) -> Result<(), ClientError> {
+        self.expect_ok(self.request("GET", PATH_HEALTHY, None, self.health_timeout)?)
+            .map(drop)
+    }
+
+    /// `POST /v1/ipam/ip`: allocate this NIC's addresses.
+    pub fn post_ip(&self, args: &IpamAddArgs) -> Result<IpamAddResponse, ClientError> {
+        self.call_json("POST", PATH_IP, Some(args))
+    }
+
+    /// `DELETE /v1/ipam/ip`: release this NIC's addresses.
+    pub fn delete_ip(&self, args: &IpamDelArgs) -> Result<(), ClientError> {
+        let body = encode(args, "DELETE", PATH_IP)?;
+        let raw = self.request("DELETE", PATH_IP, Some(&body), self.request_timeout)?;
+        self.expect_ok(raw).map(drop)
+    }
+
+    /// `DELETE /v1/ipam/ips`: release every address of a pod (after an IP conflict).
+    pub fn delete_ips(&self, args: &IpamBatchDelArgs) -> Result<(), ClientError> {
+        let body = encode(args, "DELETE", PATH_IPS)?;
+        let raw = self.request("DELETE", PATH_IPS, Some(&body), self.request_timeout)?;
+        self.expect_ok(raw).map(drop)
+    }
+
+    /// `GET /v1/coordinator/config` with the pod as a JSON body (as upstream sends it).
+    pub fn coordinator_config(
+        &self,
+        args: &GetCoordinatorArgs,
+    ) -> Result<AgentCoordinatorConfig, ClientError> {
+        self.call_json("GET", PATH_COORDINATOR_CONFIG, Some(args))
+    }
+
+    /// `GET /v1/workloadendpoint?podNamespace=..&podName=..`: the pod's SpiderEndpoint status.
+    pub fn workload_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<SpiderEndpointStatus, ClientError> {
+        let path = format!(
+            "{PATH_WORKLOAD_ENDPOINT}?podNamespace={}&podName={}",
+            query_escape(namespace),
+            query_escape(name)
+        );
+        self.call_json::<(), _>("GET", &path, None)
+    }
+
+    /// Sends `body` (already JSON) and returns the raw answer, whatever its status.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<RawResponse, ClientError> {
+        let what = format!("{method} {path}");
+        let deadline = Instant::now() + timeout;
+        let mut stream = self.connect(&what)?;
+        let io_err = |e: io::Error| self.io_error(&what, timeout, e);
+        stream
+            .set_write_timeout(Some(remaining(deadline)))
+            .map_err(io_err)?;
+        stream
+            .write_all(&request_bytes(method, path, body))
+            .map_err(io_err)?;
+        let mut reader = DeadlineReader { stream, deadline };
+        match read_response(&mut reader) {
+            Ok(raw) => Ok(raw),
+            Err(ReadError::Io(e)) => Err(io_err(e)),
+            Err(ReadError::Protocol(reason)) => Err(ClientError::BadResponse { what, reason }),
+        }
+    }
+
+    fn call_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let bytes = body.map(|b| encode(b, method, path)).transpose()?;
+        let raw = self.request(method, path, bytes.as_deref(), self.request_timeout)?;
+        let body = self.expect_ok(raw)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
+            what: format!("{method} {path}"),
+            reason: format!("decoding JSON: {e}"),
+        })
+    }
+
+    fn expect_ok(&self, raw: RawResponse) -> Result<Vec<u8>, ClientError> {
+        if (200..300).contains(&raw.status) {
+            Ok(raw.body)
+        } else {
+            Err(ClientError::Status {
+                status: raw.status,
+                message: error_message(raw.status, &raw.body),
+            })
+        }
+    }
+
+    /// `UnixStream::connect` has no timeout; a full accept backlog would block it, so it runs
+    /// on a helper thread we stop waiting for (the process is short-lived).
+    fn connect(&self, what: &str) -> Result<UnixStream, ClientError> {
+        let (tx, rx) = mpsc::channel();
+        let path = self.socket.clone();
+        let spawned = std::thread::Builder::new()
+            .name("agent-connect".into())
+            .spawn(move || {
+                // The receiver may be gone after a timeout; nothing to do then.
+                let _ = tx.send(UnixStream::connect(path));
+            });
+        if let Err(e) = spawned {
+            // No thread (resource limits): connect inline rather than fail.
+            drop(e);
+            return UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            });
+        }
+        match rx.recv_timeout(self.connect_timeout) {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                socket: self.socket.clone(),
+                what: format!("{what} (connect)"),
+                timeout: self.connect_timeout,
+            }),
+        }
+    }
+
+    fn io_error(&self, what: &str, timeout: Duration, e: io::Error) -> ClientError {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            ClientError::Timeout {
+                socket: self.socket.clone(),
+                what: what.to_owned(),
+                timeout,
+            }
+        } else {
+            ClientError::Io {
+                socket: self.socket.clone(),
+                what: what.to_owned(),
+                source: e,
+            }
+        }
+    }
+}
+
+fn encode<B: Serialize + ?Sized>(
+    body: &B,
+    method: &str,
+    path: &str,
+) -> Result<Vec<u8>, ClientError> {
+    let mut bytes = serde_json::to_vec(body).map_err(|e| ClientError::BadResponse {
+        what: format!("{method} {path}"),
+        reason: format!("encoding the request: {e}"),
+    })?;
+    // Go's json.Encoder ends the body with a newline; upstream agents see the same bytes.
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    // A zero timeout means "none" to std; keep at least a millisecond so a passed deadline
+    // still times out.
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+/// The request head and body.
+pub fn request_bytes(method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+    let mut out = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: spiderpool-plugin\r\nAccept: application/json\r\nConnection: close\r\n"
+    );
+    if let Some(body) = body {
+        out.push_str("Content-Type: application/json\r\n");
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if let Some(body) = body {
+        bytes.extend_from_slice(body);
+    }
+    bytes
+}
+
+/// The message of an error answer: a JSON string body as the string; other bodies as text
+/// (trimmed); an empty body as `HTTP <status>`.
+pub fn error_message(status: u16, body: &[u8]) -> String {
+    if let Ok(s) = serde_json::from_slice::<String>(body) {
+        return s;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A source of response bytes whose reads stop at a deadline.
+trait Source {
+    /// Reads some bytes (0 at EOF); a passed deadline is a `TimedOut` error.
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+struct DeadlineReader {
+    stream: UnixStream,
+    deadline: Instant,
+}
+
+impl Source for DeadlineReader {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+        }
+        // Re-arm before every read so a slowly dribbling agent still hits the overall deadline.
+        self.stream
+            .set_read_timeout(Some(remaining(self.deadline)))?;
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// In-memory source for tests, read in pieces of at most `step` bytes.
+#[cfg(test)]
+struct Pieces<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+#[cfg(test)]
+impl Source for Pieces<'_> {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.data.len().min(self.step).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+enum ReadError {
+    Io(io::Error),
+    Protocol(String),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+fn protocol(reason: impl Into<String>) -> ReadError {
+    ReadError::Protocol(reason.into())
+}
+
+/// Buffered bytes of the connection not yet consumed.
+struct Buffer<'s, S: Source> {
+    src: &'s mut S,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl<S: Source> Buffer<'_, S> {
+    /// Reads more; `false` at EOF.
+    fn fill(&mut self) -> Result<bool, ReadError> {
+        if self.eof {
+            return Ok(false);
+        }
+        let mut chunk = [0u8; 8192];
+        let n = self.src.read_some(&mut chunk)?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(true)
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let rest = self.buf.split_off(n);
+        std::mem::replace(&mut self.buf, rest)
+    }
+
+    /// Exactly `n` bytes; an early EOF is an error.
+    fn take_exact(&mut self, n: usize, what: &str) -> Result<Vec<u8>, ReadError> {
+        while self.buf.len() < n {
+            if !self.fill()? {
+                return Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("connection closed in the {what}"),
+                )));
+            }
+        }
+        Ok(self.take(n))
+    }
+}
+
+struct Head {
+    status: u16,
+    content_length: Option<usize>,
+    chunked: bool,
+}
+
+fn read_response<S: Source>(src: &mut S) -> Result<RawResponse, ReadError> {
+    let mut b = Buffer {
+        src,
+        buf: Vec::new(),
+        eof: false,
+    };
+    let head = loop {
+        let (head, len) = read_head(&mut b)?;
+        b.take(len);
+        // Interim answers (100 Continue, 102, 103) are followed by the real one; 101 would
+        // switch protocols, which we never ask for.
+        if (100..200).contains(&head.status) && head.status != 101 {
+            continue;
+        }
+        break head;
+    };
+    let body = if head.status == 204 || head.status == 304 {
+        Vec::new()
+    } else if head.chunked {
+        read_chunked(&mut b)?
+    } else if let Some(n) = head.content_length {
+        if n > MAX_BODY {
+            return Err(protocol(format!("body of {n} bytes is too large")));
+        }
+        b.take_exact(n, "body")?
+    } else {
+        while b.fill()? {
+            if b.buf.len() > MAX_BODY {
+                return Err(protocol("body is too large"));
+            }
+        }
+        std::mem::take(&mut b.buf)
+    };
+    Ok(RawResponse {
+        status: head.status,
+        body,
+    })
+}
+
+/// Parses the status line and headers at the start of the buffer; returns them and their
+/// length in bytes.
+fn read_head<S: Source>(b: &mut Buffer<'_, S>) -> Result<(Head, usize), ReadError> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&b.buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = resp
+                    .code
+                    .ok_or_else(|| protocol("status line without a code"))?;
+                let mut head = Head {
+                    status,
+                    content_length: None,
+                    chunked: false,
+                };
+                for h in resp.headers.iter() {
+                    let value = std::str::from_utf8(h.value).map(str::trim).unwrap_or("");
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        let n = value
+                            .parse::<usize>()
+                            .map_err(|_| protocol(format!("bad Content-Length {value:?}")))?;
+                        if head.content_length.is_some_and(|m| m != n) {
+                            return Err(protocol("conflicting Content-Length headers"));
+                        }
+                        head.content_length = Some(n);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        // Chunked is always last when present (RFC 9112 §6.1).
+                        let last = value.rsplit(',').next().unwrap_or("").trim();
+                        if last.eq_ignore_ascii_case("chunked") {
+                            head.chunked = true;
+                        } else if !last.eq_ignore_ascii_case("identity") {
+                            return Err(protocol(format!(
+                                "unsupported Transfer-Encoding {value:?}"
+                            )));
+                        }
+                    }
+                }
+                return Ok((head, len));
+            }
+            Ok(httparse::Status::Partial) => {
+                if b.buf.len() > MAX_HEAD {
+                    return Err(protocol("response head is too large"));
+                }
+                if !b.fill()? {
+                    return Err(if b.buf.is_empty() {
+                        ReadError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "connection closed without an answer",
+                        ))
+                    } else {
+                        ReadError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "connection closed in the response head",
+                        ))
+                    });
+                }
+            }
+            Err(e) => return Err(protocol(format!("not an HTTP response: {e}"))),
+        }
+    }
+}
+
+fn read_chunked<S: Source>(b: &mut Buffer<'_, S>) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    loop {
+        let (start, size) = loop {
+            match httparse::parse_chunk_size(&b.buf) {
+                Ok(httparse::Status::Complete((start, size))) => break (start, size),
+                Ok(httparse::Status::Partial) => {
+                    if b.buf.len() > MAX_HEAD {
+                        return Err(protocol("chunk header is too long"));
+                    }
+                    if !b.fill()? {
+                        return Err(ReadError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "connection closed in a chunk header",
+                        )));
+                    }
+                }
+                Err(_) => return Err(protocol("bad chunk size line")),
+            }
+        };
+        b.take(start);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|n| body.len().saturating_add(*n) <= MAX_BODY)
+            .ok_or_else(|| protocol("chunked body is too large"))?;
+        if size == 0 {
+            // Trailers, if any, end with an empty line; none of them matter to us.
+            loop {
+                let line = take_line(b)?;
+                if line.is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        body.extend_from_slice(&b.take_exact(size, "chunked body")?);
+        if !take_line(b)?.is_empty() {
+            return Err(protocol("chunk data not followed by CRLF"));
+        }
+    }
+}
+
+/// One line without its CRLF (a bare LF is accepted).
+fn take_line<S: Source>(b: &mut Buffer<'_, S>) -> Result<Vec<u8>, ReadError> {
+    loop {
+        if let Some(i) = b.buf.iter().position(|&c| c == b'\n') {
+            let mut line = b.take(i + 1);
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(line);
+        }
+        if b.buf.len() > MAX_HEAD {
+            return Err(protocol("line is too long"));
+        }
+        if !b.fill()? {
+            return Err(ReadError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed in the chunked body",
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::sync::{Arc, Mutex};
+
+    fn parse(data: &[u8], step: usize) -> Result<RawResponse, ReadError> {
+        read_response(&mut Pieces { data, step })
+    }
+
+    #[test]
+    fn parses_content_length_chunked_and_eof_bodies_in_any_piece_size() {
+        let cases: [(&[u8], u16, &[u8]); 5] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA", 200, b"hello"),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+                200,
+                b"hello world",
+            ),
+            (b"HTTP/1.0 500 Internal\r\n\r\n\"boom\"", 500, b"\"boom\""),
+            (
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+                204,
+                b"",
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 200, b""),
+        ];
+        for (data, status, body) in cases {
+            for step in [1, 2, 7, 4096] {
+                let r = parse(data, step).unwrap();
+                assert_eq!((r.status, r.body.as_slice()), (status, body), "step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_or_garbage_answers_are_errors() {
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 3),
+            Err(ReadError::Io(_))
+        ));
+        assert!(matches!(parse(b"", 3), Err(ReadError::Io(_))));
+        assert!(matches!(
+            parse(b"SSH-2.0-OpenSSH\r\n\r\n", 64),
+            Err(ReadError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                64
+            ),
+            Err(ReadError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                64
+            ),
+            Err(ReadError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn error_messages_and_query_escaping() {
+        assert_eq!(
+            error_message(500, br#""all IP addresses used out""#),
+            "all IP addresses used out"
+        );
+        assert_eq!(error_message(404, b"  not found\n"), "not found");
+        assert_eq!(error_message(500, b""), "HTTP 500");
+        assert_eq!(query_escape("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn request_head_shape() {
+        let r = String::from_utf8(request_bytes("POST", "/v1/ipam/ip", Some(b"{}\n"))).unwrap();
+        assert_eq!(
+            r,
+            "POST /v1/ipam/ip HTTP/1.1\r\nHost: localhost\r\nUser-Agent: spiderpool-plugin\r\nAccept: application/json\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n{}\n"
+        );
+        let r = String::from_utf8(request_bytes("GET", "/v1/ipam/healthy", None)).unwrap();
+        assert!(!r.contains("Content-Length"));
+    }
+
+    /// A one-shot agent: serves `answers` in order, one per connection, and records each
+    /// request (head + body as text).
+    struct FakeAgent {
+        path: PathBuf,
+        requests: Arc<Mutex<Vec<String>>>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fake_agent(answers: Vec<Vec<u8>>, delay: Duration) -> FakeAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let rec = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let req = read_request(&mut conn);
+                rec.lock().unwrap().push(req);
+                std::thread::sleep(delay);
+                let _ = conn.write_all(&answer);
+            }
+        });
+        FakeAgent {
+            path,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    fn read_request(conn: &mut UnixStream) -> String {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |v| v.parse::<usize>().unwrap());
+                if buf.len() >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn post_ip_sends_json_and_decodes_a_chunked_answer() {
+        let body = br#"{"ips":[{"version":4,"address":"10.6.100.1/16","nic":"eth0","gateway":"10.6.0.1"}]}"#;
+        let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for part in body.chunks(10) {
+            answer.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            answer.extend_from_slice(part);
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"0\r\n\r\n");
+        let agent = fake_agent(vec![answer], Duration::ZERO);
+        let client = AgentClient::new(&agent.path);
+        let args = IpamAddArgs {
+            container_id: "c1".into(),
+            if_name: "eth0".into(),
+            pod_name: "p".into(),
+            ..Default::default()
+        };
+        let r = client.post_ip(&args).unwrap();
+        assert_eq!(r.ips[0].address, "10.6.100.1/16");
+        let req = agent.requests.lock().unwrap()[0].clone();
+        let (head, sent) = req.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /v1/ipam/ip HTTP/1.1\r\n"));
+        assert!(head.contains("\r\nConnection: close"));
+        assert!(head.contains("\r\nContent-Type: application/json"));
+        assert!(sent.ends_with('\n'));
+        let back: IpamAddArgs = serde_json::from_str(sent).unwrap();
+        assert_eq!(back, args);
+    }
+
+    #[test]
+    fn status_500_with_a_json_string_is_the_message() {
+        let answer = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n\"all IP addresses used out\"".to_vec();
+        let agent = fake_agent(vec![answer], Duration::ZERO);
+        let e = AgentClient::new(&agent.path)
+            .post_ip(&IpamAddArgs::default())
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Status { status: 500, .. }));
+        let cni = e.to_cni("spiderpool IP allocation error: ");
+        assert_eq!(
+            (cni.code, cni.msg.as_str()),
+            (
+                999,
+                "spiderpool IP allocation error: all IP addresses used out"
+            )
+        );
+    }
+
+    #[test]
+    fn healthy_get_coordinator_config_and_workload_endpoint() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let cfg = br#"{"mode":"auto","podDefaultRouteNIC":"net1","policyRoutes":null}"#;
+        let mut cfg_answer =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", cfg.len()).into_bytes();
+        cfg_answer.extend_from_slice(cfg);
+        let ep = br#"{"current":{"uid":"u1","node":"n1","ips":[]},"ownerControllerType":"Pod","ownerControllerName":"p"}"#;
+        // No Content-Length: read until the agent closes.
+        let mut ep_answer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        ep_answer.extend_from_slice(ep);
+        let agent = fake_agent(vec![ok, cfg_answer, ep_answer], Duration::ZERO);
+        let client = AgentClient::new(&agent.path);
+        client.healthy().unwrap();
+        let c = client
+            .coordinator_config(&GetCoordinatorArgs {
+                pod_name: "p".into(),
+                pod_namespace: "ns".into(),
+            })
+            .unwrap();
+        assert_eq!(c.pod_default_route_nic.as_deref(), Some("net1"));
+        let e = client.workload_endpoint("default", "web 0").unwrap();
+        assert_eq!(e.current.uid, "u1");
+        let reqs = agent.requests.lock().unwrap().clone();
+        assert!(reqs[0].starts_with("GET /v1/ipam/healthy HTTP/1.1\r\n"));
+        assert!(reqs[1].starts_with("GET /v1/coordinator/config HTTP/1.1\r\n"));
+        assert!(reqs[1].ends_with("\r\n\r\n{\"podName\":\"p\",\"podNamespace\":\"ns\"}\n"));
+        assert!(reqs[2].starts_with(
+            "GET /v1/workloadendpoint?podNamespace=default&podName=web%200 HTTP/1.1\r\n"
+        ));
+    }
+
+    #[test]
+    fn missing_socket_and_refused_connection_are_code_11() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.sock");
+        let e = AgentClient::new(&missing).healthy().unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable { .. }));
+        let cni = CniError::from(e);
+        assert_eq!(cni.code, 11);
+        assert!(
+            cni.msg.contains(&missing.display().to_string()),
+            "{}",
+            cni.msg
+        );
+        assert!(cni.msg.ends_with("try again later"), "{}", cni.msg);
+
+        // A socket file nobody listens on any more: ECONNREFUSED.
+        let stale = dir.path().join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        let e = AgentClient::new(&stale).healthy().unwrap_err();
+        match &e {
+            ClientError::Unreachable { source, .. } => {
+                assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.to_cni("x: ").code, 11);
+    }
+
+    #[test]
+    fn a_slow_agent_times_out_with_code_11() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let agent = fake_agent(vec![ok], Duration::from_millis(800));
+        let client = AgentClient::new(&agent.path).with_timeout(Duration::from_millis(150));
+        let start = Instant::now();
+        let e = client.delete_ip(&IpamDelArgs::default()).unwrap_err();
+        assert!(start.elapsed() < Duration::from_millis(700));
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e:?}");
+        let cni = e.to_cni("");
+        assert_eq!(cni.code, 11);
+        assert!(cni.msg.contains("DELETE /v1/ipam/ip"), "{}", cni.msg);
+    }
+
+    #[test]
+    fn agent_closing_without_answer_is_transient() {
+        let agent = fake_agent(vec![Vec::new()], Duration::ZERO);
+        let e = AgentClient::new(&agent.path).healthy().unwrap_err();
+        assert!(matches!(e, ClientError::Io { .. }), "{e:?}");
+        assert!(e.is_transient());
+    }
+}

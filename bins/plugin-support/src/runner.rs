@@ -1,0 +1,373 @@
+//! The CNI command runner: environment and stdin in, one command dispatched, stdout and an exit
+//! code out.
+//!
+//! Order of checks (Go's `skel` order, so errors match Go plugins):
+//!
+//! 1. `CNI_*` variables ([`CniEnv::from_vars`], code 4). With no `CNI_COMMAND` at all, the
+//!    `about` text and the supported versions go to stderr and the exit code is 0, as Go does
+//!    when a plugin is run by hand.
+//! 2. `VERSION` is answered here, without reading stdin.
+//! 3. stdin is read (code 5 on an I/O error) and decoded ([`NetConf::parse`], codes 6 and 7).
+//! 4. the version is negotiated ([`NetConf::negotiate`], code 1: unknown or unsupported
+//!    `cniVersion`, or a command the version does not allow: CHECK needs 0.4.0, GC and STATUS
+//!    need 1.1.0).
+//! 5. the [`Plugin`] method runs; a result is printed in the configuration's `cniVersion`.
+//!
+//! Failures print the [`CniError`] JSON (four-space indented, as Go's plugins print it) on
+//! stdout and exit 1. Nothing else ever goes to stdout: logs use stderr or a file.
+
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+
+use spiderpool_core::cni::{
+    CniEnv, CniError, Command, ERR_IO, NetConf, Result100, SpecVersion, VersionReply,
+};
+
+/// Everything a command needs: the parsed environment, the configuration, the version to
+/// answer in, and the raw stdin (for plugins that delegate).
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The `CNI_*` variables.
+    pub env: CniEnv,
+    /// The network configuration from stdin.
+    pub conf: NetConf,
+    /// The negotiated version (the configuration's own `cniVersion`).
+    pub version: SpecVersion,
+    /// stdin as read.
+    pub stdin: Vec<u8>,
+}
+
+/// What an ADD prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A result, printed in the configuration's `cniVersion`.
+    Result(Result100),
+    /// Text printed as is (e.g. a `prevResult` passed through byte for byte).
+    Raw(String),
+}
+
+/// A CNI plugin: one method per command. VERSION is handled by the runner. CHECK, GC and
+/// STATUS succeed by default.
+pub trait Plugin {
+    /// ADD.
+    fn add(&self, ctx: &Context) -> Result<Output, CniError>;
+    /// DEL: must succeed when things are already gone.
+    fn del(&self, ctx: &Context) -> Result<(), CniError>;
+    /// CHECK (0.4.0 and later).
+    fn check(&self, _ctx: &Context) -> Result<(), CniError> {
+        Ok(())
+    }
+    /// GC (1.1.0): `ctx.conf.valid_attachments` lists what to keep.
+    fn gc(&self, _ctx: &Context) -> Result<(), CniError> {
+        Ok(())
+    }
+    /// STATUS (1.1.0): `Ok` when ADD could succeed now; codes 50/51 otherwise.
+    fn status(&self, _ctx: &Context) -> Result<(), CniError> {
+        Ok(())
+    }
+}
+
+/// What the process should print and return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Text for stdout (a result, the VERSION reply, or the error JSON).
+    pub stdout: String,
+    /// Text for stderr (only the `about` text when run by hand).
+    pub stderr: String,
+    /// The exit code: 0 or 1.
+    pub code: u8,
+}
+
+impl Outcome {
+    fn ok(stdout: String) -> Self {
+        Self {
+            stdout,
+            stderr: String::new(),
+            code: 0,
+        }
+    }
+
+    fn err(e: &CniError) -> Self {
+        Self {
+            stdout: e.to_json_pretty(),
+            stderr: String::new(),
+            code: 1,
+        }
+    }
+}
+
+/// Runs `plugin` for this process: reads the real environment and stdin, prints, and returns
+/// the exit code for `main`.
+pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
+    let outcome = run_with(std::env::vars_os(), io::stdin().lock(), plugin, about);
+    // If stdout is gone there is nobody to tell; the exit code still says it.
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(outcome.stdout.as_bytes());
+    let _ = out.flush();
+    if !outcome.stderr.is_empty() {
+        let _ = io::stderr().write_all(outcome.stderr.as_bytes());
+    }
+    ExitCode::from(outcome.code)
+}
+
+/// The runner without process I/O: `vars` are the environment, `stdin` is read only for
+/// commands that take a configuration.
+pub fn run_with<I, K, V, R>(vars: I, stdin: R, plugin: &dyn Plugin, about: &str) -> Outcome
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+    R: Read,
+{
+    let vars: Vec<(K, V)> = vars.into_iter().collect();
+    let has_command = vars
+        .iter()
+        .any(|(k, v)| k.as_ref() == spiderpool_core::cni::ENV_COMMAND && !v.as_ref().is_empty());
+    let env = match CniEnv::from_vars(vars) {
+        Ok(env) => env,
+        Err(_) if !has_command && !about.is_empty() => {
+            let versions = SpecVersion::SUPPORTED
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Outcome {
+                stdout: String::new(),
+                stderr: format!("{about}\nCNI protocol versions supported: {versions}\n"),
+                code: 0,
+            };
+        }
+        Err(e) => return Outcome::err(&e),
+    };
+    match dispatch(env, stdin, plugin) {
+        Ok(stdout) => Outcome::ok(stdout),
+        Err(e) => Outcome::err(&e),
+    }
+}
+
+fn dispatch<R: Read>(env: CniEnv, mut stdin: R, plugin: &dyn Plugin) -> Result<String, CniError> {
+    let command = env.command();
+    if command == Command::Version {
+        return Ok(VersionReply::ours().to_json());
+    }
+    let mut bytes = Vec::new();
+    stdin
+        .read_to_end(&mut bytes)
+        .map_err(|e| CniError::new(ERR_IO, format!("error reading from stdin: {e}")))?;
+    let conf = NetConf::parse(&bytes)?;
+    let version = conf.negotiate(command, &SpecVersion::SUPPORTED)?;
+    let ctx = Context {
+        env,
+        conf,
+        version,
+        stdin: bytes,
+    };
+    match command {
+        Command::Add => match plugin.add(&ctx)? {
+            Output::Result(r) => r.to_json_pretty(version),
+            Output::Raw(text) => Ok(text),
+        },
+        Command::Del => plugin.del(&ctx).map(|()| String::new()),
+        Command::Check => plugin.check(&ctx).map(|()| String::new()),
+        Command::Gc => plugin.gc(&ctx).map(|()| String::new()),
+        Command::Status => plugin.status(&ctx).map(|()| String::new()),
+        // Answered above; kept so the match stays exhaustive without a panic.
+        Command::Version => Ok(VersionReply::ours().to_json()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use spiderpool_core::cni::IpConfig;
+    use std::cell::RefCell;
+
+    /// Records which command ran; ADD returns one address.
+    #[derive(Default)]
+    struct Recorder {
+        calls: RefCell<Vec<&'static str>>,
+    }
+
+    impl Plugin for Recorder {
+        fn add(&self, ctx: &Context) -> Result<Output, CniError> {
+            self.calls.borrow_mut().push("add");
+            if ctx.conf.name == "fail" {
+                return Err(CniError::try_again_later("agent down"));
+            }
+            let mut r = Result100::default();
+            r.ips.push(
+                IpConfig::new("10.6.100.1/16".parse().unwrap())
+                    .with_gateway("10.6.0.1".parse().unwrap()),
+            );
+            Ok(Output::Result(r))
+        }
+        fn del(&self, _ctx: &Context) -> Result<(), CniError> {
+            self.calls.borrow_mut().push("del");
+            Ok(())
+        }
+        fn status(&self, _ctx: &Context) -> Result<(), CniError> {
+            self.calls.borrow_mut().push("status");
+            Err(CniError::new(50, "plugin not available"))
+        }
+    }
+
+    fn env(command: &str) -> Vec<(String, String)> {
+        [
+            ("CNI_COMMAND", command),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", "/var/run/netns/p"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/opt/cni/bin"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec()
+    }
+
+    fn conf(version: &str) -> String {
+        format!(
+            r#"{{"cniVersion":"{version}","name":"n","type":"macvlan","ipam":{{"type":"spiderpool"}}}}"#
+        )
+    }
+
+    fn go(vars: Vec<(String, String)>, stdin: &str) -> (Outcome, Vec<&'static str>) {
+        let p = Recorder::default();
+        let o = run_with(vars, stdin.as_bytes(), &p, "test plugin");
+        (o, p.calls.into_inner())
+    }
+
+    #[test]
+    fn version_is_answered_without_stdin() {
+        struct Unreadable;
+        impl Read for Unreadable {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("must not be read"))
+            }
+        }
+        let p = Recorder::default();
+        let o = run_with([("CNI_COMMAND", "VERSION")], Unreadable, &p, "about");
+        assert_eq!(
+            o.stdout,
+            "{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]}\n"
+        );
+        assert_eq!(o.code, 0);
+    }
+
+    #[test]
+    fn add_prints_the_result_in_the_config_version() {
+        let (o, calls) = go(env("ADD"), &conf("0.3.1"));
+        assert_eq!(o.code, 0);
+        assert!(
+            o.stdout
+                .starts_with("{\n    \"cniVersion\": \"0.3.1\",\n    \"ips\": [")
+        );
+        assert!(o.stdout.contains("\"version\": \"4\""));
+        assert_eq!(calls, ["add"]);
+        let (o, _) = go(env("ADD"), &conf("1.0.0"));
+        assert!(
+            o.stdout
+                .starts_with("{\n    \"cniVersion\": \"1.0.0\",\n    \"ips\": [")
+        );
+        assert!(!o.stdout.contains("\"version\""));
+    }
+
+    #[test]
+    fn errors_are_json_on_stdout_with_exit_1() {
+        let fail = r#"{"cniVersion":"1.0.0","name":"fail","type":"macvlan"}"#;
+        let (o, _) = go(env("ADD"), fail);
+        assert_eq!(o.code, 1);
+        assert_eq!(
+            o.stdout,
+            "{\n    \"code\": 11,\n    \"msg\": \"agent down\"\n}"
+        );
+        assert!(o.stderr.is_empty());
+    }
+
+    #[test]
+    fn env_stdin_and_version_errors_have_their_codes() {
+        let mut missing = env("ADD");
+        missing.retain(|(k, _)| k != "CNI_NETNS");
+        let (o, calls) = go(missing, &conf("0.3.1"));
+        assert_eq!(o.code, 1);
+        assert!(o.stdout.contains("\"code\": 4"), "{}", o.stdout);
+        assert!(
+            o.stdout
+                .contains("required env variables [CNI_NETNS] missing")
+        );
+        assert!(calls.is_empty());
+
+        let (o, _) = go(env("ADD"), "{not json");
+        assert!(o.stdout.contains("\"code\": 6"), "{}", o.stdout);
+        let (o, _) = go(env("ADD"), r#"{"cniVersion":"0.3.1","type":"x"}"#);
+        assert!(o.stdout.contains("\"code\": 7"), "{}", o.stdout);
+        let (o, _) = go(env("ADD"), &conf("0.9.9"));
+        assert!(o.stdout.contains("\"code\": 1"), "{}", o.stdout);
+        let (o, _) = go(env("ADD"), &conf("0.2.0"));
+        assert!(
+            o.stdout.contains("incompatible CNI versions"),
+            "{}",
+            o.stdout
+        );
+    }
+
+    #[test]
+    fn check_gc_status_follow_the_version_rules() {
+        let (o, calls) = go(env("CHECK"), &conf("0.3.1"));
+        assert_eq!(o.code, 1);
+        assert!(
+            o.stdout.contains("config version does not allow CHECK"),
+            "{}",
+            o.stdout
+        );
+        assert!(calls.is_empty());
+        let (o, _) = go(env("CHECK"), &conf("0.4.0"));
+        assert_eq!((o.code, o.stdout.as_str()), (0, ""));
+
+        let status = vec![
+            ("CNI_COMMAND".to_owned(), "STATUS".to_owned()),
+            ("CNI_PATH".to_owned(), "/opt/cni/bin".to_owned()),
+        ];
+        let (o, calls) = go(status.clone(), &conf("1.0.0"));
+        assert!(
+            o.stdout.contains("config version does not allow STATUS"),
+            "{}",
+            o.stdout
+        );
+        assert!(calls.is_empty());
+        let (o, calls) = go(status, &conf("1.1.0"));
+        assert_eq!(o.code, 1);
+        assert!(o.stdout.contains("\"code\": 50"));
+        assert_eq!(calls, ["status"]);
+
+        let gc = vec![
+            ("CNI_COMMAND".to_owned(), "GC".to_owned()),
+            ("CNI_PATH".to_owned(), "/opt/cni/bin".to_owned()),
+        ];
+        let (o, _) = go(gc, &conf("1.1.0"));
+        assert_eq!((o.code, o.stdout.as_str()), (0, ""));
+    }
+
+    #[test]
+    fn del_prints_nothing() {
+        let mut vars = env("DEL");
+        vars.retain(|(k, _)| k != "CNI_NETNS");
+        let (o, calls) = go(vars, &conf("0.3.1"));
+        assert_eq!((o.code, o.stdout.as_str()), (0, ""));
+        assert_eq!(calls, ["del"]);
+    }
+
+    #[test]
+    fn no_command_prints_about_on_stderr() {
+        let (o, calls) = go(Vec::new(), "");
+        assert_eq!(o.code, 0);
+        assert!(o.stdout.is_empty());
+        assert!(
+            o.stderr
+                .starts_with("test plugin\nCNI protocol versions supported: 0.3.0")
+        );
+        assert!(calls.is_empty());
+        let (o, _) = go(vec![("CNI_COMMAND".into(), "BOGUS".into())], "");
+        assert_eq!(o.code, 1);
+        assert!(o.stdout.contains("\"code\": 4"));
+    }
+}
