@@ -28,6 +28,30 @@ pub struct Target<'a> {
     pub marker: Option<&'a mut dyn Marker>,
 }
 
+impl<'a> Target<'a> {
+    /// A target with no peer netns and no marker.
+    pub fn new(netlink: &'a mut dyn RouteNetlink, sysctl: &'a mut dyn SysctlAccess) -> Target<'a> {
+        Target {
+            netlink,
+            sysctl,
+            peer_netns: None,
+            marker: None,
+        }
+    }
+
+    /// The same target, creating veth peers in `netns`.
+    pub fn with_peer_netns(mut self, netns: BorrowedFd<'a>) -> Target<'a> {
+        self.peer_netns = Some(netns);
+        self
+    }
+
+    /// The same target, with this reply-via-veth marker.
+    pub fn with_marker(mut self, marker: &'a mut dyn Marker) -> Target<'a> {
+        self.marker = Some(marker);
+        self
+    }
+}
+
 /// What [`apply`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {

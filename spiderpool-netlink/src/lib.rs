@@ -51,7 +51,7 @@ pub use msg::RouteNetlink;
 pub use netns::NetNs;
 pub use read::{read, read_host};
 pub use socket::NetlinkSocket;
-pub use verify::{Drift, DriftKind, verify};
+pub use verify::{Drift, DriftKind, sysctl_keys, verify};
 
 #[cfg(test)]
 mod tests;

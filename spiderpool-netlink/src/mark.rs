@@ -41,32 +41,68 @@ fn chain_prefix(mark: &ReplyViaVethMark) -> String {
 }
 
 /// Runs `nft` in a netns (or the caller's).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct NftMarker<'a> {
     netns: Option<&'a NetNs>,
+    program: &'a str,
+}
+
+impl Default for NftMarker<'_> {
+    fn default() -> Self {
+        NftMarker {
+            netns: None,
+            program: "nft",
+        }
+    }
+}
+
+/// Why running `nft` failed.
+enum NftFailure {
+    /// The program could not be started (missing binary) or talked to.
+    Run(Error),
+    /// `nft` ran and refused the script; its stderr.
+    Refused(String),
 }
 
 impl<'a> NftMarker<'a> {
     /// `nft` in `netns`.
     pub fn in_netns(netns: &'a NetNs) -> NftMarker<'a> {
-        NftMarker { netns: Some(netns) }
+        NftMarker {
+            netns: Some(netns),
+            ..NftMarker::default()
+        }
     }
 
-    fn run(&self, script: String) -> Result<()> {
-        let go = move || nft(&script);
+    /// The same marker running `program` (a path or a name looked up in `PATH`) instead of `nft`.
+    pub fn with_program(self, program: &'a str) -> NftMarker<'a> {
+        NftMarker { program, ..self }
+    }
+
+    fn run(&self, script: String) -> Result<std::result::Result<(), NftFailure>> {
+        let program = self.program;
+        let go = move || Ok(nft(program, &script));
         match self.netns {
             Some(ns) => ns.run(go),
             None => go(),
         }
     }
+
+    fn command_error(&self, message: String) -> Error {
+        Error::Command {
+            program: self.program.into(),
+            message,
+        }
+    }
 }
 
-fn nft(script: &str) -> Result<()> {
-    let cmd_err = |message: String| Error::Command {
-        program: "nft".into(),
-        message,
+fn nft(program: &str, script: &str) -> std::result::Result<(), NftFailure> {
+    let cmd_err = |message: String| {
+        NftFailure::Run(Error::Command {
+            program: program.into(),
+            message,
+        })
     };
-    let mut child = Command::new("nft")
+    let mut child = Command::new(program)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -74,8 +110,8 @@ fn nft(script: &str) -> Result<()> {
         .spawn()
         .map_err(|e| {
             cmd_err(format!(
-                "cannot run nft ({e}); the underlay reply-via-veth marking needs the nftables \
-                 package (Debian: apt-get install nftables)"
+                "cannot run {program} ({e}); the underlay reply-via-veth marking needs the nft \
+                 binary of the nftables package (Debian: apt-get install nftables)"
             ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -85,11 +121,11 @@ fn nft(script: &str) -> Result<()> {
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| cmd_err(format!("waiting for nft: {e}")))?;
+        .map_err(|e| cmd_err(format!("waiting for {program}: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(cmd_err(format!(
+        Err(NftFailure::Refused(format!(
             "{}: {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
@@ -101,21 +137,69 @@ impl Marker for NftMarker<'_> {
     fn apply(&mut self, mark: &ReplyViaVethMark) -> Result<()> {
         // `nft -f` with a table block is additive; delete our chains first so re-applying
         // does not duplicate the statements.
-        let _ = self.remove(mark);
-        self.run(nft_script(mark))
+        self.remove(mark)?;
+        match self.run(nft_script(mark))? {
+            Ok(()) => Ok(()),
+            Err(NftFailure::Run(e)) => Err(e),
+            Err(NftFailure::Refused(m)) => Err(self.command_error(m)),
+        }
     }
 
     fn remove(&mut self, mark: &ReplyViaVethMark) -> Result<()> {
         let chain = chain_prefix(mark);
+        // Declaring the table first makes the deletes work when it does not exist yet.
         let script = format!(
             "table inet spiderpool {{}}\n\
              delete chain inet spiderpool {chain}-pre\n\
              delete chain inet spiderpool {chain}-out\n"
         );
-        match self.run(script) {
+        match self.run(script)? {
             Ok(()) => Ok(()),
-            Err(Error::Command { message, .. }) if message.contains("No such file") => Ok(()),
-            Err(e) => Err(e),
+            // A chain that is not there (nft says ENOENT) is already removed.
+            Err(NftFailure::Refused(m)) if m.contains("No such file") => Ok(()),
+            Err(NftFailure::Refused(m)) => Err(self.command_error(m)),
+            Err(NftFailure::Run(e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spiderpool_core::coordinator::Family;
+
+    use super::*;
+
+    fn veth0() -> ReplyViaVethMark {
+        ReplyViaVethMark {
+            iface: "veth0".into(),
+            mark: 1,
+            table: 100,
+            families: vec![Family::V4],
+        }
+    }
+
+    #[test]
+    fn script_marks_new_connections_and_restores_the_mark_on_output() {
+        assert_eq!(
+            nft_script(&veth0()),
+            "table inet spiderpool {\n\
+             \tchain reply-veth0-pre { type filter hook prerouting priority mangle; \
+             iifname \"veth0\" ct state new ct mark set 0x1; }\n\
+             \tchain reply-veth0-out { type route hook output priority mangle; \
+             ct mark 0x1 meta mark set ct mark; }\n}\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_binary_is_named_in_the_error_on_apply_and_remove() {
+        let mut m = NftMarker::default().with_program("/nonexistent/nft");
+        for err in [m.apply(&veth0()), m.remove(&veth0())] {
+            let err = err.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.starts_with("/nonexistent/nft: cannot run /nonexistent/nft"),
+                "{err}"
+            );
+            assert!(err.contains("apt-get install nftables"), "{err}");
         }
     }
 }

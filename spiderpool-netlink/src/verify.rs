@@ -4,6 +4,22 @@ use std::fmt;
 
 use spiderpool_core::coordinator::{NetnsPlan, PodView, Step, step_commands};
 
+/// The sysctl keys `plan` writes, for [`crate::read`] before [`verify`] (a key that is not
+/// read shows as missing).
+pub fn sysctl_keys(plan: &NetnsPlan) -> Vec<&str> {
+    let mut keys: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Sysctl { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// How the live state differs from what a step expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriftKind {
