@@ -253,4 +253,120 @@ pub enum Error {
     #[error("CNI error {}: {}", .0.code, .0)]
     Cni(Box<crate::cni::CniError>),
     // --- end cni ---
+
+    // --- ipam (owned by src/ipam) ---
+    /// A pod or namespace annotation read by the IPAM (`ipam.spidernet.io/ippools`, ...) is
+    /// malformed.
+    #[error("annotation {key}: {reason}")]
+    IpamAnnotation {
+        /// The annotation key, e.g. `ipam.spidernet.io/ippools`.
+        key: String,
+        /// What is wrong (the JSON parser's message with line and column, or the rule broken).
+        reason: String,
+    },
+    /// No pool source applies to the NIC and no cluster default pool exists.
+    #[error(
+        "no IPPool available for NIC {nic}, no pool selection rules of any type are specified"
+    )]
+    IpamNoPoolRules {
+        /// The NIC being added.
+        nic: String,
+    },
+    /// A pool is named twice for one NIC and family.
+    #[error("wrong input, duplicate IPPool {pool} specified for NIC {nic}")]
+    IpamDuplicatePool {
+        /// The pool name.
+        pool: String,
+        /// The NIC.
+        nic: String,
+    },
+    /// A pool named by an annotation, a namespace default or the NAD does not exist.
+    #[error("failed to get original IPPool {pool} (NIC {nic}): not found")]
+    IpamPoolNotFound {
+        /// The pool name.
+        pool: String,
+        /// The NIC.
+        nic: String,
+    },
+    /// Every candidate pool of a family was removed by the filters (affinity, disabled, ...).
+    #[error(
+        "no IPPool available, all {family} IPPools [{}] of NIC {nic} filtered out: {}",
+        crate::ipam::rejected_names(rejections),
+        crate::ipam::rejection_reasons(rejections)
+    )]
+    IpamAllPoolsFiltered {
+        /// The NIC.
+        nic: String,
+        /// The family.
+        family: crate::ip::IpFamily,
+        /// Each candidate and why it was removed.
+        rejections: Vec<crate::ipam::PoolRejection>,
+    },
+    /// Every eligible pool of a family failed to give an address (exhausted, ...).
+    #[error(
+        "failed to allocate any {family} IP address to NIC {nic} from IPPools [{}]: {}",
+        crate::ipam::rejected_names(rejections),
+        crate::ipam::rejection_reasons(rejections)
+    )]
+    IpamAllocationFailed {
+        /// The NIC.
+        nic: String,
+        /// The family.
+        family: crate::ip::IpFamily,
+        /// Each pool tried and why it gave nothing.
+        rejections: Vec<crate::ipam::PoolRejection>,
+    },
+    /// A pool's spec cannot be used for allocation (admission would have refused it).
+    #[error("IPPool {pool}: invalid spec: {reason}")]
+    IpamInvalidPool {
+        /// The pool name.
+        pool: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The request itself cannot be served (auto-pool rules, orphan pod, NIC not listed...).
+    #[error("cannot allocate for pod {pod} NIC {nic}: {reason}")]
+    IpamRequest {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The NIC.
+        nic: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pool record and the endpoint disagree (StatefulSet/KubeVirt re-adoption).
+    #[error("IPPool {pool}: record of {ip}: {reason}")]
+    IpamRecordMismatch {
+        /// The pool name.
+        pool: String,
+        /// The address.
+        ip: String,
+        /// What disagrees.
+        reason: String,
+    },
+    /// A compare-and-swap commit found an object changed since the snapshot; re-plan.
+    #[error("conflict: {object} changed since the snapshot (expected version {expected}, found {found})")]
+    IpamConflict {
+        /// The object, e.g. `SpiderIPPool/pool1` or `SpiderEndpoint/ns/name`.
+        object: String,
+        /// The version the plan was based on (`none` = absent).
+        expected: String,
+        /// The version found in the store (`none` = absent).
+        found: String,
+    },
+    /// Conflicts persisted through every retry.
+    #[error("gave up after {attempts} conflicting attempts: {last}")]
+    IpamRetriesExhausted {
+        /// How many plans were committed without success.
+        attempts: u32,
+        /// The last conflict.
+        last: Box<Error>,
+    },
+    /// A store failed for a reason other than a conflict.
+    #[error("IPAM store: {reason}")]
+    IpamStore {
+        /// What failed.
+        reason: String,
+    },
+    // --- end ipam ---
 }

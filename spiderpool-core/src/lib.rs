@@ -10,6 +10,7 @@
 //! | [`multus`] | SpiderMultusConfig to NetworkAttachmentDefinition rendering |
 //! | [`coordinator`] | the coordinator's policy-routing plan, as data |
 //! | [`agentapi`] | the spiderpool-agent HTTP API (requests and answers on its UNIX socket) |
+//! | [`ipam`] | pool candidates, IP choice, release and GC verdicts, the compare-and-swap store contract |
 //! | [`cni`] | CNI spec types: configs, results in every version 0.3.0..1.1.0, error codes |
 //!
 //! Everything here is plain data in, plain data out, so it runs the same inside the
@@ -21,6 +22,7 @@ pub mod cni;
 pub mod coordinator;
 pub mod error;
 pub mod ip;
+pub mod ipam;
 pub mod manifest;
 pub mod meta;
 pub mod multus;

@@ -1,6 +1,7 @@
 //! Reading a live netns into the core's view types.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use spiderpool_core::coordinator::{Family, HostView, PodView};
 
@@ -55,14 +56,32 @@ pub fn read(
     Ok(view)
 }
 
-/// [`read`] shaped as a host view (`route_src` is left empty: it is per pod IP).
+/// [`read`] shaped as a host view, with `route_src` filled for `pod_ips`: for each, the
+/// preferred source address of the route the host would use to reach it (`ip route get`,
+/// [`route::get`]). Pod IPs the host has no route to, or whose route has no source, are left
+/// out (the planner then relies on the host's interface addresses).
 pub fn read_host(
     nl: &mut dyn RouteNetlink,
     sysctl: &mut dyn SysctlAccess,
     sysctl_keys: &[&str],
+    pod_ips: &[IpAddr],
 ) -> Result<HostView> {
     let pod = read(nl, sysctl, sysctl_keys)?;
+    let names = LinkNames::load(nl)?;
+    let mut route_src = BTreeMap::new();
+    for ip in pod_ips {
+        match route::get(nl, &names, *ip) {
+            Ok(r) => {
+                if let Some(src) = r.src {
+                    route_src.insert(*ip, src);
+                }
+            }
+            Err(e) if route::is_unreachable(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut host = HostView::new(pod.links);
+    host.route_src = route_src;
     host.routes = pod.routes;
     host.rules = pod.rules;
     host.neighbours = pod.neighbours;

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use spiderpool_core::coordinator::{Family, NextHop, Proto, Route, Scope, TABLE_LOCAL};
@@ -183,12 +183,67 @@ pub fn dump(
         .collect())
 }
 
+/// `RTM_GETROUTE` without `NLM_F_DUMP` for one destination, as `ip route get <dst>` sends it:
+/// a full-length destination; for IPv4 also `RTM_F_LOOKUP_TABLE`, so the reply names the table
+/// the route was found in (without it IPv4 always says `main`; IPv6 always names the real
+/// table and refuses the flag with EINVAL). Strict checking wants every other header field zero.
+pub(crate) fn get_msg(dst: IpAddr) -> RouteNetlinkMessage {
+    let mut msg = RouteMessage::default();
+    let family = Family::of(&dst);
+    msg.header.address_family = af(family);
+    match family {
+        Family::V4 => {
+            msg.header.destination_prefix_length = 32;
+            msg.header.flags = RouteFlags::LookupTable;
+        }
+        Family::V6 => msg.header.destination_prefix_length = 128,
+    }
+    msg.attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+    RouteNetlinkMessage::GetRoute(msg)
+}
+
+/// The route the kernel would use to reach `dst` (`ip route get <dst>`), resolved through the
+/// rules: destination `dst/32` (`/128`), gateway, device, the preferred source address (`src`,
+/// what the coordinator's host IPs are made of) and the table it was found in. A local
+/// destination gives its `local` table entry. No route: an error with the kernel's errno
+/// (`ENETUNREACH`, `EHOSTUNREACH`; see [`is_unreachable`]).
+pub fn get(nl: &mut dyn RouteNetlink, names: &LinkNames, dst: IpAddr) -> Result<Route> {
+    let what = || format!("get route to {dst}");
+    let replies = nl.request(get_msg(dst), 0).map_err(|e| e.during(what))?;
+    replies
+        .iter()
+        .find_map(|r| match r {
+            RouteNetlinkMessage::NewRoute(m) => parse_any(m, names),
+            _ => None,
+        })
+        .ok_or_else(|| Error::protocol("no route in the reply").during(what))
+}
+
+/// True for the errors [`get`] gives when the kernel has no route (`ENETUNREACH`,
+/// `EHOSTUNREACH`, and `EACCES`/`EINVAL` of `prohibit`/`blackhole`-style routes).
+pub fn is_unreachable(e: &Error) -> bool {
+    const EACCES: i32 = 13;
+    const EINVAL: i32 = 22;
+    const ENETUNREACH: i32 = 101;
+    const EHOSTUNREACH: i32 = 113;
+    matches!(
+        e.errno(),
+        Some(ENETUNREACH | EHOSTUNREACH | EACCES | EINVAL)
+    )
+}
+
 /// Turns a route message into a core [`Route`]; `None` for non-unicast routes (local,
 /// broadcast, multicast...) and for ones this model cannot describe.
 pub(crate) fn parse(msg: &RouteMessage, names: &LinkNames) -> Option<Route> {
     if msg.header.kind != RouteType::Unicast {
         return None;
     }
+    parse_any(msg, names)
+}
+
+/// [`parse`] for any route type (a `route get` of a local address answers with type local).
+fn parse_any(msg: &RouteMessage, names: &LinkNames) -> Option<Route> {
     let family = match msg.header.address_family {
         AddressFamily::Inet => Family::V4,
         AddressFamily::Inet6 => Family::V6,

@@ -379,6 +379,110 @@ fn route_dump_of_a_missing_table_is_empty_and_filters_by_table() {
 }
 
 #[test]
+fn route_get_sends_a_full_length_lookup_and_reads_the_source() {
+    let mut nl = RecordingNetlink::new();
+    let names = names(&[(2, "ens192")]);
+    // What the kernel answers to `ip route get 10.6.212.145`: the resolved /32 with prefsrc.
+    let mut reply = RouteMessage::default();
+    reply.header.address_family = AddressFamily::Inet;
+    reply.header.destination_prefix_length = 32;
+    reply.header.table = 254;
+    reply.header.kind = RouteType::Unicast;
+    reply.attributes = vec![
+        RouteAttribute::Table(254),
+        RouteAttribute::Destination(RouteAddress::from(ip("10.6.212.145"))),
+        RouteAttribute::Oif(2),
+        RouteAttribute::PrefSource(RouteAddress::from(ip("10.6.212.132"))),
+    ];
+    nl.reply(vec![RouteNetlinkMessage::NewRoute(reply)]);
+    let r = route::get(&mut nl, &names, ip("10.6.212.145")).unwrap();
+    assert_eq!(r.dst, "10.6.212.145/32".parse::<ipnet::IpNet>().unwrap());
+    assert_eq!(r.dev, "ens192");
+    assert_eq!(r.src, Some(ip("10.6.212.132")));
+    assert_eq!(r.table, 254);
+    assert_eq!(nl.sent[0].flags, PLAIN, "not a dump");
+    let RouteNetlinkMessage::GetRoute(m) = &nl.sent[0].msg else {
+        panic!("{:?}", nl.sent[0]);
+    };
+    assert_eq!(m.header.address_family, AddressFamily::Inet);
+    assert_eq!(m.header.destination_prefix_length, 32);
+    assert_eq!(
+        m.header.flags,
+        netlink_packet_route::route::RouteFlags::LookupTable
+    );
+    // Strict checking refuses a get with any of these set.
+    assert_eq!(
+        (m.header.table, m.header.tos, m.header.source_prefix_length),
+        (0, 0, 0)
+    );
+    assert_eq!(m.header.protocol, RouteProtocol::Unspec);
+    assert_eq!(m.header.scope, RouteScope::Universe);
+    assert_eq!(m.header.kind, RouteType::Unspec);
+    assert_eq!(
+        m.attributes,
+        [RouteAttribute::Destination(RouteAddress::from(ip(
+            "10.6.212.145"
+        )))]
+    );
+
+    // v6: /128; no route: the kernel's errno, recognised as unreachable.
+    nl.fail(101);
+    let err = route::get(&mut nl, &names, ip("fd00::5")).unwrap_err();
+    assert!(route::is_unreachable(&err), "{err}");
+    assert!(
+        err.to_string().starts_with("get route to fd00::5: "),
+        "{err}"
+    );
+    let RouteNetlinkMessage::GetRoute(m) = &nl.sent[1].msg else {
+        panic!()
+    };
+    assert_eq!(m.header.address_family, AddressFamily::Inet6);
+    assert_eq!(m.header.destination_prefix_length, 128);
+    assert!(m.header.flags.is_empty(), "IPv6 refuses RTM_F_LOOKUP_TABLE");
+}
+
+#[test]
+fn read_host_fills_route_src_per_pod_ip_and_skips_unreachable_ones() {
+    use crate::fake::FakeSysctl;
+    let link = || vec![link_msg(1, "lo", true), link_msg(2, "ens192", true)];
+    // How many requests `read` makes (links, addresses, routes, rules, neighbours).
+    let mut counting = RecordingNetlink::new();
+    counting.reply(link());
+    crate::read(&mut counting, &mut FakeSysctl::default(), &[]).unwrap();
+    let mut nl = RecordingNetlink::new();
+    nl.reply(link());
+    for _ in 1..counting.sent.len() {
+        nl.ack();
+    }
+    // Then the names again, then one get per pod IP.
+    nl.reply(link());
+    let mut reply = RouteMessage::default();
+    reply.header.address_family = AddressFamily::Inet;
+    reply.header.destination_prefix_length = 32;
+    reply.header.kind = RouteType::Unicast;
+    reply.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::from(ip("10.6.212.145"))),
+        RouteAttribute::Oif(2),
+        RouteAttribute::PrefSource(RouteAddress::from(ip("10.6.212.132"))),
+    ];
+    nl.reply(vec![RouteNetlinkMessage::NewRoute(reply)]);
+    nl.fail(101);
+    let host = crate::read_host(
+        &mut nl,
+        &mut FakeSysctl::default(),
+        &[],
+        &[ip("10.6.212.145"), ip("fd00::5")],
+    )
+    .unwrap();
+    assert_eq!(nl.pending(), 0);
+    assert_eq!(
+        host.route_src.into_iter().collect::<Vec<_>>(),
+        [(ip("10.6.212.145"), ip("10.6.212.132"))]
+    );
+    assert_eq!(host.links.len(), 2);
+}
+
+#[test]
 fn rules_are_added_exclusively_and_exists_means_done() {
     let mut nl = RecordingNetlink::new();
     let r = Rule::from_addr(ip("10.6.212.145"), 101).at(32765);

@@ -16,6 +16,7 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 use common::{have, ip_in, ip_script, ping, root};
@@ -76,7 +77,19 @@ fn underlay_first_nic_replies_via_veth0_and_reaches_the_router() {
     let mut pnl = pod.route_socket().unwrap();
     let mut hsys = ProcSys::in_netns(&host);
     let pod_view = read(&mut pnl, &mut psys, &[]).unwrap();
-    let host_view = read_host(&mut hnl, &mut hsys, &[]).unwrap();
+    let pod_ips: Vec<IpAddr> = pod_view
+        .links
+        .iter()
+        .filter(|l| l.name != "lo")
+        .flat_map(|l| l.usable_ips())
+        .collect();
+    let host_view = read_host(&mut hnl, &mut hsys, &[], &pod_ips).unwrap();
+    let pod_ip: IpAddr = "10.6.212.145".parse().unwrap();
+    assert_eq!(
+        host_view.route_src.get(&pod_ip),
+        Some(&"10.6.212.132".parse().unwrap()),
+        "ip route get 10.6.212.145 on the node says src 10.6.212.132"
+    );
     let cfg = CoordinatorConfig {
         mode: Mode::Underlay,
         hijack_cidr: vec!["169.254.0.0/16".parse().unwrap()],
