@@ -64,9 +64,10 @@ fn read_agent_config(
     annotation: Option<&str>,
 ) -> Result<AgentCoordinatorConfig, String> {
     let Some(path) = path else {
-        let mut a = AgentCoordinatorConfig::default();
-        a.pod_default_route_nic = annotation.map(str::to_owned);
-        return Ok(a);
+        return Ok(AgentCoordinatorConfig {
+            pod_default_route_nic: annotation.map(str::to_owned),
+            ..AgentCoordinatorConfig::default()
+        });
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
