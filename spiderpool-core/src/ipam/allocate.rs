@@ -1,0 +1,480 @@
+//! The allocation decision (CNI ADD), as a pure function of a request and a snapshot.
+//!
+//! Order of the checks (§3.1 step 4, §3.11):
+//! 1. The pod's SpiderEndpoint (named after the pod, or the VMI for KubeVirt VM pods).
+//! 2. StatefulSet / KubeVirt pods: if this NIC is recorded and its pools are still candidates,
+//!    re-adopt the recorded addresses (pool records move to the new pod UID); if its pools
+//!    changed, release that NIC's addresses and allocate afresh.
+//! 3. Other pods: same UID and NIC recorded → the recorded addresses (idempotent retry); an
+//!    unnamed positional `ippools` entry is claimed by this NIC; a different UID means a
+//!    previous pod of that name: its endpoint is replaced (its records are left to DEL / GC,
+//!    as upstream).
+//! 4. Otherwise: candidates → filters → order → lowest free address of the first pool that has
+//!    one, per NIC and family; results with routes; the endpoint record.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::affinity::{FilterContext, PoolRejection, RejectReason};
+use super::annotations::parse_routes;
+use super::candidates::{Candidates, filter_and_order, pool_candidates};
+use super::pool_state::PoolState;
+use super::request::{AllocateRequest, CORE_V1, KIND_POD};
+use super::result::{AllocationResult, IpConfig};
+use super::store::{ChangeSet, EndpointChange, EndpointKey, PoolOp, Snapshot, Version};
+use crate::Error;
+use crate::ip::{IpFamily, ip_to_u128, parse_ip};
+use crate::meta::OwnerReference;
+use crate::objects::keys::{ANNO_POD_ROUTES, SPIDER_FINALIZER};
+use crate::objects::{
+    IPAllocationDetail, PodIPAllocation, PoolIPAllocation, Route, SpiderEndpoint,
+    SpiderEndpointStatus,
+};
+
+/// How the addresses of a decision were obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionKind {
+    /// Already recorded for this pod UID and NIC (a retried ADD): nothing new allocated.
+    Existing,
+    /// StatefulSet / KubeVirt: the previous pod's addresses moved to this pod.
+    Readopted,
+    /// New addresses were chosen.
+    Allocated,
+}
+
+/// The outcome of [`plan_allocation`]: the answer for the CNI plugin and the writes that make
+/// it true.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllocationDecision {
+    /// How the addresses were obtained.
+    pub kind: DecisionKind,
+    /// Every NIC of the pod (the plugin keeps [`AllocationResult::current`]).
+    pub result: AllocationResult,
+    /// Pool records and endpoint to write (empty for [`DecisionKind::Existing`] unless an
+    /// unnamed entry was claimed).
+    pub changes: ChangeSet,
+    /// Things worth logging: custom routes that matched no address.
+    pub warnings: Vec<String>,
+}
+
+/// The endpoint of the request's pod: `ns/<pod>` or `ns/<vmi>` for KubeVirt VM pods.
+pub fn endpoint_key(req: &AllocateRequest) -> EndpointKey {
+    EndpointKey::new(req.pod.namespace.clone(), req.endpoint_name())
+}
+
+/// Decides the addresses of `req` against `snap` (see the module docs for the rules).
+pub fn plan_allocation(
+    req: &AllocateRequest,
+    snap: &Snapshot,
+) -> Result<AllocationDecision, Error> {
+    let key = endpoint_key(req);
+    let existing = snap.endpoint(&key);
+    let ep_version = existing.map(|(v, _)| v);
+    let mut changes = ChangeSet::default();
+    let mut base: Option<SpiderEndpoint> = None;
+
+    if let Some((version, ep)) = existing {
+        let status = ep.status.clone().unwrap_or_default();
+        let nic_idx = status
+            .current
+            .ips
+            .iter()
+            .position(|d| d.interface == req.ifname);
+        if req.is_static() {
+            match nic_idx {
+                Some(idx) => {
+                    let cands = pool_candidates(req, snap)?;
+                    if pools_unchanged(&status.current.ips[idx], idx, &cands, &req.ifname) {
+                        return readopt(req, snap, &key, version, ep, status);
+                    }
+                    // The NIC's pools changed: give its addresses back and allocate afresh.
+                    let mut status = status;
+                    let detail = status.current.ips.remove(idx);
+                    release_detail(snap, &detail, &status.current.uid, &mut changes)?;
+                    if !status.current.ips.is_empty() {
+                        let mut ep = ep.clone();
+                        ep.status = Some(status);
+                        base = Some(ep);
+                    }
+                }
+                None => base = Some(ep.clone()),
+            }
+        } else if status.current.uid != req.pod.uid {
+            // A previous pod of this name: replace its endpoint (expected version below).
+        } else if nic_idx.is_some() {
+            return Ok(AllocationDecision {
+                kind: DecisionKind::Existing,
+                result: AllocationResult::from_status(&req.ifname, &status)?,
+                changes,
+                warnings: Vec::new(),
+            });
+        } else if let Some(i) = status
+            .current
+            .ips
+            .iter()
+            .position(|d| d.interface.is_empty())
+        {
+            // Positional `ippools` entry allocated by the first ADD: this NIC claims it.
+            let mut ep = ep.clone();
+            let mut status = status;
+            status.current.ips[i].interface = req.ifname.clone();
+            let result = AllocationResult::from_status(&req.ifname, &status)?;
+            ep.status = Some(status);
+            changes.endpoints.push(EndpointChange::Put {
+                key,
+                expected_version: Some(version),
+                endpoint: Box::new(ep),
+            });
+            return Ok(AllocationDecision {
+                kind: DecisionKind::Existing,
+                result,
+                changes,
+                warnings: Vec::new(),
+            });
+        } else {
+            base = Some(ep.clone());
+        }
+    }
+
+    let cands = pool_candidates(req, snap)?;
+    allocate_fresh(req, snap, key, ep_version, base, &cands, changes)
+}
+
+/// Whether the pools recorded for the NIC at `idx` are still among its candidates.
+fn pools_unchanged(
+    detail: &IPAllocationDetail,
+    idx: usize,
+    cands: &Candidates,
+    ifname: &str,
+) -> bool {
+    let nic = if cands.positional {
+        cands.nics.get(idx)
+    } else {
+        cands.nics.iter().find(|n| n.nic == ifname)
+    };
+    let Some(nic) = nic else {
+        return false;
+    };
+    let ok =
+        |pool: &Option<String>, list: &[String]| pool.as_ref().is_none_or(|p| list.contains(p));
+    ok(&detail.ipv4_pool, &nic.ipv4) && ok(&detail.ipv6_pool, &nic.ipv6)
+}
+
+/// The `(address, pool)` pairs of an endpoint NIC entry.
+pub(crate) fn detail_addresses(d: &IPAllocationDetail) -> Result<Vec<(IpAddr, String)>, Error> {
+    let mut out = Vec::with_capacity(2);
+    for (addr, pool) in [(&d.ipv4, &d.ipv4_pool), (&d.ipv6, &d.ipv6_pool)] {
+        if let (Some(a), Some(p)) = (addr, pool) {
+            let ip = a.split_once('/').map_or(a.as_str(), |(ip, _)| ip);
+            let ip = parse_ip(ip).map_err(|e| Error::IpamRecordMismatch {
+                pool: p.clone(),
+                ip: a.clone(),
+                reason: format!("endpoint address: {e}"),
+            })?;
+            out.push((ip, p.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Adds release operations for the addresses of `detail` held by `uid`.
+pub(crate) fn release_detail(
+    snap: &Snapshot,
+    detail: &IPAllocationDetail,
+    uid: &str,
+    changes: &mut ChangeSet,
+) -> Result<(), Error> {
+    for (ip, pool) in detail_addresses(detail)? {
+        if let (Some(state), Some(version)) = (snap.pool(&pool), snap.pool_version(&pool))
+            && state.record(ip).is_some_and(|r| r.pod_uid == uid)
+        {
+            changes.push_pool_op(
+                &pool,
+                version,
+                PoolOp::Release {
+                    ip,
+                    uid: uid.to_owned(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// StatefulSet / KubeVirt: moves every recorded address of the endpoint to the new pod UID.
+fn readopt(
+    req: &AllocateRequest,
+    snap: &Snapshot,
+    key: &EndpointKey,
+    version: Version,
+    ep: &SpiderEndpoint,
+    mut status: SpiderEndpointStatus,
+) -> Result<AllocationDecision, Error> {
+    let mut changes = ChangeSet::default();
+    let holder = PoolIPAllocation {
+        pod: key.to_string(),
+        pod_uid: req.pod.uid.clone(),
+    };
+    for detail in &status.current.ips {
+        for (ip, pool) in detail_addresses(detail)? {
+            let (Some(state), Some(pv)) = (snap.pool(&pool), snap.pool_version(&pool)) else {
+                return Err(Error::IpamPoolNotFound {
+                    pool,
+                    nic: detail.interface.clone(),
+                });
+            };
+            let op = match state.record(ip) {
+                Some(r) if r.pod != holder.pod => {
+                    return Err(Error::IpamRecordMismatch {
+                        pool,
+                        ip: ip.to_string(),
+                        reason: format!("held by {}, not {}", r.pod, holder.pod),
+                    });
+                }
+                Some(r) if r.pod_uid == holder.pod_uid => continue,
+                Some(_) => PoolOp::Readopt {
+                    ip,
+                    record: holder.clone(),
+                },
+                None if state.is_free(ip) => PoolOp::Allocate {
+                    ip,
+                    record: holder.clone(),
+                },
+                None => {
+                    return Err(Error::IpamRecordMismatch {
+                        pool,
+                        ip: ip.to_string(),
+                        reason: "no record and no longer allocatable".to_owned(),
+                    });
+                }
+            };
+            changes.push_pool_op(&pool, pv, op);
+        }
+    }
+    if status.current.uid != req.pod.uid || status.current.node != req.pod.node {
+        status.current.uid = req.pod.uid.clone();
+        status.current.node = req.pod.node.clone();
+        let mut ep = ep.clone();
+        ep.status = Some(status.clone());
+        changes.endpoints.push(EndpointChange::Put {
+            key: key.clone(),
+            expected_version: Some(version),
+            endpoint: Box::new(ep),
+        });
+    }
+    Ok(AllocationDecision {
+        kind: DecisionKind::Readopted,
+        result: AllocationResult::from_status(&req.ifname, &status)?,
+        changes,
+        warnings: Vec::new(),
+    })
+}
+
+struct Chosen<'s> {
+    detail_idx: usize,
+    pool: &'s PoolState,
+}
+
+fn allocate_fresh(
+    req: &AllocateRequest,
+    snap: &Snapshot,
+    key: EndpointKey,
+    ep_version: Option<Version>,
+    base: Option<SpiderEndpoint>,
+    cands: &Candidates,
+    mut changes: ChangeSet,
+) -> Result<AllocationDecision, Error> {
+    let custom_routes = match req.pod.annotation(ANNO_POD_ROUTES) {
+        Some(t) => parse_routes(t)?,
+        None => Vec::new(),
+    };
+    let mut ep = base.unwrap_or_else(|| new_endpoint(req, &key));
+    let mut status = ep.status.take().unwrap_or_default();
+    let holder = PoolIPAllocation {
+        pod: key.to_string(),
+        pod_uid: req.pod.uid.clone(),
+    };
+    // Addresses already recorded in the endpoint, and those chosen by this plan, per pool.
+    let mut taken: BTreeMap<String, BTreeSet<u128>> = BTreeMap::new();
+    for d in &status.current.ips {
+        for (ip, pool) in detail_addresses(d)? {
+            taken.entry(pool).or_default().insert(ip_to_u128(ip));
+        }
+    }
+    let mut chosen: Vec<Chosen<'_>> = Vec::new();
+    for (pos, nc) in cands.nics.iter().enumerate() {
+        let name = if cands.positional {
+            if pos == 0 { "eth0" } else { "" }
+        } else {
+            nc.nic.as_str()
+        };
+        if !name.is_empty() && status.current.ips.iter().any(|d| d.interface == name) {
+            continue; // allocated by an earlier ADD of the same pod
+        }
+        let ctx = FilterContext::new(req, &nc.nic);
+        let detail_idx = status.current.ips.len();
+        let mut detail = IPAllocationDetail {
+            interface: name.to_owned(),
+            ..Default::default()
+        };
+        for family in [IpFamily::V4, IpFamily::V6] {
+            let names = nc.of(family);
+            if names.is_empty() {
+                continue;
+            }
+            let pools = filter_and_order(&ctx, family, names, snap)?;
+            let mut rejections = Vec::new();
+            let mut pick = None;
+            for pool in pools {
+                let t = taken.entry(pool.name().to_owned()).or_default();
+                // A record of this pod that no NIC holds (a crash between a pool write and the
+                // endpoint write in a non-atomic store) is reused, as upstream does.
+                let orphan = pool.addresses_of_uid(&req.pod.uid).find(|ip| {
+                    !t.contains(&ip_to_u128(*ip))
+                        && pool.record(*ip).is_some_and(|r| r.pod == holder.pod)
+                });
+                let ip = orphan
+                    .map(|ip| (ip, true))
+                    .or_else(|| pool.lowest_free_excluding(t).map(|ip| (ip, false)));
+                match ip {
+                    Some((ip, reused)) => {
+                        t.insert(ip_to_u128(ip));
+                        if !reused && let Some(v) = snap.pool_version(pool.name()) {
+                            changes.push_pool_op(
+                                pool.name(),
+                                v,
+                                PoolOp::Allocate {
+                                    ip,
+                                    record: holder.clone(),
+                                },
+                            );
+                        }
+                        pick = Some((pool, ip));
+                        break;
+                    }
+                    None => rejections.push(PoolRejection {
+                        pool: pool.name().to_owned(),
+                        reason: RejectReason::Exhausted,
+                    }),
+                }
+            }
+            let Some((pool, ip)) = pick else {
+                return Err(Error::IpamAllocationFailed {
+                    nic: nc.nic.clone(),
+                    family,
+                    rejections,
+                });
+            };
+            let config = IpConfig {
+                address: ip,
+                prefix_len: pool.prefix_len(),
+                pool: pool.name().to_owned(),
+                gateway: pool.gateway(),
+            };
+            let (addr, pname, gw) = (
+                Some(config.cidr()),
+                Some(pool.name().to_owned()),
+                pool.gateway().map(|g| g.to_string()),
+            );
+            match family {
+                IpFamily::V4 => {
+                    (detail.ipv4, detail.ipv4_pool, detail.ipv4_gateway) = (addr, pname, gw)
+                }
+                IpFamily::V6 => {
+                    (detail.ipv6, detail.ipv6_pool, detail.ipv6_gateway) = (addr, pname, gw)
+                }
+            }
+            chosen.push(Chosen { detail_idx, pool });
+        }
+        if detail.ipv4_gateway.is_some() || detail.ipv6_gateway.is_some() {
+            detail.clean_gateway = Some(nc.clean_gateway);
+        }
+        status.current.ips.push(detail);
+    }
+
+    // Routes (§3.9): pool routes on the NIC of each address, then each custom route on the NIC
+    // of the first address whose subnet holds its gateway.
+    let mut routes: BTreeMap<usize, Vec<Route>> = BTreeMap::new();
+    for c in &chosen {
+        routes
+            .entry(c.detail_idx)
+            .or_default()
+            .extend(c.pool.routes().iter().cloned());
+    }
+    let mut warnings = Vec::new();
+    for r in custom_routes {
+        let gw = parse_ip(&r.gw).ok();
+        match chosen
+            .iter()
+            .find(|c| gw.is_some_and(|g| c.pool.subnet().contains_ip(g)))
+        {
+            Some(c) => routes.entry(c.detail_idx).or_default().push(r),
+            None => warnings.push(format!(
+                "{ANNO_POD_ROUTES}: route {} via {} matches no allocated address, dropped",
+                r.dst, r.gw
+            )),
+        }
+    }
+    for (idx, list) in routes {
+        if let Some(d) = status.current.ips.get_mut(idx)
+            && !list.is_empty()
+        {
+            d.routes = Some(list);
+        }
+    }
+
+    // This NIC claims the first positional entry if it is not named yet.
+    if !status.current.ips.iter().any(|d| d.interface == req.ifname)
+        && let Some(d) = status
+            .current
+            .ips
+            .iter_mut()
+            .find(|d| d.interface.is_empty())
+    {
+        d.interface = req.ifname.clone();
+    }
+
+    status.current.uid = req.pod.uid.clone();
+    status.current.node = req.pod.node.clone();
+    let result = AllocationResult::from_status(&req.ifname, &status)?;
+    ep.status = Some(status);
+    changes.endpoints.push(EndpointChange::Put {
+        key,
+        expected_version: ep_version,
+        endpoint: Box::new(ep),
+    });
+    Ok(AllocationDecision {
+        kind: DecisionKind::Allocated,
+        result,
+        changes,
+        warnings,
+    })
+}
+
+/// A new endpoint for the request's pod (§1.3, §3.10): finalizer; owner reference to the pod
+/// except for StatefulSet / KubeVirt pods, whose endpoint outlives the pod.
+fn new_endpoint(req: &AllocateRequest, key: &EndpointKey) -> SpiderEndpoint {
+    let status = SpiderEndpointStatus {
+        current: PodIPAllocation {
+            uid: req.pod.uid.clone(),
+            node: req.pod.node.clone(),
+            ips: Vec::new(),
+        },
+        owner_controller_type: req.pod.controller.kind.clone(),
+        owner_controller_name: req.pod.controller.name.clone(),
+    };
+    let mut ep = SpiderEndpoint::new(key.namespace.clone(), key.name.clone(), Some(status));
+    ep.metadata.add_finalizer(SPIDER_FINALIZER);
+    if !req.is_static() {
+        ep.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: CORE_V1.to_owned(),
+            kind: KIND_POD.to_owned(),
+            name: req.pod.name.clone(),
+            uid: req.pod.uid.clone(),
+            controller: None,
+            block_owner_deletion: None,
+            extra: serde_json::Map::new(),
+        }]);
+    }
+    ep
+}
