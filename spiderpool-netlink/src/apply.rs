@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::link::{self, LinkNames, VethOptions};
 use crate::mark::Marker;
 use crate::msg::RouteNetlink;
+use crate::probe::Announcer;
 use crate::sysctl::SysctlAccess;
 use crate::{neigh, route, rule};
 
@@ -26,6 +27,9 @@ pub struct Target<'a> {
     pub peer_netns: Option<BorrowedFd<'a>>,
     /// The reply-via-veth marking; a plan with [`Step::ReplyViaVethMark`] fails without one.
     pub marker: Option<&'a mut dyn Marker>,
+    /// Sends [`Step::Announce`]'s gratuitous ARP / unsolicited NA; without one the step is
+    /// only noted in [`ApplyReport::notes`].
+    pub announcer: Option<&'a mut dyn Announcer>,
 }
 
 impl<'a> Target<'a> {
@@ -36,6 +40,7 @@ impl<'a> Target<'a> {
             sysctl,
             peer_netns: None,
             marker: None,
+            announcer: None,
         }
     }
 
@@ -48,6 +53,12 @@ impl<'a> Target<'a> {
     /// The same target, with this reply-via-veth marker.
     pub fn with_marker(mut self, marker: &'a mut dyn Marker) -> Target<'a> {
         self.marker = Some(marker);
+        self
+    }
+
+    /// The same target, with this announcer.
+    pub fn with_announcer(mut self, announcer: &'a mut dyn Announcer) -> Target<'a> {
+        self.announcer = Some(announcer);
         self
     }
 }
@@ -282,15 +293,28 @@ fn apply_step(
             undo.push(Undo::Unmark(m.clone()));
         }
         Step::Announce { dev, addrs } => {
-            report.notes.push(format!(
-                "announce {} on {dev}: not sent (gratuitous ARP / unsolicited NA not implemented)",
+            let list = || {
                 addrs
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
-            return Ok(false);
+            };
+            // Failures are only logged (spec §4.4 step 11): neighbours still learn the new
+            // MAC when their entries expire.
+            let Some(announcer) = t.announcer.as_deref_mut() else {
+                report.notes.push(format!(
+                    "announce {} on {dev}: not sent (no announcer given)",
+                    list()
+                ));
+                return Ok(false);
+            };
+            if let Err(e) = announcer.announce(dev, addrs) {
+                report
+                    .notes
+                    .push(format!("announce {} on {dev} failed: {e}", list()));
+                return Ok(false);
+            }
         }
         // `Step` is not exhaustive across crate versions; refuse what this adapter does not know.
         #[allow(unreachable_patterns)]

@@ -16,6 +16,8 @@
 //! | [`neigh`] | `ip neigh` | add/replace permanent entries, delete, dump |
 //! | [`sysctl`] | `sysctl` | `/proc/sys` read, compare, write (inside the netns) |
 //! | [`mark`] | `nft` | the reply-via-veth connection marking |
+//! | [`packet`] | | ARP / neighbour discovery frames, built and parsed (no I/O) |
+//! | [`probe`] | `arping`, `ndisc6` | gratuitous ARP / unsolicited NA, IP conflict and gateway probes |
 //! | [`apply()`], [`read()`], [`verify()`], [`teardown()`] | | plans: all-or-nothing apply, read back, drift, best-effort DEL |
 //!
 //! ```no_run
@@ -37,6 +39,8 @@ pub mod mark;
 pub mod msg;
 pub mod neigh;
 pub mod netns;
+pub mod packet;
+pub mod probe;
 mod read;
 pub mod route;
 pub mod rule;

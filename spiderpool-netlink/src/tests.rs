@@ -600,6 +600,7 @@ fn applying_a_plan_sends_exact_messages_and_rolls_back_what_it_added() {
         sysctl: &mut sys,
         peer_netns: None,
         marker: None,
+        announcer: None,
     };
     let err = crate::apply(&plan, &mut target).unwrap_err();
     let Error::Step {
@@ -652,4 +653,61 @@ fn applying_a_plan_sends_exact_messages_and_rolls_back_what_it_added() {
             ("net.ipv4.conf.all.rp_filter".to_string(), "1".to_string()),
         ]
     );
+}
+
+/// Records announcements; fails when told to.
+struct FakeAnnouncer {
+    sent: Vec<(String, Vec<IpAddr>)>,
+    fail: bool,
+}
+
+impl crate::probe::Announcer for FakeAnnouncer {
+    fn announce(&mut self, dev: &str, addrs: &[IpAddr]) -> crate::Result<()> {
+        if self.fail {
+            return Err(Error::invalid("no CAP_NET_RAW"));
+        }
+        self.sent.push((dev.to_string(), addrs.to_vec()));
+        Ok(())
+    }
+}
+
+#[test]
+fn announce_steps_go_to_the_announcer_and_failures_are_only_noted() {
+    use spiderpool_core::coordinator::{NetnsPlan, Step};
+    let plan = NetnsPlan {
+        steps: vec![Step::Announce {
+            dev: "net1".into(),
+            addrs: vec![ip("10.6.212.145"), ip("fd00::145")],
+        }],
+    };
+    let mut sys = crate::fake::FakeSysctl::default();
+    for fail in [false, true] {
+        let mut nl = RecordingNetlink::new();
+        let mut ann = FakeAnnouncer {
+            sent: Vec::new(),
+            fail,
+        };
+        let mut target = crate::Target::new(&mut nl, &mut sys).with_announcer(&mut ann);
+        let report = crate::apply(&plan, &mut target).unwrap();
+        if fail {
+            assert_eq!(report.changed, 0);
+            assert_eq!(
+                report.notes,
+                ["announce 10.6.212.145, fd00::145 on net1 failed: invalid input: no CAP_NET_RAW"]
+            );
+        } else {
+            assert_eq!(report.changed, 1);
+            assert!(report.notes.is_empty());
+            assert_eq!(
+                ann.sent,
+                [(
+                    "net1".to_string(),
+                    vec![ip("10.6.212.145"), ip("fd00::145")]
+                )]
+            );
+        }
+    }
+    let mut nl = RecordingNetlink::new();
+    let report = crate::apply(&plan, &mut crate::Target::new(&mut nl, &mut sys)).unwrap();
+    assert_eq!(report.notes.len(), 1, "{report:?}");
 }

@@ -338,6 +338,7 @@ fn apply_read_verify_is_idempotent_and_rolls_back_on_failure() {
         sysctl: &mut sys,
         peer_netns: Some(host.as_fd()),
         marker: None,
+        announcer: None,
     };
     let report = apply(&plan, &mut target).unwrap();
     assert_eq!(report.changed, plan.steps.len(), "{report:?}");
@@ -360,6 +361,7 @@ fn apply_read_verify_is_idempotent_and_rolls_back_on_failure() {
         sysctl: &mut sys,
         peer_netns: Some(host.as_fd()),
         marker: None,
+        announcer: None,
     };
     let report = apply(&plan, &mut target).unwrap();
     assert_eq!(report.changed, 0, "{report:?}");
@@ -389,6 +391,7 @@ fn apply_read_verify_is_idempotent_and_rolls_back_on_failure() {
         sysctl: &mut sys,
         peer_netns: None,
         marker: None,
+        announcer: None,
     };
     let err = apply(&bad, &mut target).unwrap_err();
     match &err {
@@ -441,6 +444,7 @@ fn apply_read_verify_is_idempotent_and_rolls_back_on_failure() {
         sysctl: &mut sys,
         peer_netns: None,
         marker: None,
+        announcer: None,
     };
     teardown(&del, &mut target).unwrap();
     let live = read(&mut nl, &mut sys, &keys).unwrap();
