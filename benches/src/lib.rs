@@ -1,5 +1,7 @@
 //! Baselines that the criterion benches compare our implementations against.
 
+pub mod naive_alloc;
+
 pub mod naive_ranges {
     //! Upstream's expand-everything approach to IP ranges, as the baseline for
     //! `benches/ranges.rs`.
