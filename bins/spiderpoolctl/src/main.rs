@@ -11,6 +11,7 @@ mod output;
 mod plan;
 mod render;
 mod validate;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     Crds,
     /// Print the coordinator's plan for one NIC of a described pod (offline).
     Plan(PlanArgs),
+    /// Compare a live pod (and node) netns with the coordinator's plan; report drift.
+    Verify(verify::VerifyArgs),
 }
 
 /// How `plan` prints the plan.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
         Command::Render(args) => render::run(&args),
         Command::Crds => crds::run(),
         Command::Plan(args) => plan::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     ExitCode::from(code)
 }

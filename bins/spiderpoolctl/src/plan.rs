@@ -28,20 +28,20 @@ use spiderpool_core::manifest::{SpiderObject, parse_documents};
 
 use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_REJECTED, PlanArgs, PlanOutput};
 
-/// The topology file.
+/// The topology file (also read by `verify`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Topology {
+pub(crate) struct Topology {
     #[serde(default = "default_container_id", rename = "containerID")]
-    container_id: String,
+    pub(crate) container_id: String,
     #[serde(default = "default_ifname")]
-    ifname: String,
+    pub(crate) ifname: String,
     #[serde(default)]
-    default_route_nic: Option<String>,
+    pub(crate) default_route_nic: Option<String>,
     #[serde(default)]
-    nad: NadCoordinatorConf,
-    pod: PodView,
-    host: HostView,
+    pub(crate) nad: NadCoordinatorConf,
+    pub(crate) pod: PodView,
+    pub(crate) host: HostView,
 }
 
 fn default_container_id() -> String {
@@ -53,13 +53,13 @@ fn default_ifname() -> String {
 }
 
 /// Reads a YAML or JSON file into a serde value.
-fn read_value(path: &Path) -> Result<serde_json::Value, String> {
+pub(crate) fn read_value(path: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn read_agent_config(
+pub(crate) fn read_agent_config(
     path: Option<&Path>,
     annotation: Option<&str>,
 ) -> Result<AgentCoordinatorConfig, String> {
