@@ -1,0 +1,1 @@
+//! The embedded local store (being written).
