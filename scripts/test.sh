@@ -7,7 +7,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
-echo "== cargo test (unit, integration, CLI, property and doc tests)"
+echo "== cargo build (the end-to-end tests run our CNI plugins and agent as separate processes)"
+cargo build --workspace --bins
+echo "== cargo test (unit, integration, CLI, property, root network-namespace and doc tests)"
 cargo test --workspace --all-features
 echo "== benches compile and run once in test mode"
 cargo test -p spiderpool-benches --benches
