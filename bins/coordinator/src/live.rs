@@ -1,0 +1,353 @@
+//! The kernel side of each command: read the pod and the node, plan, apply or verify.
+//!
+//! The plugin runs in the node's netns (the runtime starts it there); the pod's netns is
+//! entered only on short-lived threads by `spiderpool-netlink`, so this process never changes
+//! namespace itself.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+
+use spiderpool_core::cni::{CniError, ERR_INTERNAL, ERR_INVALID_NETNS, Result100};
+use spiderpool_core::coordinator::{
+    AddRequest, CoordinatorConfig, DelPlan, DelRequest, HostView, LinkView, Plan, PodView,
+    plan_add, plan_del, render_del_plan, render_plan,
+};
+use spiderpool_netlink::RouteNetlink;
+use spiderpool_netlink::link;
+use spiderpool_netlink::mark::{Marker, NftMarker};
+use spiderpool_netlink::msg::core::{NLM_F_APPEND, NLM_F_EXCL};
+use spiderpool_netlink::msg::{Exchange, RouteNetlinkMessage};
+use spiderpool_netlink::sysctl::{ProcSys, SysctlAccess};
+use spiderpool_netlink::{
+    NetNs, NetlinkSocket, Target, apply, read, read_host, sysctl_keys, teardown, verify,
+};
+
+use crate::rollback::{Inverse, inverse};
+
+/// Sysctls a plan may write; read before planning so CHECK can compare them.
+const POD_SYSCTLS: [&str; 2] = [
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv6.conf.all.disable_ipv6",
+];
+
+fn kernel(what: &str, e: spiderpool_netlink::Error) -> CniError {
+    CniError::new(ERR_INTERNAL, format!("{what}: {e}"))
+}
+
+/// A planner refusal (no such NIC, no usable address, mode conflicts...): code 999, as upstream
+/// reports them, with the core's message.
+fn refused(e: spiderpool_core::Error) -> CniError {
+    CniError::new(ERR_INTERNAL, format!("coordinator: {e}"))
+}
+
+fn open_pod(path: &str) -> Result<NetNs, CniError> {
+    NetNs::open(path).map_err(|e| {
+        CniError::new(
+            ERR_INVALID_NETNS,
+            format!("cannot open the pod netns {path}: {e}"),
+        )
+    })
+}
+
+/// Every usable address of the pod (all links but `lo`): the host looks up its route to each.
+fn pod_ips(pod: &PodView) -> Vec<IpAddr> {
+    pod.links
+        .iter()
+        .filter(|l| l.name != "lo")
+        .flat_map(LinkView::usable_ips)
+        .collect()
+}
+
+struct Views {
+    pod: PodView,
+    host: HostView,
+}
+
+fn read_views(
+    pnl: &mut NetlinkSocket,
+    psys: &mut ProcSys<'_>,
+    hnl: &mut NetlinkSocket,
+    hsys: &mut ProcSys<'_>,
+) -> Result<Views, CniError> {
+    let pod = read(pnl, psys, &POD_SYSCTLS).map_err(|e| kernel("reading the pod netns", e))?;
+    let host = read_host(hnl, hsys, &[], &pod_ips(&pod))
+        .map_err(|e| kernel("reading the node netns", e))?;
+    Ok(Views { pod, host })
+}
+
+/// ADD: plans from the live namespaces, applies the pod plan and then the host plan. If the
+/// host plan fails, the pod plan is undone too, so nothing is left half-applied.
+pub fn add(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<Plan, CniError> {
+    let pod_ns = open_pod(netns)?;
+    let host_ns = NetNs::current().map_err(|e| kernel("opening the node netns", e))?;
+    let mut pnl = pod_ns
+        .route_socket()
+        .map_err(|e| kernel("netlink socket in the pod netns", e))?;
+    let mut psys = ProcSys::in_netns(&pod_ns);
+    let mut hnl =
+        NetlinkSocket::new().map_err(|e| kernel("netlink socket in the node netns", e))?;
+    let mut hsys = ProcSys::here();
+    let Views { pod, host } = read_views(&mut pnl, &mut psys, &mut hnl, &mut hsys)?;
+
+    let plan = plan_add(cfg, req, &pod, &host).map_err(refused)?;
+    log::debug!("plan for {}:\n{}", req.ifname, render_plan(&plan));
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+
+    // What the pod looked like, for undoing the pod plan if the host plan fails.
+    let mut before = pod;
+    for key in sysctl_keys(&plan.pod) {
+        if let Ok(v) = psys.read(key) {
+            before.sysctls.insert(key.to_owned(), v);
+        }
+    }
+
+    let mut marker = NftMarker::in_netns(&pod_ns);
+    {
+        let mut target = Target {
+            marker: Some(&mut marker),
+            ..Target::new(&mut pnl, &mut psys).with_peer_netns(host_ns.as_fd())
+        };
+        let report = apply(&plan.pod, &mut target)
+            .map_err(|e| kernel("applying the pod plan (rolled back)", e))?;
+        for note in &report.notes {
+            log::info!("{note}");
+        }
+        log::debug!(
+            "pod plan: {} changed, {} already in place",
+            report.changed,
+            report.already
+        );
+    }
+    let mut target = Target::new(&mut hnl, &mut hsys);
+    match apply(&plan.host, &mut target) {
+        Ok(report) => {
+            log::debug!(
+                "node plan: {} changed, {} already in place",
+                report.changed,
+                report.already
+            );
+            Ok(plan)
+        }
+        Err(e) => {
+            let inv = inverse(&plan.pod, &before);
+            let undo_errors = undo_pod(&inv, &pod_ns, &mut pnl, &mut psys);
+            let tail = if undo_errors.is_empty() {
+                "; the pod plan was rolled back".to_owned()
+            } else {
+                format!(
+                    "; rolling back the pod plan also failed: {}",
+                    undo_errors.join("; ")
+                )
+            };
+            Err(CniError::new(
+                ERR_INTERNAL,
+                format!("applying the node plan (rolled back): {e}{tail}"),
+            ))
+        }
+    }
+}
+
+/// Runs an [`Inverse`] in the pod, best effort; returns what failed.
+fn undo_pod(
+    inv: &Inverse,
+    pod_ns: &NetNs,
+    pnl: &mut NetlinkSocket,
+    psys: &mut ProcSys<'_>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if inv.is_empty() {
+        return errors;
+    }
+    log::warn!(
+        "undoing the pod plan:\n{}",
+        spiderpool_core::coordinator::render_commands(&inv.steps).join("\n")
+    );
+    let mut marker = NftMarker::in_netns(pod_ns);
+    for m in &inv.unmark {
+        if let Err(e) = marker.remove(m) {
+            errors.push(format!("remove the {} marking: {e}", m.iface));
+        }
+    }
+    let mut append = AppendRoutes(pnl);
+    let mut target = Target::new(&mut append, psys);
+    let del = DelPlan {
+        host: inv.steps.clone(),
+    };
+    if let Err(e) = teardown(&del, &mut target) {
+        errors.push(e.to_string());
+    }
+    for (dev, addr) in &inv.del_addresses {
+        match link::get_by_name(pnl, dev) {
+            Ok(Some(l)) => match spiderpool_netlink::addr::del(pnl, l.index, addr) {
+                Err(e) if !e.is_not_found() => errors.push(e.to_string()),
+                _ => {}
+            },
+            Ok(None) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for dev in &inv.set_down {
+        match link::get_by_name(pnl, dev) {
+            Ok(Some(l)) => {
+                if let Err(e) = link::set_up(pnl, l.index, false) {
+                    errors.push(e.to_string());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    errors
+}
+
+/// Sends route additions with `NLM_F_APPEND` instead of `NLM_F_EXCL`. Restoring a route the
+/// plan deleted (net1's default) must succeed although another route now holds the same slot
+/// (eth0's default, same metric): the kernel allowed both before, and an exclusive add would
+/// refuse with "File exists". An identical route still answers "exists" (= done).
+struct AppendRoutes<'a>(&'a mut NetlinkSocket);
+
+impl RouteNetlink for AppendRoutes<'_> {
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> spiderpool_netlink::Result<Exchange> {
+        let flags = if matches!(msg, RouteNetlinkMessage::NewRoute(_)) && flags & NLM_F_EXCL != 0 {
+            (flags & !NLM_F_EXCL) | NLM_F_APPEND
+        } else {
+            flags
+        };
+        self.0.exchange(msg, flags)
+    }
+}
+
+/// CHECK: plans again from the live state and lists what the live namespaces lack. A plan
+/// computed after ADD is (by the planner's design) already satisfied, so any drift means
+/// something changed the pod's or node's routing since.
+pub fn check(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<(), CniError> {
+    let pod_ns = open_pod(netns)?;
+    let mut pnl = pod_ns
+        .route_socket()
+        .map_err(|e| kernel("netlink socket in the pod netns", e))?;
+    let mut psys = ProcSys::in_netns(&pod_ns);
+    let mut hnl =
+        NetlinkSocket::new().map_err(|e| kernel("netlink socket in the node netns", e))?;
+    let mut hsys = ProcSys::here();
+    let Views { pod, host } = read_views(&mut pnl, &mut psys, &mut hnl, &mut hsys)?;
+    let plan = plan_add(cfg, req, &pod, &host).map_err(refused)?;
+    let live_pod = read(&mut pnl, &mut psys, &sysctl_keys(&plan.pod))
+        .map_err(|e| kernel("reading the pod netns", e))?;
+    let live_host = read(&mut hnl, &mut hsys, &sysctl_keys(&plan.host))
+        .map_err(|e| kernel("reading the node netns", e))?;
+    let mut drift: Vec<String> = verify(&plan.pod, &live_pod)
+        .iter()
+        .map(|d| format!("pod {d}"))
+        .collect();
+    drift.extend(
+        verify(&plan.host, &live_host)
+            .iter()
+            .map(|d| format!("node {d}")),
+    );
+    if drift.is_empty() {
+        return Ok(());
+    }
+    log::error!("drift for {}:\n{}", req.ifname, drift.join("\n"));
+    Err(CniError::new(
+        ERR_INTERNAL,
+        format!(
+            "coordinator: {} differs from what ADD set up: {}",
+            req.ifname,
+            drift.join("; ")
+        ),
+    ))
+}
+
+/// DEL: host-side teardown. With the pod netns gone (or `CNI_NETNS` empty), the NIC's
+/// addresses come from `prevResult` when the runtime passes one, and the underlay host veth is
+/// deleted whatever NIC this is.
+pub fn del(
+    cfg: &CoordinatorConfig,
+    req: &DelRequest,
+    netns: Option<&str>,
+    prev: Option<&Result100>,
+) -> Result<DelPlan, CniError> {
+    let pod_ns = match netns.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(path) => match NetNs::open(path) {
+            Ok(ns) => Some(ns),
+            Err(e) if e.is_not_found() => {
+                log::info!("pod netns {path} is gone; node-side teardown only");
+                None
+            }
+            Err(e) => {
+                return Err(CniError::new(
+                    ERR_INVALID_NETNS,
+                    format!("cannot open the pod netns {path}: {e}"),
+                ));
+            }
+        },
+    };
+    let pod = match &pod_ns {
+        Some(ns) => {
+            let mut pnl = ns
+                .route_socket()
+                .map_err(|e| kernel("netlink socket in the pod netns", e))?;
+            let mut psys = ProcSys::in_netns(ns);
+            Some(read(&mut pnl, &mut psys, &[]).map_err(|e| kernel("reading the pod netns", e))?)
+        }
+        None => None,
+    };
+    let mut hnl =
+        NetlinkSocket::new().map_err(|e| kernel("netlink socket in the node netns", e))?;
+    let mut hsys = ProcSys::here();
+    let host = read_host(&mut hnl, &mut hsys, &[], &[])
+        .map_err(|e| kernel("reading the node netns", e))?;
+
+    let has_nic = pod.as_ref().is_some_and(|p| p.link(&req.ifname).is_some());
+    let plan = if has_nic {
+        plan_del(cfg, req, pod.as_ref(), &host)
+    } else {
+        let mut plan = match prev_addresses(prev, &req.ifname) {
+            Some(link) => {
+                let mut synthetic = pod.clone().unwrap_or_else(|| PodView::new(Vec::new()));
+                synthetic.links.push(link);
+                plan_del(cfg, req, Some(&synthetic), &host)
+            }
+            None => plan_del(cfg, req, pod.as_ref(), &host),
+        };
+        if pod.is_none() {
+            // The netns is gone: the underlay veth pair belongs to nobody any more.
+            for step in plan_del(cfg, req, None, &host).host.steps {
+                if !plan.host.steps.contains(&step) {
+                    plan.host.steps.push(step);
+                }
+            }
+        }
+        plan
+    };
+    log::debug!("DEL plan for {}:\n{}", req.ifname, render_del_plan(&plan));
+    let mut target = Target::new(&mut hnl, &mut hsys);
+    teardown(&plan, &mut target).map_err(|e| kernel("node-side teardown", e))?;
+    Ok(plan)
+}
+
+/// The NIC as `prevResult` describes it: its addresses, for a DEL without the pod netns.
+fn prev_addresses(prev: Option<&Result100>, ifname: &str) -> Option<LinkView> {
+    let prev = prev?;
+    let addresses: Vec<_> = prev
+        .ips
+        .iter()
+        .filter(|ip| match ip.interface {
+            Some(i) => prev.interfaces.get(i).is_some_and(|nic| nic.name == ifname),
+            None => true,
+        })
+        .map(|ip| ip.address)
+        .collect();
+    if addresses.is_empty() {
+        return None;
+    }
+    // Index 0 never clashes with a real link: it is only read for its name and addresses.
+    Some(LinkView::ethernet(ifname, 0, None).with_addresses(addresses))
+}

@@ -1,0 +1,214 @@
+//! The commands: configuration, the agent's answer, and the CNI codes of each failure.
+//!
+//! | command | agent | kernel | failures |
+//! |---|---|---|---|
+//! | ADD | `GET /v1/coordinator/config` | plan, apply pod then node (all or nothing) | 7 config / missing prevResult; 11 agent unreachable; 999 agent refusal, planner refusal, kernel step |
+//! | DEL | same; a refusal falls back on the NAD keys | node-side teardown; netns may be gone | 7; 11 agent unreachable; 999 teardown |
+//! | CHECK | same | re-plan, `verify` both netns | 999 naming the drift |
+//! | GC | none | none | none |
+//! | STATUS | `GET /v1/ipam/healthy` | none | 50 |
+
+use spiderpool_core::agentapi::GetCoordinatorArgs;
+use spiderpool_core::cni::{CniError, ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE};
+use spiderpool_core::coordinator::{
+    AddRequest, AgentCoordinatorConfig, CoordinatorConfig, DelRequest, Mode, merge,
+};
+use spiderpool_plugin_support::log::{LogConfig, init};
+use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, Plugin};
+
+use crate::config::PluginConf;
+use crate::live;
+
+/// Upstream's prefix for a failed agent call.
+pub const AGENT_ERROR_PREFIX: &str = "failed to GetCoordinatorConfig: ";
+
+/// The `coordinator` plugin.
+pub struct Coordinator;
+
+/// Parses the keys and starts logging (prefix: command, container ID, interface).
+fn setup(ctx: &Context) -> Result<PluginConf, CniError> {
+    let conf = PluginConf::from_conf(&ctx.conf)?;
+    let prefix = [
+        Some(ctx.env.command().as_str()),
+        ctx.env.container_id(),
+        ctx.env.ifname(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    init(&LogConfig {
+        level: conf.log_level,
+        file: conf.log_file.clone(),
+        max_size_mb: conf.log_max_size,
+        max_age_days: conf.log_max_age,
+        max_count: conf.log_max_count,
+        program: "coordinator".into(),
+        prefix,
+    });
+    Ok(conf)
+}
+
+/// `{podName, podNamespace}` from `CNI_ARGS`; without Kubernetes keys, the same fallbacks as
+/// the `spiderpool` IPAM plugin (namespace `default`, name = container ID).
+fn pod_args(ctx: &Context) -> GetCoordinatorArgs {
+    let args = ctx.env.args();
+    let cid = ctx.env.container_id().unwrap_or_default();
+    GetCoordinatorArgs {
+        pod_name: args
+            .k8s_pod_name()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(cid)
+            .to_owned(),
+        pod_namespace: args
+            .k8s_pod_namespace()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_owned(),
+    }
+}
+
+/// Asks the agent. Unreachable, slow or broken off: code 11 (the runtime retries); a refusal
+/// or a malformed answer: `Err(Ok(error))` so DEL can decide to go on without it.
+fn ask_agent(
+    conf: &PluginConf,
+    ctx: &Context,
+) -> Result<AgentCoordinatorConfig, Result<CniError, CniError>> {
+    let args = pod_args(ctx);
+    log::debug!(
+        "GET /v1/coordinator/config for {}/{} on {}",
+        args.pod_namespace,
+        args.pod_name,
+        conf.socket.display()
+    );
+    AgentClient::new(&conf.socket)
+        .coordinator_config(&args)
+        .map_err(|e: ClientError| {
+            log::error!("GET /v1/coordinator/config failed: {e}");
+            if e.is_transient() {
+                Err(e.to_cni(""))
+            } else {
+                Ok(CniError::new(
+                    ERR_INTERNAL,
+                    format!("{AGENT_ERROR_PREFIX}{e}"),
+                ))
+            }
+        })
+}
+
+fn merged(
+    conf: &PluginConf,
+    agent: &AgentCoordinatorConfig,
+) -> Result<CoordinatorConfig, CniError> {
+    let cfg = merge(&conf.nad, agent).map_err(|e| CniError::invalid_config(e.to_string()))?;
+    log::debug!(
+        "configuration: {}",
+        serde_json::to_string(&cfg).unwrap_or_default()
+    );
+    Ok(cfg)
+}
+
+/// The merged configuration for ADD and CHECK: any agent failure fails the command.
+fn config(conf: &PluginConf, ctx: &Context) -> Result<CoordinatorConfig, CniError> {
+    let agent = ask_agent(conf, ctx).map_err(|e| e.unwrap_or_else(|e| e))?;
+    merged(conf, &agent)
+}
+
+fn add_request(ctx: &Context, conf: &PluginConf) -> AddRequest {
+    let mut req = AddRequest::new(
+        ctx.env.container_id().unwrap_or_default(),
+        ctx.env.ifname().unwrap_or_default(),
+    );
+    req.default_route_nic_annotation = conf.default_route_nic_annotation.clone();
+    req
+}
+
+impl Plugin for Coordinator {
+    fn add(&self, ctx: &Context) -> Result<Output, CniError> {
+        let conf = setup(ctx)?;
+        let prev = ctx.conf.prev_result()?.ok_or_else(|| {
+            CniError::invalid_config(
+                "missing prevResult: the coordinator must be chained after the plugin that \
+                 creates the interface",
+            )
+        })?;
+        // Printed in the configuration's version, unchanged (upstream never edits it).
+        let out = Output::Result(prev.result);
+        if conf.nad_disables() {
+            log::debug!("mode disable in the NAD: nothing to do");
+            return Ok(out);
+        }
+        let cfg = config(&conf, ctx)?;
+        if cfg.mode == Mode::Disable {
+            log::debug!("mode disable: nothing to do");
+            return Ok(out);
+        }
+        let netns = ctx.env.netns().unwrap_or_default();
+        let req = add_request(ctx, &conf);
+        let plan =
+            live::add(&cfg, &req, netns).inspect_err(|e| log::error!("ADD failed: {}", e.msg))?;
+        log::info!(
+            "{} configured ({:?})",
+            req.ifname,
+            plan.resolution.map(|r| r.mode)
+        );
+        Ok(out)
+    }
+
+    fn del(&self, ctx: &Context) -> Result<(), CniError> {
+        let conf = setup(ctx)?;
+        if conf.nad_disables() {
+            return Ok(());
+        }
+        let agent = match ask_agent(&conf, ctx) {
+            Ok(a) => a,
+            Err(Err(transient)) => return Err(transient),
+            // The agent refuses pods it no longer knows (deleted from the apiserver): the
+            // node-side entries must go anyway, so fall back on the NAD keys and defaults.
+            Err(Ok(refusal)) => {
+                log::warn!("{}; tearing down with the NAD settings only", refusal.msg);
+                AgentCoordinatorConfig::default()
+            }
+        };
+        let cfg = merged(&conf, &agent)?;
+        if cfg.mode == Mode::Disable {
+            return Ok(());
+        }
+        let req = DelRequest {
+            container_id: ctx.env.container_id().unwrap_or_default().to_owned(),
+            ifname: ctx.env.ifname().unwrap_or_default().to_owned(),
+        };
+        // A prevResult that does not parse only costs the address hints.
+        let prev = ctx.conf.prev_result().ok().flatten().map(|p| p.result);
+        live::del(&cfg, &req, ctx.env.netns(), prev.as_ref())
+            .inspect_err(|e| log::error!("DEL failed: {}", e.msg))?;
+        Ok(())
+    }
+
+    fn check(&self, ctx: &Context) -> Result<(), CniError> {
+        let conf = setup(ctx)?;
+        ctx.conf.prev_result()?.ok_or_else(|| {
+            CniError::invalid_config("missing prevResult: CHECK needs the ADD result")
+        })?;
+        if conf.nad_disables() {
+            return Ok(());
+        }
+        let cfg = config(&conf, ctx)?;
+        if cfg.mode == Mode::Disable {
+            return Ok(());
+        }
+        live::check(
+            &cfg,
+            &add_request(ctx, &conf),
+            ctx.env.netns().unwrap_or_default(),
+        )
+    }
+
+    fn status(&self, ctx: &Context) -> Result<(), CniError> {
+        let conf = setup(ctx)?;
+        AgentClient::new(&conf.socket).healthy().map_err(|e| {
+            CniError::new(ERR_PLUGIN_NOT_AVAILABLE, "plugin not available")
+                .with_details(format!("spiderpool-agent: {e}"))
+        })
+    }
+}
