@@ -15,7 +15,7 @@ use spiderpool_core::coordinator::{
 use spiderpool_netlink::RouteNetlink;
 use spiderpool_netlink::link;
 use spiderpool_netlink::mark::{Marker, NftMarker};
-use spiderpool_netlink::msg::core::{NLM_F_APPEND, NLM_F_EXCL};
+use spiderpool_netlink::msg::core::NLM_F_EXCL;
 use spiderpool_netlink::msg::{Exchange, RouteNetlinkMessage};
 use spiderpool_netlink::sysctl::{ProcSys, SysctlAccess};
 use spiderpool_netlink::{
@@ -170,8 +170,8 @@ fn undo_pod(
             errors.push(format!("remove the {} marking: {e}", m.iface));
         }
     }
-    let mut append = AppendRoutes(pnl);
-    let mut target = Target::new(&mut append, psys);
+    let mut prepend = PrependRoutes(pnl);
+    let mut target = Target::new(&mut prepend, psys);
     let del = DelPlan {
         host: inv.steps.clone(),
     };
@@ -202,20 +202,22 @@ fn undo_pod(
     errors
 }
 
-/// Sends route additions with `NLM_F_APPEND` instead of `NLM_F_EXCL`. Restoring a route the
-/// plan deleted (net1's default) must succeed although another route now holds the same slot
-/// (eth0's default, same metric): the kernel allowed both before, and an exclusive add would
-/// refuse with "File exists". An identical route still answers "exists" (= done).
-struct AppendRoutes<'a>(&'a mut NetlinkSocket);
+/// Sends route additions without `NLM_F_EXCL` (what `ip route prepend` sends). Restoring a
+/// route the plan deleted (net1's default) must succeed although another route now holds the
+/// same slot (eth0's default, same metric): the kernel held both before, and an exclusive add
+/// would refuse with "File exists". Without `NLM_F_APPEND` the kernel puts it in front of the
+/// other, where the main plugin's add had put it, so the pod's preferred default is the same as
+/// before the ADD. An identical route still answers "exists" (= done).
+struct PrependRoutes<'a>(&'a mut NetlinkSocket);
 
-impl RouteNetlink for AppendRoutes<'_> {
+impl RouteNetlink for PrependRoutes<'_> {
     fn exchange(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
     ) -> spiderpool_netlink::Result<Exchange> {
         let flags = if matches!(msg, RouteNetlinkMessage::NewRoute(_)) && flags & NLM_F_EXCL != 0 {
-            (flags & !NLM_F_EXCL) | NLM_F_APPEND
+            flags & !NLM_F_EXCL
         } else {
             flags
         };

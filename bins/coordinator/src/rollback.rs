@@ -213,15 +213,15 @@ mod tests {
         )
     }
 
-    /// The inverse applied as `live::undo_pod` does: route restores append (a slot taken by
-    /// another route does not block them), everything else as the core simulates it.
+    /// The inverse applied as `live::undo_pod` does: route restores are not exclusive (a slot
+    /// taken by another route does not block them), everything else as the core simulates it.
     fn undo(after: &PodView, inv: &Inverse) -> PodView {
         let mut out = after.clone();
         for step in &inv.steps.steps {
             match step {
                 Step::AddRoute { route, .. } => {
                     if !out.routes.contains(route) {
-                        out.routes.push(route.clone());
+                        out.routes.insert(0, route.clone());
                     }
                 }
                 other => {
