@@ -265,9 +265,7 @@ pub enum Error {
         reason: String,
     },
     /// No pool source applies to the NIC and no cluster default pool exists.
-    #[error(
-        "no IPPool available for NIC {nic}, no pool selection rules of any type are specified"
-    )]
+    #[error("no IPPool available for NIC {nic}, no pool selection rules of any type are specified")]
     IpamNoPoolRules {
         /// The NIC being added.
         nic: String,
@@ -345,7 +343,9 @@ pub enum Error {
         reason: String,
     },
     /// A compare-and-swap commit found an object changed since the snapshot; re-plan.
-    #[error("conflict: {object} changed since the snapshot (expected version {expected}, found {found})")]
+    #[error(
+        "conflict: {object} changed since the snapshot (expected version {expected}, found {found})"
+    )]
     IpamConflict {
         /// The object, e.g. `SpiderIPPool/pool1` or `SpiderEndpoint/ns/name`.
         object: String,
