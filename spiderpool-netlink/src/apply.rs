@@ -385,7 +385,9 @@ fn run_undo(u: &Undo, t: &mut Target<'_>, names: &mut LinkNames) -> Result<()> {
             rule::add(nl, r)?;
         }
         Undo::DelRoute(r) => route::del(nl, names, r)?,
-        Undo::AddRoute(r) => route::add(nl, names, r, route::AddMode::Exclusive)?,
+        // Prepend, not exclusive: a same-slot route (two default routes of equal metric) must
+        // not make the restore fail silently, and the restored route must come first again.
+        Undo::AddRoute(r) => route::add(nl, names, r, route::AddMode::Prepend)?,
         Undo::Unmark(m) => {
             if let Some(marker) = t.marker.as_deref_mut() {
                 marker.remove(m)?;

@@ -115,6 +115,10 @@ pub enum AddMode {
     Exclusive,
     /// `NLM_F_CREATE | NLM_F_REPLACE`: overwrites the route in the same slot.
     Replace,
+    /// `NLM_F_CREATE` alone (`ip route prepend`): goes in front of routes in the same slot
+    /// instead of failing or overwriting them. Used to put back a route that was deleted, so
+    /// it wins again over a same-slot route that was there beside it.
+    Prepend,
 }
 
 /// Adds a route. With [`AddMode::Exclusive`] an existing route in the same slot (table,
@@ -131,6 +135,7 @@ pub fn add(
     let flags = match mode {
         AddMode::Exclusive => NLM_F_CREATE | NLM_F_EXCL,
         AddMode::Replace => NLM_F_CREATE | NLM_F_REPLACE,
+        AddMode::Prepend => NLM_F_CREATE,
     };
     nl.request(RouteNetlinkMessage::NewRoute(msg), flags)
         .map(drop)

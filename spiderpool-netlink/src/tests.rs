@@ -711,3 +711,56 @@ fn announce_steps_go_to_the_announcer_and_failures_are_only_noted() {
     let report = crate::apply(&plan, &mut crate::Target::new(&mut nl, &mut sys)).unwrap();
     assert_eq!(report.notes.len(), 1, "{report:?}");
 }
+
+#[test]
+fn rollback_puts_a_deleted_route_back_in_front_not_exclusively() {
+    use crate::fake::FakeSysctl;
+    use spiderpool_core::coordinator::{NetnsPlan, RouteOrigin, Step};
+
+    // net1's default route is moved out of main (deleted there), then a later step fails.
+    // Main also holds eth0's default of the same metric, so an exclusive re-add would fail
+    // with "exists" and lose net1's route: the undo must prepend it.
+    let moved = Route::new("0.0.0.0/0".parse().unwrap(), "net1").via(ip("10.6.0.1"));
+    let failing = Route::new("0.0.0.0/0".parse().unwrap(), "net1")
+        .via(ip("10.6.0.1"))
+        .in_table(101);
+    let plan = NetnsPlan {
+        steps: vec![
+            Step::DeleteRoute {
+                route: moved.clone(),
+            },
+            Step::AddRoute {
+                route: failing,
+                origin: RouteOrigin::New,
+            },
+        ],
+    };
+    let mut nl = RecordingNetlink::new();
+    let mut names = names(&[(2, "eth0"), (3, "net1")]);
+    let dumped = route::route_msg(&mut nl, &mut names, &moved, false).unwrap();
+    nl.sent.clear();
+    nl.reply(vec![link_msg(2, "eth0", true), link_msg(3, "net1", true)]) // link dump
+        .reply(vec![RouteNetlinkMessage::NewRoute(dumped)]) // route dump of main
+        .ack() // net1's default deleted from main
+        .fail(22) // the table-101 route fails
+        .ack(); // the undo re-adds net1's default
+    let mut sys = FakeSysctl::default();
+    let mut target = crate::Target {
+        netlink: &mut nl,
+        sysctl: &mut sys,
+        peer_netns: None,
+        marker: None,
+        announcer: None,
+    };
+    let err = crate::apply(&plan, &mut target).unwrap_err();
+    let Error::Step {
+        rollback_errors, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert!(rollback_errors.is_empty());
+    let last = nl.sent.last().unwrap();
+    assert!(matches!(last.msg, RouteNetlinkMessage::NewRoute(_)));
+    assert_eq!(last.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
+}

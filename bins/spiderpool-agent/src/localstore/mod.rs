@@ -1,1 +1,890 @@
-//! The embedded local store (being written).
+//! The embedded local store: a durable, crash-safe [`IpamStore`] on local disk.
+//!
+//! [`LocalStore`] behaves exactly like [`spiderpool_core::ipam::MemoryStore`] (same snapshots,
+//! same per-pool and per-endpoint compare-and-swap, all-or-nothing commits) and in addition
+//! makes every commit durable before it returns: the change set is appended to a journal as
+//! one checksummed JSON line and the journal is fsynced. Now and then the journal is
+//! compacted into a snapshot file (write to a temp file, fsync, rename, fsync the directory).
+//! On open the snapshot is loaded, the journal replayed, and a torn last record (a crash in
+//! the middle of an append) cut off.
+//!
+//! What is durable: the pool *records* (address → pod and pod UID, per pool name) and the
+//! SpiderEndpoints. Pool, subnet and reserved-IP *definitions* come from the agent's YAML
+//! files and are handed in with [`LocalStore::set_pools`] (or [`LocalStore::put_pool`] and
+//! friends, mirroring `MemoryStore`); pool states are rebuilt from those specs plus the
+//! records, so memory follows the number of allocations, never the size of a pool. Records
+//! of a pool that is no longer configured are kept and reported
+//! ([`LocalStore::orphaned_pools`]), never dropped.
+//!
+//! Files, under `<state-dir>/localstore/`: `lock` (held with `flock` while a store is open;
+//! holds the owner's pid), `journal`, `snapshot`. See docs/localstore.md.
+
+mod disk;
+mod frame;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use spiderpool_core::Error;
+use spiderpool_core::ip::{IpFamily, IpRange, IpRangeSet};
+use spiderpool_core::ipam::{
+    ChangeSet, Committed, EndpointChange, EndpointKey, IpamStore, PoolOp, PoolState, Snapshot,
+    Version,
+};
+use spiderpool_core::objects::{PoolIPAllocation, SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
+
+use disk::{JournalRecord, Records, SnapshotFile, io_err};
+
+/// Why the local store could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalStoreError {
+    /// A file operation failed.
+    #[error("local store {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another process (another agent) has the state dir open.
+    #[error(
+        "state dir {} is in use by another spiderpool-agent ({holder}); stop it or use another --state-dir",
+        dir.display()
+    )]
+    Locked {
+        /// The state dir.
+        dir: PathBuf,
+        /// Who holds it, as written in the lock file (`pid N`), or `unknown`.
+        holder: String,
+    },
+    /// A file is damaged in a way a crash cannot explain (e.g. a bad record followed by good
+    /// ones); the store refuses to open rather than lose acknowledged commits silently.
+    #[error("local store {} is corrupted at byte {offset}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A pool or reserved-IP definition is invalid.
+    #[error(transparent)]
+    Ipam(#[from] Error),
+}
+
+impl From<LocalStoreError> for Error {
+    fn from(e: LocalStoreError) -> Self {
+        match e {
+            LocalStoreError::Ipam(e) => e,
+            other => Error::IpamStore {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Tuning of a [`LocalStore`].
+#[derive(Debug, Clone)]
+pub struct LocalStoreOptions {
+    /// Compact the journal into the snapshot once it is larger than this many bytes and
+    /// larger than the snapshot (so compaction costs stay proportional to the work done).
+    pub compact_after_bytes: u64,
+}
+
+impl Default for LocalStoreOptions {
+    fn default() -> Self {
+        LocalStoreOptions {
+            compact_after_bytes: 4 << 20,
+        }
+    }
+}
+
+/// What [`LocalStore::open`] found on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Journal records replayed.
+    pub replayed: u64,
+    /// Bytes of a torn last journal record that were cut off (a crash during an append; that
+    /// commit was never acknowledged).
+    pub torn_bytes: u64,
+    /// Records loaded (all pools, configured or not).
+    pub records: usize,
+    /// Endpoints loaded.
+    pub endpoints: usize,
+}
+
+/// Records of a pool that is not (or no longer) configured, kept until the pool returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanedPool {
+    /// The pool name.
+    pub name: String,
+    /// Its records.
+    pub allocations: BTreeMap<IpAddr, PoolIPAllocation>,
+}
+
+/// A pool definition [`LocalStore::set_pools`] could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedPool {
+    /// The pool name.
+    pub name: String,
+    /// Why (e.g. an invalid spec, or records of another family).
+    pub reason: String,
+}
+
+/// The outcome of [`LocalStore::set_pools`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolsReport {
+    /// Pools now configured.
+    pub configured: Vec<String>,
+    /// Pools with records but no (usable) definition: records kept, not allocatable.
+    pub orphaned: Vec<OrphanedPool>,
+    /// Definitions that were refused (their records, if any, are in `orphaned`).
+    pub rejected: Vec<RejectedPool>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pools: BTreeMap<String, (Version, Arc<PoolState>, SpiderIPPool)>,
+    orphans: Records,
+    reserved: BTreeMap<String, SpiderReservedIP>,
+    reserved_sets: Vec<IpRangeSet>,
+    endpoints: BTreeMap<EndpointKey, (Version, Arc<SpiderEndpoint>)>,
+    // One counter for every object (as MemoryStore), durable so versions never go back.
+    last_version: Version,
+    seq: u64,
+    journal: File,
+    journal_len: u64,
+    snapshot_len: u64,
+    // Set after a failed write: what is on disk is then unknown, so no further commit is
+    // acknowledged until the store is reopened (which reads the truth back).
+    poisoned: Option<String>,
+}
+
+impl Inner {
+    fn next(&mut self) -> Version {
+        self.last_version += 1;
+        self.last_version
+    }
+
+    fn records_of(&mut self, name: &str) -> BTreeMap<IpAddr, PoolIPAllocation> {
+        match self.pools.get(name) {
+            Some((_, state, _)) => state.allocations().clone(),
+            None => self.orphans.get(name).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// The durable local [`IpamStore`] (`Send + Sync`; one mutex, commits serialised).
+#[derive(Debug)]
+pub struct LocalStore {
+    dir: PathBuf,
+    options: LocalStoreOptions,
+    inner: Mutex<Inner>,
+    // Held (flock) for the store's lifetime; released by the kernel when the process dies.
+    _lock: File,
+}
+
+fn conflict(object: String, expected: Option<Version>, found: Option<Version>) -> Error {
+    let v = |x: Option<Version>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
+    Error::IpamConflict {
+        object,
+        expected: v(expected),
+        found: v(found),
+    }
+}
+
+fn reserved_sets(reserved: &BTreeMap<String, SpiderReservedIP>) -> Result<Vec<IpRangeSet>, Error> {
+    let mut sets = vec![IpRangeSet::new(IpFamily::V4), IpRangeSet::new(IpFamily::V6)];
+    for r in reserved.values() {
+        // Terminating SpiderReservedIPs no longer reserve anything (as upstream).
+        if r.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let ips = r.spec.ips.as_deref().unwrap_or_default();
+        let family = match r.spec.ip_version.and_then(IpFamily::from_version) {
+            Some(f) => f,
+            None => match ips.first().map(|s| IpRange::parse(s)) {
+                Some(Ok(range)) => range.family(),
+                _ => continue,
+            },
+        };
+        let set = IpRangeSet::parse(family, ips)?;
+        let i = usize::from(family == IpFamily::V6);
+        sets[i] = sets[i].union(&set)?;
+    }
+    Ok(sets)
+}
+
+fn lock_dir(dir: &Path) -> Result<File, LocalStoreError> {
+    let path = dir.join(disk::LOCK_FILE);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(LocalStoreError::Locked {
+                dir: dir.parent().unwrap_or(dir).to_owned(),
+                holder: if holder.is_empty() {
+                    "unknown".to_owned()
+                } else {
+                    holder.to_owned()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
+    }
+    // The pid is only informative (for the error above); the flock is what excludes.
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| write!(f, "pid {}", std::process::id()))
+        .map_err(|e| io_err(&path, e))?;
+    Ok(f)
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store under `<state_dir>/localstore/` with default
+    /// options. Fails with [`LocalStoreError::Locked`] if another process has it open.
+    /// Every record starts as orphaned until [`LocalStore::set_pools`] (or `put_pool`)
+    /// supplies the pool definitions.
+    pub fn open(state_dir: &Path) -> Result<(Self, OpenReport), LocalStoreError> {
+        Self::open_with(state_dir, LocalStoreOptions::default())
+    }
+
+    /// [`LocalStore::open`] with `options`.
+    pub fn open_with(
+        state_dir: &Path,
+        options: LocalStoreOptions,
+    ) -> Result<(Self, OpenReport), LocalStoreError> {
+        let dir = disk::store_dir(state_dir);
+        let created = !dir.exists();
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        if created {
+            disk::sync_dir(state_dir)?;
+        }
+        let lock = lock_dir(&dir)?;
+        disk::remove_stale_tmp(&dir)?;
+        let loaded = disk::load(&dir)?;
+        let journal = disk::open_journal(&dir)?;
+        let jpath = dir.join(disk::JOURNAL_FILE);
+        if let Some((offset, bytes)) = loaded.torn {
+            log::warn!(
+                "local store {}: cutting off a torn last record ({bytes} bytes at byte {offset}); it was never acknowledged",
+                jpath.display()
+            );
+            journal
+                .set_len(offset)
+                .and_then(|()| journal.sync_all())
+                .map_err(|e| io_err(&jpath, e))?;
+        }
+        // The journal (and lock) may have just been created: make their entries durable.
+        disk::sync_dir(&dir)?;
+        let report = OpenReport {
+            replayed: loaded.seq,
+            torn_bytes: loaded.torn.map_or(0, |t| t.1),
+            records: loaded.records.values().map(BTreeMap::len).sum(),
+            endpoints: loaded.endpoints.len(),
+        };
+        let inner = Inner {
+            pools: BTreeMap::new(),
+            orphans: loaded.records,
+            reserved: BTreeMap::new(),
+            reserved_sets: vec![IpRangeSet::new(IpFamily::V4), IpRangeSet::new(IpFamily::V6)],
+            endpoints: loaded
+                .endpoints
+                .into_iter()
+                .map(|(k, (v, e))| (k, (v, Arc::new(e))))
+                .collect(),
+            last_version: loaded.last_version,
+            seq: loaded.seq,
+            journal,
+            journal_len: loaded.journal_len,
+            snapshot_len: loaded.snapshot_len,
+            poisoned: None,
+        };
+        Ok((
+            LocalStore {
+                dir,
+                options,
+                inner: Mutex::new(inner),
+                _lock: lock,
+            },
+            report,
+        ))
+    }
+
+    /// The directory holding the store's files (`<state-dir>/localstore`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    // A panic cannot leave `Inner` half-updated (commits validate before they write and a
+    // failed write poisons the store), so a poisoned mutex is safe to keep using.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the whole configuration (the agent's load and SIGHUP reload): every pool and
+    /// every SpiderReservedIP. Pools keep their records; pools that disappear keep theirs as
+    /// orphaned (reported, not allocatable, not deleted); a definition that cannot be used
+    /// (invalid spec, or records of another family) is rejected and reported, its records
+    /// kept. Every pool's version is bumped, so plans made on the old configuration
+    /// conflict. `status` in the given pools is ignored: the store is the source of truth for
+    /// records. Fails (changing nothing) only when a SpiderReservedIP is invalid.
+    pub fn set_pools(
+        &self,
+        pools: &[SpiderIPPool],
+        reserved: &[SpiderReservedIP],
+    ) -> Result<PoolsReport, LocalStoreError> {
+        let reserved: BTreeMap<String, SpiderReservedIP> = reserved
+            .iter()
+            .map(|r| (r.metadata.name.clone().unwrap_or_default(), r.clone()))
+            .collect();
+        let sets = reserved_sets(&reserved)?;
+        let mut inner = self.lock();
+        let mut all: Records = std::mem::take(&mut inner.orphans);
+        for (name, (_, state, _)) in std::mem::take(&mut inner.pools) {
+            if !state.allocations().is_empty() {
+                all.insert(name, state.allocations().clone());
+            }
+        }
+        let mut report = PoolsReport::default();
+        for pool in pools {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            if inner.pools.contains_key(&name) {
+                report.rejected.push(RejectedPool {
+                    name,
+                    reason: "defined twice".to_owned(),
+                });
+                continue;
+            }
+            let records = all.remove(&name).unwrap_or_default();
+            match PoolState::new(
+                &name,
+                &pool.spec,
+                &pool.metadata,
+                &sets,
+                records.iter().map(|(ip, r)| (*ip, r.clone())),
+            ) {
+                Ok(state) => {
+                    let v = inner.next();
+                    let mut pool = pool.clone();
+                    pool.status = None;
+                    inner.pools.insert(name.clone(), (v, Arc::new(state), pool));
+                    report.configured.push(name);
+                }
+                Err(e) => {
+                    if !records.is_empty() {
+                        all.insert(name.clone(), records);
+                    }
+                    report.rejected.push(RejectedPool {
+                        name,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        for (name, allocations) in &all {
+            log::warn!(
+                "local store: pool {name} is not configured but holds {} record(s); they are kept",
+                allocations.len()
+            );
+            report.orphaned.push(OrphanedPool {
+                name: name.clone(),
+                allocations: allocations.clone(),
+            });
+        }
+        inner.orphans = all;
+        inner.reserved = reserved;
+        inner.reserved_sets = sets;
+        Ok(report)
+    }
+
+    /// Adds or updates one pool (as `MemoryStore::put_pool`): it keeps its records (also
+    /// those it had as an orphan) and takes the new spec and metadata; `status` is ignored.
+    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let name = pool.metadata.name.clone().unwrap_or_default();
+        let records = inner.records_of(&name);
+        let state = PoolState::new(
+            &name,
+            &pool.spec,
+            &pool.metadata,
+            &inner.reserved_sets,
+            records,
+        )?;
+        inner.orphans.remove(&name);
+        let v = inner.next();
+        let mut pool = pool;
+        pool.status = None;
+        inner.pools.insert(name, (v, Arc::new(state), pool));
+        Ok(())
+    }
+
+    /// Removes a pool definition; returns whether it existed. Its records are kept as an
+    /// orphaned pool.
+    pub fn remove_pool(&self, name: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.pools.remove(name) {
+            Some((_, state, _)) => {
+                if !state.allocations().is_empty() {
+                    inner
+                        .orphans
+                        .insert(name.to_owned(), state.allocations().clone());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds or replaces a SpiderReservedIP and rebuilds the pools' free sets (bumping every
+    /// pool's version), as `MemoryStore::put_reserved_ip`.
+    pub fn put_reserved_ip(&self, r: SpiderReservedIP) -> Result<(), Error> {
+        let mut inner = self.lock();
+        let mut reserved = inner.reserved.clone();
+        reserved.insert(r.metadata.name.clone().unwrap_or_default(), r);
+        Self::rebuild_reserved(&mut inner, reserved)
+    }
+
+    /// Removes a SpiderReservedIP; returns whether it existed.
+    pub fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+        let mut inner = self.lock();
+        let mut reserved = inner.reserved.clone();
+        let existed = reserved.remove(name).is_some();
+        Self::rebuild_reserved(&mut inner, reserved)?;
+        Ok(existed)
+    }
+
+    fn rebuild_reserved(
+        inner: &mut Inner,
+        reserved: BTreeMap<String, SpiderReservedIP>,
+    ) -> Result<(), Error> {
+        let sets = reserved_sets(&reserved)?;
+        let names: Vec<String> = inner.pools.keys().cloned().collect();
+        for name in names {
+            let v = inner.next();
+            if let Some(entry) = inner.pools.get_mut(&name) {
+                Arc::make_mut(&mut entry.1).set_reserved(&sets)?;
+                entry.0 = v;
+            }
+        }
+        inner.reserved = reserved;
+        inner.reserved_sets = sets;
+        Ok(())
+    }
+
+    /// The configured pool `name` with its current status (`allocatedIPs`, counts).
+    pub fn pool(&self, name: &str) -> Option<SpiderIPPool> {
+        let inner = self.lock();
+        let (_, state, pool) = inner.pools.get(name)?;
+        let mut pool = pool.clone();
+        pool.status = Some(state.to_status());
+        Some(pool)
+    }
+
+    /// Every configured pool with its status, by name.
+    pub fn pools(&self) -> Vec<SpiderIPPool> {
+        let inner = self.lock();
+        inner
+            .pools
+            .values()
+            .map(|(_, state, pool)| {
+                let mut pool = pool.clone();
+                pool.status = Some(state.to_status());
+                pool
+            })
+            .collect()
+    }
+
+    /// The state of configured pool `name`.
+    pub fn pool_state(&self, name: &str) -> Option<Arc<PoolState>> {
+        self.lock().pools.get(name).map(|(_, s, _)| Arc::clone(s))
+    }
+
+    /// Records of pools that are not configured.
+    pub fn orphaned_pools(&self) -> Vec<OrphanedPool> {
+        self.lock()
+            .orphans
+            .iter()
+            .map(|(name, a)| OrphanedPool {
+                name: name.clone(),
+                allocations: a.clone(),
+            })
+            .collect()
+    }
+
+    /// The endpoint `key`.
+    pub fn endpoint(&self, key: &EndpointKey) -> Option<SpiderEndpoint> {
+        self.lock()
+            .endpoints
+            .get(key)
+            .map(|(_, e)| e.as_ref().clone())
+    }
+
+    /// Every endpoint, by key.
+    pub fn endpoints(&self) -> Vec<SpiderEndpoint> {
+        self.lock()
+            .endpoints
+            .values()
+            .map(|(_, e)| e.as_ref().clone())
+            .collect()
+    }
+
+    /// Everything the store holds, for `spiderpool-agent dump` and the agent's API:
+    /// `{"stateDir", "seq", "pools": [{name, version, subnet, totalIPCount, allocatedIPCount,
+    /// allocations: {ip: {pod, podUid}}}], "orphanedPools": [{name, allocations}],
+    /// "endpoints": [SpiderEndpoint...]}`.
+    pub fn dump(&self) -> Value {
+        let inner = self.lock();
+        let pools: Vec<Value> = inner
+            .pools
+            .iter()
+            .map(|(name, (v, state, pool))| {
+                json!({
+                    "name": name,
+                    "version": v,
+                    "subnet": pool.spec.subnet,
+                    "totalIPCount": state.usable().len_saturating_i64(),
+                    "allocatedIPCount": state.allocations().len(),
+                    "allocations": allocations_json(state.allocations()),
+                })
+            })
+            .collect();
+        let orphans: Vec<Value> = inner
+            .orphans
+            .iter()
+            .map(|(name, a)| json!({"name": name, "allocations": allocations_json(a)}))
+            .collect();
+        let endpoints: Vec<Value> = inner
+            .endpoints
+            .values()
+            .map(|(_, e)| serde_json::to_value(e.as_ref()).unwrap_or(Value::Null))
+            .collect();
+        json!({
+            "stateDir": self.dir.parent().unwrap_or(&self.dir),
+            "seq": inner.seq,
+            "pools": pools,
+            "orphanedPools": orphans,
+            "endpoints": endpoints,
+        })
+    }
+
+    /// Compacts now: writes the whole state as the new snapshot and empties the journal.
+    /// Commits do this on their own when the journal grows past
+    /// [`LocalStoreOptions::compact_after_bytes`].
+    pub fn compact(&self) -> Result<(), LocalStoreError> {
+        let mut inner = self.lock();
+        self.compact_locked(&mut inner)
+    }
+
+    fn compact_locked(&self, inner: &mut Inner) -> Result<(), LocalStoreError> {
+        let mut pools = inner.orphans.clone();
+        for (name, (_, state, _)) in &inner.pools {
+            if !state.allocations().is_empty() {
+                pools.insert(name.clone(), state.allocations().clone());
+            }
+        }
+        let snap = SnapshotFile {
+            format: 1,
+            seq: inner.seq,
+            last_version: inner.last_version,
+            pools,
+            endpoints: inner
+                .endpoints
+                .iter()
+                .map(|(k, (v, e))| disk::EndpointEntry {
+                    namespace: k.namespace.clone(),
+                    name: k.name.clone(),
+                    version: *v,
+                    endpoint: e.as_ref().clone(),
+                })
+                .collect(),
+        };
+        inner.snapshot_len = disk::write_snapshot(&self.dir, &snap)?;
+        // From here the snapshot holds every record; a crash before the cut below leaves
+        // journal records at or below its seq, which loading skips.
+        let jpath = self.dir.join(disk::JOURNAL_FILE);
+        inner
+            .journal
+            .set_len(0)
+            .and_then(|()| inner.journal.sync_all())
+            .map_err(|e| io_err(&jpath, e))?;
+        inner.journal_len = 0;
+        Ok(())
+    }
+
+    fn check(inner: &Inner, changes: &ChangeSet) -> Result<(), Error> {
+        for pc in &changes.pools {
+            let found = inner.pools.get(&pc.pool).map(|(v, _, _)| *v);
+            if found != Some(pc.expected_version) {
+                return Err(conflict(
+                    format!("SpiderIPPool/{}", pc.pool),
+                    Some(pc.expected_version),
+                    found,
+                ));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for ec in &changes.endpoints {
+            let (key, expected) = match ec {
+                EndpointChange::Put {
+                    key,
+                    expected_version,
+                    ..
+                } => (key, *expected_version),
+                EndpointChange::Delete {
+                    key,
+                    expected_version,
+                } => (key, Some(*expected_version)),
+            };
+            if !seen.insert(key) {
+                return Err(Error::IpamStore {
+                    reason: format!("endpoint {key} changed twice in one commit"),
+                });
+            }
+            let found = inner.endpoints.get(key).map(|(v, _)| *v);
+            if found != expected {
+                return Err(conflict(format!("SpiderEndpoint/{key}"), expected, found));
+            }
+        }
+        // Refuse ops that would break a pool (a buggy planner) before anything is written,
+        // so the journal only ever holds ops that apply cleanly.
+        for pc in &changes.pools {
+            let Some((_, state, _)) = inner.pools.get(&pc.pool) else {
+                continue;
+            };
+            let mut chosen: BTreeSet<IpAddr> = BTreeSet::new();
+            for op in &pc.ops {
+                match op {
+                    PoolOp::Allocate { ip, .. } => {
+                        if !state.is_free(*ip) || !chosen.insert(*ip) {
+                            return Err(Error::IpamRecordMismatch {
+                                pool: pc.pool.clone(),
+                                ip: ip.to_string(),
+                                reason: "allocating an address that is not free".to_owned(),
+                            });
+                        }
+                    }
+                    PoolOp::Readopt { ip, .. } => {
+                        if state.record(*ip).is_none() {
+                            return Err(Error::IpamRecordMismatch {
+                                pool: pc.pool.clone(),
+                                ip: ip.to_string(),
+                                reason: "re-adopting an address without record".to_owned(),
+                            });
+                        }
+                    }
+                    PoolOp::Release { .. } => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `line` to the journal and fsyncs it. On failure the journal is cut back to
+    /// its previous length (best effort) and the store poisoned.
+    fn append(&self, inner: &mut Inner, line: &[u8]) -> Result<(), Error> {
+        let jpath = self.dir.join(disk::JOURNAL_FILE);
+        let res = inner
+            .journal
+            .write_all(line)
+            .and_then(|()| inner.journal.sync_data());
+        if let Err(e) = res {
+            let _ = inner.journal.set_len(inner.journal_len);
+            let reason = format!("writing {}: {e}", jpath.display());
+            inner.poisoned = Some(reason.clone());
+            return Err(Error::IpamStore { reason });
+        }
+        inner.journal_len += line.len() as u64;
+        Ok(())
+    }
+}
+
+fn allocations_json(a: &BTreeMap<IpAddr, PoolIPAllocation>) -> Value {
+    Value::Object(
+        a.iter()
+            .map(|(ip, r)| (ip.to_string(), json!({"pod": r.pod, "podUid": r.pod_uid})))
+            .collect(),
+    )
+}
+
+impl IpamStore for LocalStore {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
+        let inner = self.lock();
+        let mut snap = Snapshot::new();
+        for (v, state, _) in inner.pools.values() {
+            snap.insert_pool(*v, Arc::clone(state));
+        }
+        for key in endpoints {
+            if let Some((v, ep)) = inner.endpoints.get(key) {
+                snap.insert_endpoint(*v, Arc::clone(ep));
+            }
+        }
+        Ok(snap)
+    }
+
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(reason) = &inner.poisoned {
+            return Err(Error::IpamStore {
+                reason: format!(
+                    "local store is read-only after a failed write ({reason}); restart the agent"
+                ),
+            });
+        }
+        Self::check(inner, changes)?;
+        // Versions first (as MemoryStore assigns them), so the journal record carries them.
+        let mut out = Committed::default();
+        for pc in &changes.pools {
+            let v = inner.next();
+            out.pools.insert(pc.pool.clone(), v);
+        }
+        for ec in &changes.endpoints {
+            match ec {
+                EndpointChange::Put { key, .. } => {
+                    let v = inner.next();
+                    out.endpoints.insert(key.clone(), Some(v));
+                }
+                EndpointChange::Delete { key, .. } => {
+                    out.endpoints.insert(key.clone(), None);
+                }
+            }
+        }
+        let durable =
+            changes.pools.iter().any(|p| !p.ops.is_empty()) || !changes.endpoints.is_empty();
+        if durable {
+            let rec =
+                JournalRecord::new(inner.seq + 1, inner.last_version, changes, &out.endpoints);
+            let json = serde_json::to_vec(&rec).map_err(|e| Error::IpamStore {
+                reason: format!("encoding a journal record: {e}"),
+            })?;
+            self.append(inner, &frame::encode(&json))?;
+            inner.seq += 1;
+        }
+        // Durable now: apply in memory. The checks above make these infallible; should one
+        // fail anyway, memory and disk could differ, so poison and let a reopen read the truth.
+        if let Err(e) = Self::apply(inner, changes, &out) {
+            inner.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        if durable
+            && inner.journal_len > self.options.compact_after_bytes
+            && inner.journal_len > inner.snapshot_len
+            && let Err(e) = self.compact_locked(inner)
+        {
+            // The commit itself is durable in the journal; a failed compaction only means the
+            // journal keeps growing until the next attempt.
+            log::warn!("local store: compaction failed: {e}");
+        }
+        Ok(out)
+    }
+}
+
+impl LocalStore {
+    fn apply(inner: &mut Inner, changes: &ChangeSet, out: &Committed) -> Result<(), Error> {
+        for pc in &changes.pools {
+            let v = out.pools.get(&pc.pool).copied().unwrap_or_default();
+            let Some(entry) = inner.pools.get_mut(&pc.pool) else {
+                continue;
+            };
+            let state = Arc::make_mut(&mut entry.1);
+            for op in &pc.ops {
+                match op {
+                    PoolOp::Allocate { ip, record } => state.allocate(*ip, record.clone())?,
+                    PoolOp::Readopt { ip, record } => state.update_record(*ip, record.clone())?,
+                    PoolOp::Release { ip, uid } => {
+                        state.release(*ip, Some(uid));
+                    }
+                }
+            }
+            entry.0 = v;
+        }
+        for ec in &changes.endpoints {
+            match ec {
+                EndpointChange::Put { key, endpoint, .. } => {
+                    let v = out
+                        .endpoints
+                        .get(key)
+                        .copied()
+                        .flatten()
+                        .unwrap_or_default();
+                    inner
+                        .endpoints
+                        .insert(key.clone(), (v, Arc::new(endpoint.as_ref().clone())));
+                }
+                EndpointChange::Delete { key, .. } => {
+                    inner.endpoints.remove(key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the store under `state_dir` without opening it for writing: no lock taken (so it
+/// works while an agent runs), nothing truncated. Returns the durable state: `{"seq",
+/// "lastVersion", "pools": {name: {ip: {pod, podUid}}}, "endpoints": [...], "tornBytes"}`.
+/// Pool definitions are not part of it (they live in the agent's YAML files).
+pub fn inspect(state_dir: &Path) -> Result<Value, LocalStoreError> {
+    let dir = disk::store_dir(state_dir);
+    if !dir.is_dir() {
+        return Err(io_err(
+            &dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no local store here"),
+        ));
+    }
+    // A compaction between reading the snapshot and the journal would make the pair
+    // inconsistent; read again when the snapshot changed meanwhile.
+    let mut last_err = None;
+    for _ in 0..5 {
+        let before = disk::read_snapshot(&dir)?.0.seq;
+        let loaded = match disk::load(&dir) {
+            Ok(l) => l,
+            Err(e) => {
+                last_err = Some(e);
+                continue;
+            }
+        };
+        if disk::read_snapshot(&dir)?.0.seq != before {
+            continue;
+        }
+        let pools: serde_json::Map<String, Value> = loaded
+            .records
+            .iter()
+            .map(|(name, a)| (name.clone(), allocations_json(a)))
+            .collect();
+        let endpoints: Vec<Value> = loaded
+            .endpoints
+            .values()
+            .map(|(_, e)| serde_json::to_value(e).unwrap_or(Value::Null))
+            .collect();
+        return Ok(json!({
+            "seq": loaded.seq,
+            "lastVersion": loaded.last_version,
+            "pools": pools,
+            "endpoints": endpoints,
+            "tornBytes": loaded.torn.map_or(0, |t| t.1),
+        }));
+    }
+    Err(last_err.unwrap_or_else(|| LocalStoreError::Io {
+        path: dir,
+        source: std::io::Error::other("the store kept changing while being read"),
+    }))
+}
