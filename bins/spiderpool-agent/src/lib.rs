@@ -3,7 +3,19 @@
 //! | module | concept |
 //! |---|---|
 //! | [`localstore`] | the durable, crash-safe [`spiderpool_core::ipam::IpamStore`] on local disk |
+//! | [`config_dir`] | the local-mode configuration directory, admitted file by file |
+//! | [`backend`] | [`backend::AgentStore`]: what the agent needs of a store |
+//! | [`agent`] | [`agent::Agent`]: the IPAM API's behaviour in local mode |
+//! | [`api`] | HTTP routing of the API onto the agent |
+//! | [`http`] | the server half of HTTP/1.1 (`httparse`) |
+//! | [`server`] | the UNIX-socket server: bounded worker pool, graceful shutdown |
 //!
 //! The binary (`spiderpool-agent`) wires these to the UNIX-socket HTTP API.
 
+pub mod agent;
+pub mod api;
+pub mod backend;
+pub mod config_dir;
+pub mod http;
 pub mod localstore;
+pub mod server;

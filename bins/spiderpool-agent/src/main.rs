@@ -1,6 +1,252 @@
-//! `spiderpool-agent` (being written).
+//! `spiderpool-agent`: the node agent. Today: local mode, the IPAM API on a UNIX socket
+//! without Kubernetes, fed by a directory of Spiderpool YAML (see docs/agent.md).
 
-fn main() {
-    eprintln!("spiderpool-agent: not yet implemented");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use nix::sys::signal::{SigSet, Signal};
+use spiderpool_agent::agent::{Agent, AgentOptions, ReloadReport};
+use spiderpool_agent::api::{self, PATH_LOCAL_STATE};
+use spiderpool_agent::backend::AgentStore;
+use spiderpool_agent::server::{self, Handler, Shutdown};
+use spiderpool_core::agentapi::DEFAULT_SOCKET;
+use spiderpool_core::ipam::MemoryStore;
+use spiderpool_plugin_support::agent_client::AgentClient;
+use spiderpool_plugin_support::log::{LevelFilter, LogConfig, parse_level};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spiderpool-agent",
+    version,
+    about = "Spiderpool's node agent in local mode: the IPAM API on a UNIX socket, without Kubernetes",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Directory of SpiderIPPool, SpiderSubnet, SpiderReservedIP, SpiderCoordinator and
+    /// SpiderMultusConfig files (*.yaml, *.yml, *.json); re-read on SIGHUP.
+    #[arg(long, value_name = "DIR")]
+    local_config: Option<PathBuf>,
+    /// Directory of the agent's durable state (the local store).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The API socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// The node name pods run on (pool nodeName / nodeAffinity); default: the hostname.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// debug, info, warn or error.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: String,
+    /// Log to this file instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Where allocations are kept.
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+    store: StoreKind,
+    /// Worker threads serving the socket.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// In memory: lost when the agent stops.
+    Memory,
+    /// The durable local store under --state-dir.
+    Local,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a running agent's pools, records and endpoints as JSON.
+    Dump {
+        /// The running agent's socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Dump { socket }) => dump(&socket),
+        None => match run(cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                eprintln!("spiderpool-agent: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn dump(socket: &std::path::Path) -> ExitCode {
+    let client = AgentClient::new(socket);
+    match client.request(
+        "GET",
+        PATH_LOCAL_STATE,
+        None,
+        std::time::Duration::from_secs(30),
+    ) {
+        Ok(raw) if raw.status == 200 => {
+            let text = serde_json::from_slice::<serde_json::Value>(&raw.body)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|_| String::from_utf8_lossy(&raw.body).into_owned());
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(raw) => {
+            eprintln!(
+                "spiderpool-agent dump: HTTP {}: {}",
+                raw.status,
+                String::from_utf8_lossy(&raw.body)
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("spiderpool-agent dump: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn open_store(kind: StoreKind, state_dir: &std::path::Path) -> Result<Box<dyn AgentStore>, String> {
+    match kind {
+        StoreKind::Memory => {
+            log::warn!(
+                "--store memory: allocations live in memory only and are lost when the agent stops"
+            );
+            Ok(Box::new(MemoryStore::new()))
+        }
+        StoreKind::Local => Err(format!(
+            "--store local: the durable local store is not available yet in this build \
+             (state dir {}); use --store memory",
+            state_dir.display()
+        )),
+    }
+}
+
+fn log_report(report: &ReloadReport) {
+    for (file, objects) in &report.loaded {
+        log::info!("loaded {file}: {}", objects.join(", "));
+    }
+    for (file, lines) in &report.rejected {
+        log::error!("skipped {file}: {} problem(s)", lines.len());
+        for line in lines {
+            log::error!("skipped {file}: {line}");
+        }
+    }
+    for (pool, records) in &report.vanished_kept {
+        log::warn!(
+            "IPPool {pool} is no longer configured but holds {records} record(s): \
+             kept as terminating (no new allocations) until they are released"
+        );
+    }
+    for pool in &report.removed {
+        log::info!("IPPool {pool} is no longer configured and empty: removed");
+    }
+    for (object, reason) in &report.failed {
+        log::error!("{object}: not applied: {reason}");
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let level = parse_level(&cli.log_level, LevelFilter::Info)?;
+    spiderpool_plugin_support::log::init(&LogConfig {
+        level,
+        file: cli.log_file.clone(),
+        program: "spiderpool-agent".to_owned(),
+        ..LogConfig::default()
+    });
+    let config_dir = cli
+        .local_config
+        .ok_or("--local-config DIR is required (local mode is the only mode so far)")?;
+    let state_dir = cli.state_dir.ok_or("--state-dir DIR is required")?;
+    if !config_dir.is_dir() {
+        return Err(format!(
+            "--local-config {}: not a directory",
+            config_dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("--state-dir {}: {e}", state_dir.display()))?;
+
+    // Block the signals before any thread starts, so every thread inherits the mask and only
+    // the signal thread below receives them (with sigwait: no handler, no unsafe).
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+
+    let store = open_store(cli.store, &state_dir)?;
+    let node = cli.node.unwrap_or_else(hostname);
+    let agent = Arc::new(Agent::new(store, AgentOptions::new(&config_dir, &node)));
+    let report = agent.reload()?;
+    log_report(&report);
+
+    let listener = server::bind(&cli.socket).map_err(|e| e.to_string())?;
+    let shutdown = Shutdown::new(&cli.socket);
+    {
+        let agent = Arc::clone(&agent);
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("signals".to_owned())
+            .spawn(move || {
+                loop {
+                    match signals.wait() {
+                        Ok(Signal::SIGHUP) => {
+                            log::info!("SIGHUP: reloading {}", config_dir.display());
+                            match agent.reload() {
+                                Ok(report) => log_report(&report),
+                                Err(e) => log::error!(
+                                    "reload failed, keeping the last configuration: {e}"
+                                ),
+                            }
+                        }
+                        Ok(sig) => {
+                            log::info!("{sig}: shutting down");
+                            shutdown.trigger();
+                            return;
+                        }
+                        Err(e) => {
+                            log::error!("sigwait: {e}");
+                            shutdown.trigger();
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    }
+    log::info!(
+        "serving the agent API on {} (node {node}, config {}, state {})",
+        cli.socket.display(),
+        agent.options().config_dir.display(),
+        state_dir.display()
+    );
+    let handler: Handler = {
+        let agent = Arc::clone(&agent);
+        Arc::new(move |req| api::handle(&agent, req))
+    };
+    server::serve(listener, handler, cli.workers, &shutdown)
+        .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;
+    log::info!("stopped; removed {}", cli.socket.display());
+    Ok(())
 }

@@ -1,0 +1,580 @@
+//! The local-mode agent: the IPAM API's behaviour on top of a store and the objects of the
+//! configuration directory. Transport-free (see [`crate::api`] for the HTTP routing).
+//!
+//! Local-mode facts (no Kubernetes to ask):
+//! * the pod is who the request says (`podNamespace`, `podName`, `podUID`), its labels and
+//!   annotations come from the request's `pod` extension, its namespace has no labels or
+//!   annotations, its node is the agent's `--node`, and its top controller is the pod itself;
+//! * DEL releases: there is no apiserver to say the pod is still alive (upstream keeps the
+//!   addresses of a live pod for its next sandbox);
+//! * `GET /v1/coordinator/config` answers for any pod, using the
+//!   `ipam.spidernet.io/default-route-nic` annotation of the pod's last ADD when there was one
+//!   (upstream fails for a pod missing from its cache).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde::Serialize;
+use spiderpool_core::admission::Switches;
+use spiderpool_core::agentapi::{
+    GetCoordinatorArgs, IpRoute, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+};
+use spiderpool_core::coordinator::AgentCoordinatorConfig;
+use spiderpool_core::ipam::{
+    AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, PodInfo, ReleaseOutcome,
+    ReleaseRequest, TopController, allocate_with_retry, commit_with_retry, plan_release_pod,
+    release_with_retry,
+};
+use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
+use spiderpool_core::objects::{SpiderEndpoint, SpiderEndpointStatus, SpiderIPPool};
+
+use crate::backend::AgentStore;
+use crate::config_dir::{FileOutcome, LoadedConfig, load_dir};
+
+/// How an API call failed: the HTTP status and upstream-style message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status (400, 404, 500).
+    pub status: u16,
+    /// The message, sent as a JSON string.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, message)
+    }
+}
+
+/// Fixed settings of an agent.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The configuration directory.
+    pub config_dir: PathBuf,
+    /// The node pods run on (`--node`).
+    pub node: String,
+    /// Admission switches (`enableIPv4`, ...).
+    pub switches: Switches,
+    /// IPAM switches.
+    pub ipam: IpamConfig,
+}
+
+impl AgentOptions {
+    /// Options for `config_dir` and `node` with upstream's default switches, except that
+    /// SpiderSubnet auto-pools are off: they need the subnet controller, which local mode
+    /// does not run.
+    pub fn new(config_dir: impl Into<PathBuf>, node: impl Into<String>) -> Self {
+        AgentOptions {
+            config_dir: config_dir.into(),
+            node: node.into(),
+            switches: Switches::default(),
+            ipam: IpamConfig {
+                enable_auto_pool: false,
+                ..IpamConfig::default()
+            },
+        }
+    }
+}
+
+/// What a (re)load changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadReport {
+    /// Files loaded, with the objects of each.
+    pub loaded: BTreeMap<String, Vec<String>>,
+    /// Files skipped, with one line per problem.
+    pub rejected: BTreeMap<String, Vec<String>>,
+    /// Pools put into the store (new or updated).
+    pub pools: Vec<String>,
+    /// Pools no longer configured but still holding records: kept, terminating (no new
+    /// allocations; DEL still releases), with their record counts.
+    pub vanished_kept: BTreeMap<String, usize>,
+    /// Pools no longer configured and empty: removed.
+    pub removed: Vec<String>,
+    /// Pools the store refused (e.g. a new spec leaving recorded addresses out).
+    pub failed: BTreeMap<String, String>,
+}
+
+/// The local-mode agent.
+pub struct Agent {
+    store: Box<dyn AgentStore>,
+    opts: AgentOptions,
+    config: RwLock<Arc<LoadedConfig>>,
+    reserved_loaded: Mutex<BTreeSet<String>>,
+    // Writes (ADD, DEL, reload) are serialised: on one pool every ADD conflicts with every
+    // other anyway (per-pool compare-and-swap), so the lock costs nothing there and spares
+    // retry storms under load; the store stays correct without it.
+    gate: Mutex<()>,
+    // `ns/name` → annotations of the pod's last ADD, for the coordinator endpoint.
+    pod_annotations: Mutex<HashMap<String, BTreeMap<String, String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing guarded here can be left half-updated by a panic.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Agent {
+    /// An agent over `store`, with nothing loaded yet (call [`Agent::reload`]).
+    pub fn new(store: Box<dyn AgentStore>, opts: AgentOptions) -> Self {
+        Agent {
+            store,
+            opts,
+            config: RwLock::new(Arc::new(LoadedConfig::default())),
+            reserved_loaded: Mutex::new(BTreeSet::new()),
+            gate: Mutex::new(()),
+            pod_annotations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &AgentOptions {
+        &self.opts
+    }
+
+    /// The configuration last loaded.
+    pub fn config(&self) -> Arc<LoadedConfig> {
+        match self.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Reads the configuration directory again and brings the store in line: configured
+    /// pools are added or updated (records kept), pools no longer configured are removed when
+    /// empty and otherwise kept as terminating, reserved IPs follow the files.
+    pub fn reload(&self) -> Result<ReloadReport, String> {
+        let loaded = load_dir(&self.opts.config_dir, &self.opts.switches)
+            .map_err(|e| format!("cannot read {}: {e}", self.opts.config_dir.display()))?;
+        let _gate = lock(&self.gate);
+        let mut report = ReloadReport::default();
+        for f in &loaded.files {
+            let name = f.path.display().to_string();
+            match &f.outcome {
+                FileOutcome::Loaded(objs) => report.loaded.insert(name, objs.clone()),
+                FileOutcome::Rejected(lines) => report.rejected.insert(name, lines.clone()),
+            };
+        }
+        // Reserved IPs first, so pools are built with them.
+        let mut reserved = lock(&self.reserved_loaded);
+        let wanted: BTreeSet<String> = loaded
+            .objects
+            .reserved_ips
+            .iter()
+            .filter_map(|r| r.metadata.name.clone())
+            .collect();
+        for gone in reserved.difference(&wanted) {
+            if let Err(e) = self.store.remove_reserved_ip(gone) {
+                report
+                    .failed
+                    .insert(format!("SpiderReservedIP/{gone}"), e.to_string());
+            }
+        }
+        for r in &loaded.objects.reserved_ips {
+            if let Err(e) = self.store.put_reserved_ip(r.clone()) {
+                let name = r.metadata.name.clone().unwrap_or_default();
+                report
+                    .failed
+                    .insert(format!("SpiderReservedIP/{name}"), e.to_string());
+            }
+        }
+        *reserved = wanted;
+        drop(reserved);
+
+        let configured: BTreeSet<&str> = loaded
+            .objects
+            .pools
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        for pool in &loaded.objects.pools {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            match self.store.put_pool(pool.clone()) {
+                Ok(()) => report.pools.push(name),
+                Err(e) => {
+                    report.failed.insert(name, e.to_string());
+                }
+            }
+        }
+        let existing = self.store.pools().map_err(|e| e.to_string())?;
+        for pool in existing {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            if configured.contains(name.as_str()) {
+                continue;
+            }
+            let records = pool
+                .status
+                .as_ref()
+                .and_then(|s| s.allocated_ip_count)
+                .unwrap_or(0);
+            if records == 0 {
+                match self.store.remove_pool(&name) {
+                    Ok(_) => report.removed.push(name),
+                    Err(e) => {
+                        report.failed.insert(name, e.to_string());
+                    }
+                }
+            } else {
+                let mut pool = pool;
+                if pool.metadata.deletion_timestamp.is_none() {
+                    pool.metadata.deletion_timestamp = Some(now_rfc3339());
+                    if let Err(e) = self.store.put_pool(pool) {
+                        report.failed.insert(name.clone(), e.to_string());
+                    }
+                }
+                report
+                    .vanished_kept
+                    .insert(name, usize::try_from(records).unwrap_or(usize::MAX));
+            }
+        }
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(loaded),
+            Err(p) => *p.into_inner() = Arc::new(loaded),
+        }
+        Ok(report)
+    }
+
+    /// `POST /v1/ipam/ip`.
+    pub fn add(&self, args: &IpamAddArgs) -> Result<IpamAddResponse, ApiError> {
+        require(&[
+            ("containerID", &args.container_id),
+            ("ifName", &args.if_name),
+            ("podNamespace", &args.pod_namespace),
+            ("podName", &args.pod_name),
+            ("podUID", &args.pod_uid),
+        ])?;
+        let local = args.pod.clone().unwrap_or_default();
+        let req = AllocateRequest {
+            container_id: args.container_id.clone(),
+            ifname: args.if_name.clone(),
+            pod: PodInfo {
+                namespace: args.pod_namespace.clone(),
+                name: args.pod_name.clone(),
+                uid: args.pod_uid.clone(),
+                labels: local.labels,
+                annotations: local.annotations.clone(),
+                node: self.opts.node.clone(),
+                controller: TopController::orphan(
+                    &args.pod_namespace,
+                    &args.pod_name,
+                    &args.pod_uid,
+                ),
+            },
+            default_ipv4_ippool: args.default_ipv4_ippool.clone(),
+            default_ipv6_ippool: args.default_ipv6_ippool.clone(),
+            clean_gateway: args.clean_gateway,
+            match_master_subnet: args.match_master_subnet,
+            config: self.opts.ipam.clone(),
+            ..AllocateRequest::default()
+        };
+        let pod_key = format!("{}/{}", args.pod_namespace, args.pod_name);
+        let decision = {
+            let _gate = lock(&self.gate);
+            allocate_with_retry(self.store.as_ref(), &req, DEFAULT_MAX_ATTEMPTS)
+        }
+        .map_err(|e| {
+            log::warn!("ADD {pod_key} {} {}: {e}", args.container_id, args.if_name);
+            ApiError::internal(format!(
+                "failed to allocate IP addresses in standard mode: {e}"
+            ))
+        })?;
+        for w in &decision.warnings {
+            log::warn!("ADD {pod_key} {}: {w}", args.if_name);
+        }
+        lock(&self.pod_annotations).insert(pod_key.clone(), local.annotations);
+        let mut resp = IpamAddResponse::default();
+        for nic in &decision.result.nics {
+            for ip in nic.ips() {
+                resp.ips.push(spiderpool_core::agentapi::IpConfig {
+                    version: if ip.address.is_ipv4() { 4 } else { 6 },
+                    address: ip.cidr(),
+                    ip_pool: ip.pool.clone(),
+                    gateway: ip.gateway.map(|g| g.to_string()).unwrap_or_default(),
+                    nic: nic.interface.clone(),
+                    ..Default::default()
+                });
+            }
+            resp.routes.extend(nic.routes.iter().map(|r| IpRoute {
+                if_name: nic.interface.clone(),
+                dst: r.dst.clone(),
+                gw: r.gw.clone(),
+            }));
+        }
+        let addrs: Vec<String> = resp
+            .ips
+            .iter()
+            .filter(|i| i.nic == args.if_name)
+            .map(|i| format!("{} ({})", i.address, i.ip_pool))
+            .collect();
+        log::info!(
+            "ADD {pod_key} {} {}: {:?}: {}",
+            args.container_id,
+            args.if_name,
+            decision.kind,
+            addrs.join(", ")
+        );
+        Ok(resp)
+    }
+
+    /// `DELETE /v1/ipam/ip`: in local mode the pod is taken as gone, so its addresses are
+    /// released (every NIC of the endpoint, as upstream's DEL does for a dead pod).
+    pub fn del(&self, args: &IpamDelArgs) -> Result<(), ApiError> {
+        require(&[
+            ("containerID", &args.container_id),
+            ("ifName", &args.if_name),
+            ("podNamespace", &args.pod_namespace),
+            ("podName", &args.pod_name),
+        ])?;
+        let req = ReleaseRequest {
+            container_id: args.container_id.clone(),
+            ifname: args.if_name.clone(),
+            endpoint: EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone()),
+            pod_uid: Some(args.pod_uid.clone()).filter(|u| !u.is_empty()),
+            pod_alive: false,
+            static_pod_valid: false,
+            config: self.opts.ipam.clone(),
+        };
+        let decision = {
+            let _gate = lock(&self.gate);
+            release_with_retry(self.store.as_ref(), &req, DEFAULT_MAX_ATTEMPTS)
+        }
+        .map_err(|e| ApiError::internal(format!("failed to release IP addresses: {e}")))?;
+        let pod_key = req.endpoint.to_string();
+        if decision.outcome == ReleaseOutcome::Released {
+            lock(&self.pod_annotations).remove(&pod_key);
+        }
+        log::info!(
+            "DEL {pod_key} {} {}: {:?} {}",
+            args.container_id,
+            args.if_name,
+            decision.outcome,
+            released_text(&decision.released)
+        );
+        Ok(())
+    }
+
+    /// `DELETE /v1/ipam/ips`: releases every address of the pod (after an IP conflict).
+    /// Local-mode pods have no StatefulSet owner, so it is never forbidden.
+    pub fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError> {
+        require(&[
+            ("containerID", &args.container_id),
+            ("podNamespace", &args.pod_namespace),
+            ("podName", &args.pod_name),
+            ("podUID", &args.pod_uid),
+        ])?;
+        let key = EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone());
+        let decision = {
+            let _gate = lock(&self.gate);
+            commit_with_retry(
+                self.store.as_ref(),
+                std::slice::from_ref(&key),
+                DEFAULT_MAX_ATTEMPTS,
+                |snap| {
+                    let d = plan_release_pod(&key, &args.pod_uid, snap)?;
+                    let changes = d.changes.clone();
+                    Ok((d, changes))
+                },
+            )
+        }
+        .map_err(|e| ApiError::internal(format!("failed to release IP addresses: {e}")))?;
+        log::info!(
+            "batch release {key} {}: {:?} {}",
+            args.container_id,
+            decision.outcome,
+            released_text(&decision.released)
+        );
+        Ok(())
+    }
+
+    /// `GET /v1/coordinator/config`.
+    pub fn coordinator_config(
+        &self,
+        args: &GetCoordinatorArgs,
+    ) -> Result<AgentCoordinatorConfig, ApiError> {
+        let config = self.config();
+        let coordinator = config.coordinator().ok_or_else(|| {
+            ApiError::internal(format!(
+                "spidercoordinator: no SpiderCoordinator in {}",
+                self.opts.config_dir.display()
+            ))
+        })?;
+        let pod_key = format!("{}/{}", args.pod_namespace, args.pod_name);
+        let annotation = lock(&self.pod_annotations)
+            .get(&pod_key)
+            .and_then(|a| a.get(ANNO_DEFAULT_ROUTE_NIC).cloned());
+        AgentCoordinatorConfig::from_spider_coordinator(coordinator, annotation.as_deref())
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// `GET /v1/workloadendpoint`: the pod's SpiderEndpoint status.
+    pub fn workload_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<SpiderEndpointStatus, ApiError> {
+        let key = EndpointKey::new(namespace, name);
+        let snap = self
+            .store
+            .snapshot(std::slice::from_ref(&key))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        snap.endpoint(&key)
+            .and_then(|(_, ep)| ep.status.clone())
+            .ok_or_else(|| ApiError::new(404, format!("SpiderEndpoint {key} not found")))
+    }
+
+    /// Everything the agent holds, for `spiderpool-agent dump`.
+    pub fn dump(&self) -> Result<Dump, ApiError> {
+        let config = self.config();
+        let internal = |e: spiderpool_core::Error| ApiError::internal(e.to_string());
+        Ok(Dump {
+            node: self.opts.node.clone(),
+            config_dir: self.opts.config_dir.display().to_string(),
+            rejected_files: config
+                .rejected()
+                .map(|(p, lines)| (p.display().to_string(), lines.to_vec()))
+                .collect(),
+            pools: self.store.pools().map_err(internal)?,
+            endpoints: self.store.endpoints().map_err(internal)?,
+            coordinator: config.coordinator().and_then(|c| c.metadata.name.clone()),
+        })
+    }
+}
+
+/// The agent's state as `spiderpool-agent dump` prints it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dump {
+    /// `--node`.
+    pub node: String,
+    /// `--local-config`.
+    pub config_dir: String,
+    /// Files skipped at the last (re)load, with their problems.
+    pub rejected_files: BTreeMap<String, Vec<String>>,
+    /// Every pool with its records (`status.allocatedIPs`) and counts.
+    pub pools: Vec<SpiderIPPool>,
+    /// Every SpiderEndpoint.
+    pub endpoints: Vec<SpiderEndpoint>,
+    /// The SpiderCoordinator answering `/v1/coordinator/config`.
+    pub coordinator: Option<String>,
+}
+
+fn require(fields: &[(&str, &String)]) -> Result<(), ApiError> {
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(k, _)| *k)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            400,
+            format!("missing required fields: {}", missing.join(", ")),
+        ))
+    }
+}
+
+fn released_text(released: &[(String, std::net::IpAddr)]) -> String {
+    released
+        .iter()
+        .map(|(pool, ip)| format!("{ip} ({pool})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The current UTC time as RFC 3339 (`metadata.deletionTimestamp` of a vanished pool).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for any date after 1970.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use spiderpool_core::ipam::MemoryStore;
+
+    const POOL: &str = "apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata: {name: p}
+spec: {gateway: 10.6.0.1, ips: [10.6.212.100-10.6.212.101], subnet: 10.6.0.0/16}
+";
+
+    fn add_args(name: &str) -> IpamAddArgs {
+        IpamAddArgs {
+            container_id: format!("c-{name}"),
+            if_name: "net1".into(),
+            net_namespace: "/x".into(),
+            pod_namespace: "default".into(),
+            pod_name: name.into(),
+            pod_uid: format!("u-{name}"),
+            default_ipv4_ippool: vec!["p".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn vanished_pools_keep_their_records_until_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.yaml"), POOL).unwrap();
+        let agent = Agent::new(
+            Box::new(MemoryStore::new()),
+            AgentOptions::new(dir.path(), "n1"),
+        );
+        agent.reload().unwrap();
+        let r = agent.add(&add_args("a")).unwrap();
+        assert_eq!(r.ips[0].address, "10.6.212.100/16");
+        std::fs::remove_file(dir.path().join("p.yaml")).unwrap();
+        let report = agent.reload().unwrap();
+        assert_eq!(report.vanished_kept.get("p"), Some(&1));
+        // Terminating: no new allocation, but DEL still releases.
+        let err = agent.add(&add_args("b")).unwrap_err();
+        assert_eq!(err.status, 500);
+        agent
+            .del(&IpamDelArgs {
+                container_id: "c-a".into(),
+                if_name: "net1".into(),
+                pod_namespace: "default".into(),
+                pod_name: "a".into(),
+                pod_uid: "u-a".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(agent.reload().unwrap().removed, vec!["p".to_owned()]);
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        let s = now_rfc3339();
+        assert_eq!(s.len(), 20);
+        assert!(s.starts_with("20"));
+    }
+}

@@ -1,0 +1,56 @@
+//! What the agent needs of a store beyond [`IpamStore`]: loading the configured pools and
+//! reserved IPs, and listing for `dump`. [`MemoryStore`] implements it here; the local store
+//! implements it where it lives.
+
+use spiderpool_core::Error;
+use spiderpool_core::ipam::{IpamStore, MemoryStore};
+use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
+
+/// A store the agent can run on.
+pub trait AgentStore: IpamStore {
+    /// Adds a pool, or updates the spec of an existing one keeping its records. `status` is
+    /// ignored: the store owns the records.
+    fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error>;
+    /// Removes a pool and its records; returns whether it existed.
+    fn remove_pool(&self, name: &str) -> Result<bool, Error>;
+    /// Adds or replaces a SpiderReservedIP.
+    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error>;
+    /// Removes a SpiderReservedIP; returns whether it existed.
+    fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error>;
+    /// Every pool with its status (records and counts).
+    fn pools(&self) -> Result<Vec<SpiderIPPool>, Error>;
+    /// Every endpoint.
+    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error>;
+}
+
+impl AgentStore for MemoryStore {
+    fn put_pool(&self, mut pool: SpiderIPPool) -> Result<(), Error> {
+        // A new pool would take its records from `status.allocatedIPs`.
+        pool.status = None;
+        MemoryStore::put_pool(self, pool)
+    }
+
+    fn remove_pool(&self, name: &str) -> Result<bool, Error> {
+        Ok(MemoryStore::remove_pool(self, name))
+    }
+
+    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error> {
+        MemoryStore::put_reserved_ip(self, reserved)
+    }
+
+    fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+        MemoryStore::remove_reserved_ip(self, name)
+    }
+
+    fn pools(&self) -> Result<Vec<SpiderIPPool>, Error> {
+        let snap = self.snapshot(&[])?;
+        Ok(snap
+            .pools()
+            .filter_map(|p| MemoryStore::pool(self, p.name()))
+            .collect())
+    }
+
+    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error> {
+        Ok(MemoryStore::endpoints(self))
+    }
+}
