@@ -1,5 +1,6 @@
 //! Baselines that the criterion benches compare our implementations against.
 
+pub mod coordinator_cases;
 pub mod naive_alloc;
 
 pub mod naive_ranges {
