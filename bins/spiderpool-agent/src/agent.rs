@@ -99,6 +99,10 @@ pub struct ReloadReport {
     pub vanished_kept: BTreeMap<String, usize>,
     /// Pools no longer configured and empty: removed.
     pub removed: Vec<String>,
+    /// Records the store holds for pools it has no definition of (e.g. a pool file removed
+    /// while the agent was stopped), with their counts: kept, not allocatable; configure the
+    /// pool again to release them.
+    pub orphaned: BTreeMap<String, usize>,
     /// Pools the store refused (e.g. a new spec leaving recorded addresses out).
     pub failed: BTreeMap<String, String>,
 }
@@ -235,6 +239,7 @@ impl Agent {
                     .insert(name, usize::try_from(records).unwrap_or(usize::MAX));
             }
         }
+        report.orphaned = self.store.orphaned().into_iter().collect();
         match self.config.write() {
             Ok(mut c) => *c = Arc::new(loaded),
             Err(p) => *p.into_inner() = Arc::new(loaded),
@@ -443,7 +448,9 @@ impl Agent {
                 .collect(),
             pools: self.store.pools().map_err(internal)?,
             endpoints: self.store.endpoints().map_err(internal)?,
+            orphaned_pools: self.store.orphaned().into_iter().collect(),
             coordinator: config.coordinator().and_then(|c| c.metadata.name.clone()),
+            store: self.store.inspect(),
         })
     }
 }
@@ -462,8 +469,13 @@ pub struct Dump {
     pub pools: Vec<SpiderIPPool>,
     /// Every SpiderEndpoint.
     pub endpoints: Vec<SpiderEndpoint>,
+    /// Records kept for pools without a definition, with their counts.
+    pub orphaned_pools: BTreeMap<String, usize>,
     /// The SpiderCoordinator answering `/v1/coordinator/config`.
     pub coordinator: Option<String>,
+    /// The store's own view (the local store: files, sequence, records), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<serde_json::Value>,
 }
 
 fn require(fields: &[(&str, &String)]) -> Result<(), ApiError> {

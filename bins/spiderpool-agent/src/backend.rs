@@ -1,9 +1,12 @@
 //! What the agent needs of a store beyond [`IpamStore`]: loading the configured pools and
-//! reserved IPs, and listing for `dump`. [`MemoryStore`] implements it here; the local store
-//! implements it where it lives.
+//! reserved IPs, and listing for `dump`. Implemented for [`MemoryStore`] and for the durable
+//! [`LocalStore`] through their public methods.
 
+use serde_json::Value;
 use spiderpool_core::Error;
 use spiderpool_core::ipam::{IpamStore, MemoryStore};
+
+use crate::localstore::LocalStore;
 use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
 /// A store the agent can run on.
@@ -21,6 +24,14 @@ pub trait AgentStore: IpamStore {
     fn pools(&self) -> Result<Vec<SpiderIPPool>, Error>;
     /// Every endpoint.
     fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error>;
+    /// Pools whose records the store keeps without a definition, with their record counts.
+    fn orphaned(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+    /// The store's own view of its state, when it has one (files, sequence numbers...).
+    fn inspect(&self) -> Option<Value> {
+        None
+    }
 }
 
 impl AgentStore for MemoryStore {
@@ -52,5 +63,42 @@ impl AgentStore for MemoryStore {
 
     fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error> {
         Ok(MemoryStore::endpoints(self))
+    }
+}
+
+impl AgentStore for LocalStore {
+    fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error> {
+        LocalStore::put_pool(self, pool)
+    }
+
+    fn remove_pool(&self, name: &str) -> Result<bool, Error> {
+        Ok(LocalStore::remove_pool(self, name))
+    }
+
+    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error> {
+        LocalStore::put_reserved_ip(self, reserved)
+    }
+
+    fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+        LocalStore::remove_reserved_ip(self, name)
+    }
+
+    fn pools(&self) -> Result<Vec<SpiderIPPool>, Error> {
+        Ok(LocalStore::pools(self))
+    }
+
+    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error> {
+        Ok(LocalStore::endpoints(self))
+    }
+
+    fn orphaned(&self) -> Vec<(String, usize)> {
+        self.orphaned_pools()
+            .into_iter()
+            .map(|o| (o.name, o.allocations.len()))
+            .collect()
+    }
+
+    fn inspect(&self) -> Option<Value> {
+        Some(self.dump())
     }
 }

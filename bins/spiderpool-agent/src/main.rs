@@ -10,6 +10,7 @@ use nix::sys::signal::{SigSet, Signal};
 use spiderpool_agent::agent::{Agent, AgentOptions, ReloadReport};
 use spiderpool_agent::api::{self, PATH_LOCAL_STATE};
 use spiderpool_agent::backend::AgentStore;
+use spiderpool_agent::localstore::LocalStore;
 use spiderpool_agent::server::{self, Handler, Shutdown};
 use spiderpool_core::agentapi::DEFAULT_SOCKET;
 use spiderpool_core::ipam::MemoryStore;
@@ -46,7 +47,7 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
     /// Where allocations are kept.
-    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+    #[arg(long, value_enum, default_value_t = StoreKind::Local)]
     store: StoreKind,
     /// Worker threads serving the socket.
     #[arg(long, value_name = "N", default_value_t = 32)]
@@ -63,18 +64,39 @@ enum StoreKind {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print a running agent's pools, records and endpoints as JSON.
+    /// Print the pools, records and endpoints as JSON: those of the agent answering on
+    /// --socket, or, with --state-dir, those of the local store on disk (read-only; works
+    /// whether or not an agent runs).
     Dump {
         /// The running agent's socket.
         #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Read the local store under this state dir instead of asking an agent.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Dump { socket }) => dump(&socket),
+        Some(Command::Dump {
+            state_dir: Some(dir),
+            ..
+        }) => match spiderpool_agent::localstore::inspect(&dir) {
+            Ok(v) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("spiderpool-agent dump: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Dump { socket, .. }) => dump(&socket),
         None => match run(cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -132,11 +154,25 @@ fn open_store(kind: StoreKind, state_dir: &std::path::Path) -> Result<Box<dyn Ag
             );
             Ok(Box::new(MemoryStore::new()))
         }
-        StoreKind::Local => Err(format!(
-            "--store local: the durable local store is not available yet in this build \
-             (state dir {}); use --store memory",
-            state_dir.display()
-        )),
+        StoreKind::Local => {
+            let (store, report) = LocalStore::open(state_dir).map_err(|e| e.to_string())?;
+            log::info!(
+                "local store {}: {} journal record(s) replayed, {} record(s), {} endpoint(s){}",
+                store.dir().display(),
+                report.replayed,
+                report.records,
+                report.endpoints,
+                if report.torn_bytes > 0 {
+                    format!(
+                        ", a torn last record of {} bytes cut off",
+                        report.torn_bytes
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Ok(Box::new(store))
+        }
     }
 }
 
@@ -158,6 +194,12 @@ fn log_report(report: &ReloadReport) {
     }
     for pool in &report.removed {
         log::info!("IPPool {pool} is no longer configured and empty: removed");
+    }
+    for (pool, records) in &report.orphaned {
+        log::warn!(
+            "IPPool {pool} is not configured but the store holds {records} record(s) of it: \
+             kept, not allocatable; configure the pool again to release them"
+        );
     }
     for (object, reason) in &report.failed {
         log::error!("{object}: not applied: {reason}");

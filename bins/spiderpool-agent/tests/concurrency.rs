@@ -138,3 +138,107 @@ fn two_hundred_plugin_processes_twenty_at_a_time() {
     assert_eq!(dump["pools"][0]["status"]["allocatedIPCount"], PODS);
     assert_eq!(dump["endpoints"].as_array().map(Vec::len), Some(PODS));
 }
+
+/// The same load with the durable local store, while the agent is `kill -9`ed and restarted
+/// five times (after 30, 60, 90, 120 and 160 successful ADDs). A plugin that finds the agent
+/// gone fails with code 11 and its ADD is retried for the same pod, as a runtime does. In the
+/// end every pod has one address, all distinct; every address the plugin printed is the one
+/// the agent recorded (an ADD committed just before a crash is answered again, not
+/// re-allocated); the pool holds exactly 200 records and the 201st ADD fails.
+#[test]
+fn kill_nine_during_the_load_never_duplicates() {
+    let plugin = spiderpool_plugin();
+    let agent = Mutex::new(RunningAgent::start(
+        &[("pool.yaml", &pool(POOL_NAME, "10.6.100.1-10.6.100.200"))],
+        &["--store", "local"],
+    ));
+    let (socket, log) = {
+        let a = agent.lock().unwrap();
+        (a.socket.clone(), a.dir.path().join("plugin.log"))
+    };
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let transient = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for threshold in [30, 60, 90, 120, 160] {
+                // Bounded, so a worker that panicked cannot hang the test here.
+                for _ in 0..60_000 {
+                    if done.load(Ordering::SeqCst) >= threshold {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                let mut a = agent.lock().unwrap();
+                a.kill();
+                a.restart();
+            }
+        });
+        for _ in 0..PARALLEL {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= PODS {
+                        return;
+                    }
+                    let pod = format!("pod-{i:03}");
+                    let mut attempts = 0;
+                    let out = loop {
+                        let out = add(&plugin, &socket, &log, &pod);
+                        let code = serde_json::from_slice::<Value>(&out.stdout)
+                            .ok()
+                            .and_then(|v| v["code"].as_u64());
+                        attempts += 1;
+                        if code == Some(11) && attempts < 2000 {
+                            transient.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            continue;
+                        }
+                        break out;
+                    };
+                    results.lock().unwrap().push((pod, out));
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let agent = agent.into_inner().unwrap();
+    let client = agent.client();
+    let mut addresses = BTreeSet::new();
+    for (pod, out) in results.into_inner().unwrap() {
+        assert!(
+            out.status.success(),
+            "{pod}: {}\n{}\nagent log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            agent.log_text()
+        );
+        let addr = address(&out);
+        let se = client.workload_endpoint("default", &pod).unwrap();
+        assert_eq!(
+            se.current.ips[0].ipv4.as_deref(),
+            Some(addr.as_str()),
+            "{pod}"
+        );
+        assert!(addresses.insert(addr), "duplicate address for {pod}");
+    }
+    assert_eq!(addresses, expected());
+    println!(
+        "{} ADDs retried while the agent was down",
+        transient.load(Ordering::SeqCst)
+    );
+
+    let out = add(&plugin, &socket, &log, "pod-extra");
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["code"], 999, "{err}");
+    let out = Command::new(common::AGENT)
+        .arg("dump")
+        .arg("--socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let dump: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dump["pools"][0]["status"]["allocatedIPCount"], PODS);
+    assert_eq!(dump["endpoints"].as_array().map(Vec::len), Some(PODS));
+}
