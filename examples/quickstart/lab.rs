@@ -81,7 +81,9 @@ impl Lab {
     pub fn netns(&mut self, name: &str) -> Result<(), String> {
         let _ = run(&["ip", "netns", "del", name], false);
         run(&["ip", "netns", "add", name], false)?;
-        self.netns.push(name.to_owned());
+        if !self.netns.iter().any(|n| n == name) {
+            self.netns.push(name.to_owned());
+        }
         ip(name, "link set lo up")?;
         Ok(())
     }
@@ -102,6 +104,9 @@ impl Lab {
         )?;
         ip(NODE, "addr add 10.6.212.132/16 dev ens192")?;
         ip(NODE, "link set ens192 up")?;
+        // A node has a default gateway; Calico's proxy ARP for 169.254.1.1 only answers for
+        // destinations the node can route elsewhere, so this matters for the pods' eth0 too.
+        ip(NODE, "route add default via 10.6.0.1 dev ens192")?;
         ip(ROUTER, "addr add 10.6.0.1/16 dev eth0")?;
         ip(ROUTER, "link set eth0 up")?;
         for key in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"] {
@@ -191,8 +196,9 @@ impl Drop for Lab {
             let _ = Command::new("kill").arg(agent.id().to_string()).status();
             let _ = agent.wait();
         }
+        // Not `run`: it refuses to start commands once Ctrl-C was pressed.
         for ns in self.netns.iter().rev() {
-            let _ = run(&["ip", "netns", "del", ns], false);
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         println!(
