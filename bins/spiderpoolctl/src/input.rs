@@ -1,5 +1,6 @@
 //! Reading manifest files and running admission over them in order.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use spiderpool_core::admission::{self, ClusterState, FieldError, Operation, Switches};
@@ -64,22 +65,46 @@ pub fn admit_files(
             state.upsert(obj);
         }
     }
+    // Where each input object came from, to name the first copy of a duplicate.
     let mut objects = Vec::new();
     for f in files {
-        objects.extend(read_file(f)?);
+        for (i, obj) in read_file(f)?.into_iter().enumerate() {
+            objects.push((format!("{} document {}", f.display(), i + 1), obj));
+        }
     }
     let mut out = Admitted {
         accepted: Vec::new(),
         rejected: Vec::new(),
     };
-    for obj in objects {
+    // The same object twice in the input is a mistake (two `kubectl apply` of different
+    // specs under one name): refuse the second copy instead of applying it as an update.
+    let mut seen: HashMap<(String, Option<String>, String), String> = HashMap::new();
+    for (origin, obj) in objects {
+        let object = format!("{}/{}", obj.kind(), obj.name());
+        let key = (
+            obj.kind().to_owned(),
+            obj.namespace().map(str::to_owned),
+            obj.name().to_owned(),
+        );
+        if let Some(first) = seen.get(&key) {
+            out.rejected.push(Rejection {
+                object,
+                errors: vec![FieldError::already_exists(
+                    "metadata.name",
+                    format!("defined twice in the input: first in {first}, again in {origin}"),
+                )],
+            });
+            continue;
+        }
+        seen.insert(key, origin);
+        // Only objects of the cluster file are updated; earlier input objects take part in
+        // the checks of later ones as existing objects.
         let old = state.find(&obj);
         let op = if old.is_some() {
             Operation::Update
         } else {
             Operation::Create
         };
-        let object = format!("{}/{}", obj.kind(), obj.name());
         match admission::admit(op, obj, old.as_ref(), &state, switches) {
             Ok(defaulted) => {
                 state.upsert(defaulted.clone());

@@ -363,3 +363,28 @@ fn plan_with_default_route_nic_and_errors() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn validate_refuses_the_same_object_twice_in_the_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "dup.yaml",
+        &format!(
+            "{}---\n{}",
+            pool("a", "10.7.0.0/16", "10.7.0.10-10.7.0.20"),
+            pool("a", "10.7.0.0/16", "10.7.0.30-10.7.0.40")
+        ),
+    );
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "SpiderIPPool/a: metadata.name: AlreadyExists: defined twice in the input: first in"
+        ),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("dup.yaml document 1"), "stderr: {stderr}");
+    assert!(stderr.contains("dup.yaml document 2"), "stderr: {stderr}");
+}
