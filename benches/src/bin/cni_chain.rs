@@ -20,7 +20,7 @@ cni_chain: wall time of real CNI plugin chains, each variant beside the others i
 
 USAGE:
     sudo cni_chain [--iterations N] [--bin-dir DIR] [--debian-dir DIR] [--keep-going]
-                   [--raw FILE]
+                   [--raw FILE] [--log-dir DIR]
 
 Builds a node netns with a veth parent `ens192` (10.6.212.132/16) and, for every run, a fresh
 pod netns with a Calico-like eth0 (veth, /32, default via 169.254.1.1); then runs, as a runtime
@@ -42,7 +42,9 @@ OPTIONS:
                        (default: the directory of this executable)
     --debian-dir DIR   Debian's CNI plugins (default /usr/lib/cni; package
                        containernetworking-plugins)
-    --raw FILE         also write every sample as CSV: variant,op,plugin,iteration,ms
+    --raw FILE         also write every sample as CSV: group,label,iteration,ms
+    --log-dir DIR      keep the plugins' logs (spiderpool-plugin.log, coordinator.log, at
+                       their default levels) in DIR instead of the scratch directory
     -h, --help         this text
 
 Build and run (release):
@@ -59,6 +61,7 @@ struct Args {
     bin_dir: PathBuf,
     debian_dir: PathBuf,
     raw: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -71,6 +74,7 @@ fn parse_args() -> Result<Option<Args>> {
             .ok_or_else(|| anyhow!("no directory for {}", exe.display()))?,
         debian_dir: PathBuf::from("/usr/lib/cni"),
         raw: None,
+        log_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -89,6 +93,7 @@ fn parse_args() -> Result<Option<Args>> {
             "--bin-dir" => args.bin_dir = PathBuf::from(value()?),
             "--debian-dir" => args.debian_dir = PathBuf::from(value()?),
             "--raw" => args.raw = Some(PathBuf::from(value()?)),
+            "--log-dir" => args.log_dir = Some(PathBuf::from(value()?)),
             other => bail!("unknown argument {other:?}\n\n{}", usage()),
         }
     }
@@ -549,12 +554,14 @@ fn real_main() -> Result<()> {
     ] {
         std::os::unix::fs::symlink(&target, cni_path.join(name))?;
     }
-    let plugin_log = lab.dir.join("spiderpool-plugin.log");
+    let log_dir = args.log_dir.clone().unwrap_or_else(|| lab.dir.clone());
+    std::fs::create_dir_all(&log_dir)?;
+    let plugin_log = log_dir.join("spiderpool-plugin.log");
     let host_local_dir = lab.dir.join("host-local");
     let coordinator = json!({
         "type": "coordinator",
         "ipam_unix_socket_path": socket,
-        "logOptions": {"logFile": lab.dir.join("coordinator.log")},
+        "logOptions": {"logFile": log_dir.join("coordinator.log")},
     });
     let variants = [
         Variant {
