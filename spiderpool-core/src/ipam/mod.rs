@@ -12,7 +12,7 @@
 //! | decision | [`plan_allocation`] → [`AllocationDecision`] ([`AllocationResult`] + [`ChangeSet`]) | §3.9–§3.11, §3.16 |
 //! | release | [`plan_release`], [`plan_release_pod`], [`pod_is_alive`] | §3.14 |
 //! | GC | [`gc_verdict`], [`gc_changes`] | §3.15 |
-//! | store | [`IpamStore`], [`Snapshot`], [`MemoryStore`], [`allocate_with_retry`] | — |
+//! | store | [`IpamStore`], [`Snapshot`], [`MemoryStore`] (on [`StoreState`]), [`allocate_with_retry`] | — |
 //!
 //! ```
 //! use spiderpool_core::ipam::{AllocateRequest, MemoryStore, allocate_with_retry};
@@ -46,6 +46,7 @@ mod pool_state;
 mod release;
 mod request;
 mod result;
+mod state;
 mod store;
 
 #[cfg(test)]
@@ -75,6 +76,7 @@ pub use request::{
     KUBEVIRT_V1, PodInfo, TopController,
 };
 pub use result::{AllocationResult, IpConfig, NicResult};
+pub use state::StoreState;
 pub use store::{
     ChangeSet, Committed, DEFAULT_MAX_ATTEMPTS, EndpointChange, EndpointKey, IpamStore, PoolChange,
     PoolOp, Snapshot, Version, allocate_with_retry, commit_with_retry, release_with_retry,

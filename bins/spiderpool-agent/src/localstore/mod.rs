@@ -1,7 +1,8 @@
 //! The embedded local store: a durable, crash-safe [`IpamStore`] on local disk.
 //!
 //! [`LocalStore`] behaves exactly like [`spiderpool_core::ipam::MemoryStore`] (same snapshots,
-//! same per-pool and per-endpoint compare-and-swap, all-or-nothing commits) and in addition
+//! same per-pool and per-endpoint compare-and-swap, all-or-nothing commits: both keep their
+//! state in a [`spiderpool_core::ipam::StoreState`]) and in addition
 //! makes every commit durable before it returns: the change set is appended to a journal as
 //! one checksummed JSON line and the journal is fsynced. Now and then the journal is
 //! compacted into a snapshot file (write to a temp file, fsync, rename, fsync the directory).
@@ -22,7 +23,7 @@
 mod disk;
 mod frame;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::net::IpAddr;
@@ -31,10 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 use spiderpool_core::Error;
-use spiderpool_core::ip::{IpFamily, IpRange, IpRangeSet};
 use spiderpool_core::ipam::{
-    ChangeSet, Committed, EndpointChange, EndpointKey, IpamStore, PoolOp, PoolState, Snapshot,
-    Version,
+    ChangeSet, Committed, EndpointKey, IpamStore, PoolState, Snapshot, StoreState,
 };
 use spiderpool_core::objects::{PoolIPAllocation, SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
@@ -148,15 +147,15 @@ pub struct PoolsReport {
     pub rejected: Vec<RejectedPool>,
 }
 
+// The shared in-memory state plus what only this store has: orphaned records and the files.
 #[derive(Debug)]
 struct Inner {
-    pools: BTreeMap<String, (Version, Arc<PoolState>, SpiderIPPool)>,
+    // Configured pools, endpoints, reserved IPs and the version counter (durable here, so
+    // versions never go back).
+    state: StoreState,
+    // Records of pools that are not configured (see `set_pools`); MemoryStore drops a removed
+    // pool's records, this store never does, so they live here rather than in `StoreState`.
     orphans: Records,
-    reserved: BTreeMap<String, SpiderReservedIP>,
-    reserved_sets: Vec<IpRangeSet>,
-    endpoints: BTreeMap<EndpointKey, (Version, Arc<SpiderEndpoint>)>,
-    // One counter for every object (as MemoryStore), durable so versions never go back.
-    last_version: Version,
     seq: u64,
     journal: File,
     journal_len: u64,
@@ -167,14 +166,9 @@ struct Inner {
 }
 
 impl Inner {
-    fn next(&mut self) -> Version {
-        self.last_version += 1;
-        self.last_version
-    }
-
-    fn records_of(&mut self, name: &str) -> BTreeMap<IpAddr, PoolIPAllocation> {
-        match self.pools.get(name) {
-            Some((_, state, _)) => state.allocations().clone(),
+    fn records_of(&self, name: &str) -> BTreeMap<IpAddr, PoolIPAllocation> {
+        match self.state.pool_state(name) {
+            Some(state) => state.allocations().clone(),
             None => self.orphans.get(name).cloned().unwrap_or_default(),
         }
     }
@@ -188,37 +182,6 @@ pub struct LocalStore {
     inner: Mutex<Inner>,
     // Held (flock) for the store's lifetime; released by the kernel when the process dies.
     _lock: File,
-}
-
-fn conflict(object: String, expected: Option<Version>, found: Option<Version>) -> Error {
-    let v = |x: Option<Version>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
-    Error::IpamConflict {
-        object,
-        expected: v(expected),
-        found: v(found),
-    }
-}
-
-fn reserved_sets(reserved: &BTreeMap<String, SpiderReservedIP>) -> Result<Vec<IpRangeSet>, Error> {
-    let mut sets = vec![IpRangeSet::new(IpFamily::V4), IpRangeSet::new(IpFamily::V6)];
-    for r in reserved.values() {
-        // Terminating SpiderReservedIPs no longer reserve anything (as upstream).
-        if r.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let ips = r.spec.ips.as_deref().unwrap_or_default();
-        let family = match r.spec.ip_version.and_then(IpFamily::from_version) {
-            Some(f) => f,
-            None => match ips.first().map(|s| IpRange::parse(s)) {
-                Some(Ok(range)) => range.family(),
-                _ => continue,
-            },
-        };
-        let set = IpRangeSet::parse(family, ips)?;
-        let i = usize::from(family == IpFamily::V6);
-        sets[i] = sets[i].union(&set)?;
-    }
-    Ok(sets)
 }
 
 fn lock_dir(dir: &Path) -> Result<File, LocalStoreError> {
@@ -299,16 +262,11 @@ impl LocalStore {
             endpoints: loaded.endpoints.len(),
         };
         let inner = Inner {
-            pools: BTreeMap::new(),
+            state: StoreState::restore(
+                loaded.last_version,
+                loaded.endpoints.into_iter().map(|(k, (v, e))| (k, v, e)),
+            ),
             orphans: loaded.records,
-            reserved: BTreeMap::new(),
-            reserved_sets: vec![IpRangeSet::new(IpFamily::V4), IpRangeSet::new(IpFamily::V6)],
-            endpoints: loaded
-                .endpoints
-                .into_iter()
-                .map(|(k, (v, e))| (k, (v, Arc::new(e))))
-                .collect(),
-            last_version: loaded.last_version,
             seq: loaded.seq,
             journal,
             journal_len: loaded.journal_len,
@@ -355,10 +313,10 @@ impl LocalStore {
             .iter()
             .map(|r| (r.metadata.name.clone().unwrap_or_default(), r.clone()))
             .collect();
-        let sets = reserved_sets(&reserved)?;
         let mut inner = self.lock();
+        let old = inner.state.reset_pools(reserved)?;
         let mut all: Records = std::mem::take(&mut inner.orphans);
-        for (name, (_, state, _)) in std::mem::take(&mut inner.pools) {
+        for (name, state) in old {
             if !state.allocations().is_empty() {
                 all.insert(name, state.allocations().clone());
             }
@@ -366,7 +324,7 @@ impl LocalStore {
         let mut report = PoolsReport::default();
         for pool in pools {
             let name = pool.metadata.name.clone().unwrap_or_default();
-            if inner.pools.contains_key(&name) {
+            if inner.state.has_pool(&name) {
                 report.rejected.push(RejectedPool {
                     name,
                     reason: "defined twice".to_owned(),
@@ -374,20 +332,13 @@ impl LocalStore {
                 continue;
             }
             let records = all.remove(&name).unwrap_or_default();
-            match PoolState::new(
-                &name,
-                &pool.spec,
-                &pool.metadata,
-                &sets,
-                records.iter().map(|(ip, r)| (*ip, r.clone())),
-            ) {
-                Ok(state) => {
-                    let v = inner.next();
-                    let mut pool = pool.clone();
-                    pool.status = None;
-                    inner.pools.insert(name.clone(), (v, Arc::new(state), pool));
-                    report.configured.push(name);
-                }
+            let mut pool = pool.clone();
+            pool.status = None;
+            match inner
+                .state
+                .put_pool_with_records(pool, records.iter().map(|(ip, r)| (*ip, r.clone())))
+            {
+                Ok(_) => report.configured.push(name),
                 Err(e) => {
                     if !records.is_empty() {
                         all.insert(name.clone(), records);
@@ -410,8 +361,6 @@ impl LocalStore {
             });
         }
         inner.orphans = all;
-        inner.reserved = reserved;
-        inner.reserved_sets = sets;
         Ok(report)
     }
 
@@ -421,18 +370,10 @@ impl LocalStore {
         let mut inner = self.lock();
         let name = pool.metadata.name.clone().unwrap_or_default();
         let records = inner.records_of(&name);
-        let state = PoolState::new(
-            &name,
-            &pool.spec,
-            &pool.metadata,
-            &inner.reserved_sets,
-            records,
-        )?;
-        inner.orphans.remove(&name);
-        let v = inner.next();
         let mut pool = pool;
         pool.status = None;
-        inner.pools.insert(name, (v, Arc::new(state), pool));
+        inner.state.put_pool_with_records(pool, records)?;
+        inner.orphans.remove(&name);
         Ok(())
     }
 
@@ -440,8 +381,8 @@ impl LocalStore {
     /// orphaned pool.
     pub fn remove_pool(&self, name: &str) -> bool {
         let mut inner = self.lock();
-        match inner.pools.remove(name) {
-            Some((_, state, _)) => {
+        match inner.state.remove_pool(name) {
+            Some(state) => {
                 if !state.allocations().is_empty() {
                     inner
                         .orphans
@@ -456,65 +397,27 @@ impl LocalStore {
     /// Adds or replaces a SpiderReservedIP and rebuilds the pools' free sets (bumping every
     /// pool's version), as `MemoryStore::put_reserved_ip`.
     pub fn put_reserved_ip(&self, r: SpiderReservedIP) -> Result<(), Error> {
-        let mut inner = self.lock();
-        let mut reserved = inner.reserved.clone();
-        reserved.insert(r.metadata.name.clone().unwrap_or_default(), r);
-        Self::rebuild_reserved(&mut inner, reserved)
+        self.lock().state.put_reserved_ip(r)
     }
 
     /// Removes a SpiderReservedIP; returns whether it existed.
     pub fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
-        let mut inner = self.lock();
-        let mut reserved = inner.reserved.clone();
-        let existed = reserved.remove(name).is_some();
-        Self::rebuild_reserved(&mut inner, reserved)?;
-        Ok(existed)
-    }
-
-    fn rebuild_reserved(
-        inner: &mut Inner,
-        reserved: BTreeMap<String, SpiderReservedIP>,
-    ) -> Result<(), Error> {
-        let sets = reserved_sets(&reserved)?;
-        let names: Vec<String> = inner.pools.keys().cloned().collect();
-        for name in names {
-            let v = inner.next();
-            if let Some(entry) = inner.pools.get_mut(&name) {
-                Arc::make_mut(&mut entry.1).set_reserved(&sets)?;
-                entry.0 = v;
-            }
-        }
-        inner.reserved = reserved;
-        inner.reserved_sets = sets;
-        Ok(())
+        self.lock().state.remove_reserved_ip(name)
     }
 
     /// The configured pool `name` with its current status (`allocatedIPs`, counts).
     pub fn pool(&self, name: &str) -> Option<SpiderIPPool> {
-        let inner = self.lock();
-        let (_, state, pool) = inner.pools.get(name)?;
-        let mut pool = pool.clone();
-        pool.status = Some(state.to_status());
-        Some(pool)
+        self.lock().state.pool(name)
     }
 
     /// Every configured pool with its status, by name.
     pub fn pools(&self) -> Vec<SpiderIPPool> {
-        let inner = self.lock();
-        inner
-            .pools
-            .values()
-            .map(|(_, state, pool)| {
-                let mut pool = pool.clone();
-                pool.status = Some(state.to_status());
-                pool
-            })
-            .collect()
+        self.lock().state.pools()
     }
 
     /// The state of configured pool `name`.
     pub fn pool_state(&self, name: &str) -> Option<Arc<PoolState>> {
-        self.lock().pools.get(name).map(|(_, s, _)| Arc::clone(s))
+        self.lock().state.pool_state(name).cloned()
     }
 
     /// Records of pools that are not configured.
@@ -531,19 +434,12 @@ impl LocalStore {
 
     /// The endpoint `key`.
     pub fn endpoint(&self, key: &EndpointKey) -> Option<SpiderEndpoint> {
-        self.lock()
-            .endpoints
-            .get(key)
-            .map(|(_, e)| e.as_ref().clone())
+        self.lock().state.endpoint(key).cloned()
     }
 
     /// Every endpoint, by key.
     pub fn endpoints(&self) -> Vec<SpiderEndpoint> {
-        self.lock()
-            .endpoints
-            .values()
-            .map(|(_, e)| e.as_ref().clone())
-            .collect()
+        self.lock().state.endpoints()
     }
 
     /// Everything the store holds, for `spiderpool-agent dump` and the agent's API:
@@ -553,9 +449,9 @@ impl LocalStore {
     pub fn dump(&self) -> Value {
         let inner = self.lock();
         let pools: Vec<Value> = inner
-            .pools
-            .iter()
-            .map(|(name, (v, state, pool))| {
+            .state
+            .pool_entries()
+            .map(|(name, v, state, pool)| {
                 json!({
                     "name": name,
                     "version": v,
@@ -572,9 +468,9 @@ impl LocalStore {
             .map(|(name, a)| json!({"name": name, "allocations": allocations_json(a)}))
             .collect();
         let endpoints: Vec<Value> = inner
-            .endpoints
-            .values()
-            .map(|(_, e)| serde_json::to_value(e.as_ref()).unwrap_or(Value::Null))
+            .state
+            .endpoint_entries()
+            .map(|(_, _, e)| serde_json::to_value(e).unwrap_or(Value::Null))
             .collect();
         json!({
             "stateDir": self.dir.parent().unwrap_or(&self.dir),
@@ -595,24 +491,24 @@ impl LocalStore {
 
     fn compact_locked(&self, inner: &mut Inner) -> Result<(), LocalStoreError> {
         let mut pools = inner.orphans.clone();
-        for (name, (_, state, _)) in &inner.pools {
+        for (name, _, state, _) in inner.state.pool_entries() {
             if !state.allocations().is_empty() {
-                pools.insert(name.clone(), state.allocations().clone());
+                pools.insert(name.to_owned(), state.allocations().clone());
             }
         }
         let snap = SnapshotFile {
             format: 1,
             seq: inner.seq,
-            last_version: inner.last_version,
+            last_version: inner.state.last_version(),
             pools,
             endpoints: inner
-                .endpoints
-                .iter()
-                .map(|(k, (v, e))| disk::EndpointEntry {
+                .state
+                .endpoint_entries()
+                .map(|(k, v, e)| disk::EndpointEntry {
                     namespace: k.namespace.clone(),
                     name: k.name.clone(),
-                    version: *v,
-                    endpoint: e.as_ref().clone(),
+                    version: v,
+                    endpoint: e.clone(),
                 })
                 .collect(),
         };
@@ -626,74 +522,6 @@ impl LocalStore {
             .and_then(|()| inner.journal.sync_all())
             .map_err(|e| io_err(&jpath, e))?;
         inner.journal_len = 0;
-        Ok(())
-    }
-
-    fn check(inner: &Inner, changes: &ChangeSet) -> Result<(), Error> {
-        for pc in &changes.pools {
-            let found = inner.pools.get(&pc.pool).map(|(v, _, _)| *v);
-            if found != Some(pc.expected_version) {
-                return Err(conflict(
-                    format!("SpiderIPPool/{}", pc.pool),
-                    Some(pc.expected_version),
-                    found,
-                ));
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for ec in &changes.endpoints {
-            let (key, expected) = match ec {
-                EndpointChange::Put {
-                    key,
-                    expected_version,
-                    ..
-                } => (key, *expected_version),
-                EndpointChange::Delete {
-                    key,
-                    expected_version,
-                } => (key, Some(*expected_version)),
-            };
-            if !seen.insert(key) {
-                return Err(Error::IpamStore {
-                    reason: format!("endpoint {key} changed twice in one commit"),
-                });
-            }
-            let found = inner.endpoints.get(key).map(|(v, _)| *v);
-            if found != expected {
-                return Err(conflict(format!("SpiderEndpoint/{key}"), expected, found));
-            }
-        }
-        // Refuse ops that would break a pool (a buggy planner) before anything is written,
-        // so the journal only ever holds ops that apply cleanly.
-        for pc in &changes.pools {
-            let Some((_, state, _)) = inner.pools.get(&pc.pool) else {
-                continue;
-            };
-            let mut chosen: BTreeSet<IpAddr> = BTreeSet::new();
-            for op in &pc.ops {
-                match op {
-                    PoolOp::Allocate { ip, .. } => {
-                        if !state.is_free(*ip) || !chosen.insert(*ip) {
-                            return Err(Error::IpamRecordMismatch {
-                                pool: pc.pool.clone(),
-                                ip: ip.to_string(),
-                                reason: "allocating an address that is not free".to_owned(),
-                            });
-                        }
-                    }
-                    PoolOp::Readopt { ip, .. } => {
-                        if state.record(*ip).is_none() {
-                            return Err(Error::IpamRecordMismatch {
-                                pool: pc.pool.clone(),
-                                ip: ip.to_string(),
-                                reason: "re-adopting an address without record".to_owned(),
-                            });
-                        }
-                    }
-                    PoolOp::Release { .. } => {}
-                }
-            }
-        }
         Ok(())
     }
 
@@ -726,17 +554,7 @@ fn allocations_json(a: &BTreeMap<IpAddr, PoolIPAllocation>) -> Value {
 
 impl IpamStore for LocalStore {
     fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
-        let inner = self.lock();
-        let mut snap = Snapshot::new();
-        for (v, state, _) in inner.pools.values() {
-            snap.insert_pool(*v, Arc::clone(state));
-        }
-        for key in endpoints {
-            if let Some((v, ep)) = inner.endpoints.get(key) {
-                snap.insert_endpoint(*v, Arc::clone(ep));
-            }
-        }
-        Ok(snap)
+        Ok(self.lock().state.snapshot(endpoints))
     }
 
     fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
@@ -749,29 +567,18 @@ impl IpamStore for LocalStore {
                 ),
             });
         }
-        Self::check(inner, changes)?;
+        inner.state.check(changes)?;
         // Versions first (as MemoryStore assigns them), so the journal record carries them.
-        let mut out = Committed::default();
-        for pc in &changes.pools {
-            let v = inner.next();
-            out.pools.insert(pc.pool.clone(), v);
-        }
-        for ec in &changes.endpoints {
-            match ec {
-                EndpointChange::Put { key, .. } => {
-                    let v = inner.next();
-                    out.endpoints.insert(key.clone(), Some(v));
-                }
-                EndpointChange::Delete { key, .. } => {
-                    out.endpoints.insert(key.clone(), None);
-                }
-            }
-        }
+        let out = inner.state.assign_versions(changes);
         let durable =
             changes.pools.iter().any(|p| !p.ops.is_empty()) || !changes.endpoints.is_empty();
         if durable {
-            let rec =
-                JournalRecord::new(inner.seq + 1, inner.last_version, changes, &out.endpoints);
+            let rec = JournalRecord::new(
+                inner.seq + 1,
+                inner.state.last_version(),
+                changes,
+                &out.endpoints,
+            );
             let json = serde_json::to_vec(&rec).map_err(|e| Error::IpamStore {
                 reason: format!("encoding a journal record: {e}"),
             })?;
@@ -780,7 +587,7 @@ impl IpamStore for LocalStore {
         }
         // Durable now: apply in memory. The checks above make these infallible; should one
         // fail anyway, memory and disk could differ, so poison and let a reopen read the truth.
-        if let Err(e) = Self::apply(inner, changes, &out) {
+        if let Err(e) = inner.state.apply(changes, &out) {
             inner.poisoned = Some(e.to_string());
             return Err(e);
         }
@@ -794,47 +601,6 @@ impl IpamStore for LocalStore {
             log::warn!("local store: compaction failed: {e}");
         }
         Ok(out)
-    }
-}
-
-impl LocalStore {
-    fn apply(inner: &mut Inner, changes: &ChangeSet, out: &Committed) -> Result<(), Error> {
-        for pc in &changes.pools {
-            let v = out.pools.get(&pc.pool).copied().unwrap_or_default();
-            let Some(entry) = inner.pools.get_mut(&pc.pool) else {
-                continue;
-            };
-            let state = Arc::make_mut(&mut entry.1);
-            for op in &pc.ops {
-                match op {
-                    PoolOp::Allocate { ip, record } => state.allocate(*ip, record.clone())?,
-                    PoolOp::Readopt { ip, record } => state.update_record(*ip, record.clone())?,
-                    PoolOp::Release { ip, uid } => {
-                        state.release(*ip, Some(uid));
-                    }
-                }
-            }
-            entry.0 = v;
-        }
-        for ec in &changes.endpoints {
-            match ec {
-                EndpointChange::Put { key, endpoint, .. } => {
-                    let v = out
-                        .endpoints
-                        .get(key)
-                        .copied()
-                        .flatten()
-                        .unwrap_or_default();
-                    inner
-                        .endpoints
-                        .insert(key.clone(), (v, Arc::new(endpoint.as_ref().clone())));
-                }
-                EndpointChange::Delete { key, .. } => {
-                    inner.endpoints.remove(key);
-                }
-            }
-        }
-        Ok(())
     }
 }
 
