@@ -141,7 +141,7 @@ fn case(
     })
 }
 
-/// The three cases, read from the quick start's files (overlay) and [`UNDERLAY_TOPOLOGY`].
+/// The three cases, read from the quick start's files (overlay) and `UNDERLAY_TOPOLOGY`.
 pub fn cases() -> Result<Vec<Case>, CaseError> {
     let dir = quickstart_dir();
     let overlay = read_text(&dir.join("topology-overlay.yaml"))?;

@@ -19,7 +19,7 @@
 //! * unknown spec fields are rejected when reading (like `kubectl apply`'s strict field
 //!   validation), while unknown `metadata` fields are kept in [`ObjectMeta::extra`].
 //!
-//! With the `schema` feature, [`crd`] builds the CustomResourceDefinitions.
+//! With the `schema` feature, the `crd` module builds the CustomResourceDefinitions.
 
 mod coordinator;
 #[cfg(feature = "schema")]
