@@ -19,6 +19,7 @@ use serde::Serialize;
 use spiderpool_core::admission::Switches;
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpRoute, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+    STATUS_STATELESS_RELEASE_FORBIDDEN,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
@@ -65,6 +66,15 @@ pub struct AgentOptions {
     pub switches: Switches,
     /// IPAM switches.
     pub ipam: IpamConfig,
+    /// `enableIPConflictDetection`: every address of an ADD answer carries
+    /// `enableIPConflictDetection`, and the plugin probes it before returning (spec §3.13).
+    pub enable_ip_conflict_detection: bool,
+    /// `enableGatewayDetection`: every address whose pool has a gateway carries
+    /// `enableGatewayDetection`, and the plugin probes the gateway before returning.
+    pub enable_gateway_detection: bool,
+    /// `SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS`: when false, `DELETE /v1/ipam/ips` with
+    /// `isReleaseConflictIPs` is refused with 521 (upstream's default: true).
+    pub enable_release_conflict_ips: bool,
 }
 
 impl AgentOptions {
@@ -80,6 +90,9 @@ impl AgentOptions {
                 enable_auto_pool: false,
                 ..IpamConfig::default()
             },
+            enable_ip_conflict_detection: false,
+            enable_gateway_detection: false,
+            enable_release_conflict_ips: true,
         }
     }
 }
@@ -304,6 +317,10 @@ impl Agent {
                     ip_pool: ip.pool.clone(),
                     gateway: ip.gateway.map(|g| g.to_string()).unwrap_or_default(),
                     nic: nic.interface.clone(),
+                    enable_ip_conflict_detection: self.opts.enable_ip_conflict_detection,
+                    // Nothing to probe without a gateway.
+                    enable_gateway_detection: self.opts.enable_gateway_detection
+                        && ip.gateway.is_some(),
                     ..Default::default()
                 });
             }
@@ -366,8 +383,10 @@ impl Agent {
         Ok(())
     }
 
-    /// `DELETE /v1/ipam/ips`: releases every address of the pod (after an IP conflict).
-    /// Local-mode pods have no StatefulSet owner, so it is never forbidden.
+    /// `DELETE /v1/ipam/ips`: releases every address of the pod (the plugin calls it after
+    /// an IP conflict or an unreachable gateway). With `isReleaseConflictIPs` it is refused
+    /// with 521 when `enable_release_conflict_ips` is off, as upstream; the 522 refusal of
+    /// StatefulSet / KubeVirt pods never applies, since local-mode pods have no such owner.
     pub fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError> {
         require(&[
             ("containerID", &args.container_id),
@@ -375,6 +394,16 @@ impl Agent {
             ("podName", &args.pod_name),
             ("podUID", &args.pod_uid),
         ])?;
+        if args.is_release_conflict_ips && !self.opts.enable_release_conflict_ips {
+            return Err(ApiError::new(
+                STATUS_STATELESS_RELEASE_FORBIDDEN,
+                format!(
+                    "release of conflicting IPs is disabled (--enable-release-conflict-ips=false): \
+                     addresses of pod {}/{} kept",
+                    args.pod_namespace, args.pod_name
+                ),
+            ));
+        }
         let key = EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone());
         let decision = {
             let _gate = lock(&self.gate);
@@ -581,6 +610,95 @@ spec: {gateway: 10.6.0.1, ips: [10.6.212.100-10.6.212.101], subnet: 10.6.0.0/16}
             })
             .unwrap();
         assert_eq!(agent.reload().unwrap().removed, vec!["p".to_owned()]);
+    }
+
+    const NO_GW_POOL: &str = "apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata: {name: q}
+spec: {ips: [10.7.0.10-10.7.0.11], subnet: 10.7.0.0/24}
+";
+
+    fn agent_with(opts: impl FnOnce(&mut AgentOptions)) -> (tempfile::TempDir, Agent) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.yaml"), POOL).unwrap();
+        std::fs::write(dir.path().join("q.yaml"), NO_GW_POOL).unwrap();
+        let mut o = AgentOptions::new(dir.path(), "n1");
+        opts(&mut o);
+        let agent = Agent::new(Box::new(MemoryStore::new()), o);
+        agent.reload().unwrap();
+        (dir, agent)
+    }
+
+    #[test]
+    fn detection_flags_follow_the_switches() {
+        let (_d, off) = agent_with(|_| {});
+        let r = off.add(&add_args("a")).unwrap();
+        assert!(!r.ips[0].enable_ip_conflict_detection && !r.ips[0].enable_gateway_detection);
+
+        let (_d, on) = agent_with(|o| {
+            o.enable_ip_conflict_detection = true;
+            o.enable_gateway_detection = true;
+        });
+        let r = on.add(&add_args("a")).unwrap();
+        assert!(r.ips[0].enable_ip_conflict_detection && r.ips[0].enable_gateway_detection);
+        // A pool without a gateway: conflict detection only.
+        let mut args = add_args("b");
+        args.default_ipv4_ippool = vec!["q".into()];
+        let r = on.add(&args).unwrap();
+        assert_eq!(r.ips[0].address, "10.7.0.10/24");
+        assert!(r.ips[0].enable_ip_conflict_detection && !r.ips[0].enable_gateway_detection);
+        // A retried ADD (recorded allocation) carries them too.
+        let r = on.add(&add_args("a")).unwrap();
+        assert!(r.ips[0].enable_ip_conflict_detection && r.ips[0].enable_gateway_detection);
+    }
+
+    fn batch(name: &str) -> IpamBatchDelArgs {
+        IpamBatchDelArgs {
+            is_release_conflict_ips: true,
+            container_id: format!("c-{name}"),
+            pod_namespace: "default".into(),
+            pod_name: name.into(),
+            pod_uid: format!("u-{name}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn batch_release_frees_every_address_and_can_be_forbidden() {
+        let (_d, agent) = agent_with(|_| {});
+        agent.add(&add_args("a")).unwrap();
+        let mut net2 = add_args("a");
+        net2.if_name = "net2".into();
+        net2.default_ipv4_ippool = vec!["q".into()];
+        agent.add(&net2).unwrap();
+        agent.batch_del(&batch("a")).unwrap();
+        let ep = agent.workload_endpoint("default", "a").unwrap();
+        assert!(ep.current.ips.is_empty(), "{ep:?}");
+        for pool in agent.store.pools().unwrap() {
+            let count = pool.status.and_then(|s| s.allocated_ip_count).unwrap_or(0);
+            assert_eq!(count, 0, "{:?}", pool.metadata.name);
+        }
+        // The pod's next ADD starts over from the lowest address.
+        let r = agent.add(&add_args("a")).unwrap();
+        assert_eq!(r.ips[0].address, "10.6.212.100/16");
+
+        let (_d, strict) = agent_with(|o| o.enable_release_conflict_ips = false);
+        strict.add(&add_args("a")).unwrap();
+        let e = strict.batch_del(&batch("a")).unwrap_err();
+        assert_eq!(e.status, 521);
+        assert_eq!(
+            strict
+                .workload_endpoint("default", "a")
+                .unwrap()
+                .current
+                .ips
+                .len(),
+            1
+        );
+        // Without isReleaseConflictIPs the switch does not apply.
+        let mut plain = batch("a");
+        plain.is_release_conflict_ips = false;
+        strict.batch_del(&plain).unwrap();
     }
 
     #[test]

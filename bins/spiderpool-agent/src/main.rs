@@ -52,6 +52,19 @@ struct Cli {
     /// Worker threads serving the socket.
     #[arg(long, value_name = "N", default_value_t = 32)]
     workers: usize,
+    /// ConfigMap `enableIPConflictDetection`: the IPAM plugin probes every address (ARP /
+    /// NDP) before returning it, and fails the ADD when another host answers for it.
+    #[arg(long)]
+    enable_ip_conflict_detection: bool,
+    /// ConfigMap `enableGatewayDetection`: the IPAM plugin checks that the pool's gateway
+    /// answers (ARP / NDP) before returning an address, and fails the ADD when it does not.
+    #[arg(long)]
+    enable_gateway_detection: bool,
+    /// `SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS`: whether the plugin may release a pod's
+    /// addresses after a failed detection (`DELETE /v1/ipam/ips` with isReleaseConflictIPs);
+    /// false answers 521 and the addresses stay until DEL.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    enable_release_conflict_ips: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -239,7 +252,11 @@ fn run(cli: Cli) -> Result<(), String> {
 
     let store = open_store(cli.store, &state_dir)?;
     let node = cli.node.unwrap_or_else(hostname);
-    let agent = Arc::new(Agent::new(store, AgentOptions::new(&config_dir, &node)));
+    let mut opts = AgentOptions::new(&config_dir, &node);
+    opts.enable_ip_conflict_detection = cli.enable_ip_conflict_detection;
+    opts.enable_gateway_detection = cli.enable_gateway_detection;
+    opts.enable_release_conflict_ips = cli.enable_release_conflict_ips;
+    let agent = Arc::new(Agent::new(store, opts));
     let report = agent.reload()?;
     log_report(&report);
 
@@ -283,6 +300,14 @@ fn run(cli: Cli) -> Result<(), String> {
         agent.options().config_dir.display(),
         state_dir.display()
     );
+    let o = agent.options();
+    if o.enable_ip_conflict_detection || o.enable_gateway_detection {
+        log::info!(
+            "detection asked of the IPAM plugin: IP conflict {}, gateway {}",
+            o.enable_ip_conflict_detection,
+            o.enable_gateway_detection
+        );
+    }
     let handler: Handler = {
         let agent = Arc::clone(&agent);
         Arc::new(move |req| api::handle(&agent, req))

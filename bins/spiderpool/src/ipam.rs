@@ -2,7 +2,7 @@
 //!
 //! | command | agent calls | on failure |
 //! |---|---|---|
-//! | ADD | `GET /v1/ipam/healthy`, `POST /v1/ipam/ip` | unreachable/slow/unhealthy agent: 11; agent refusal (HTTP 500): 999 `spiderpool IP allocation error: <agent message>`; no address for `CNI_IFNAME`: 999 |
+//! | ADD | `GET /v1/ipam/healthy`, `POST /v1/ipam/ip`; after a failed detection `DELETE /v1/ipam/ips` | unreachable/slow/unhealthy agent: 11; agent refusal (HTTP 500): 999 `spiderpool IP allocation error: <agent message>`; no address for `CNI_IFNAME`: 999; IP conflict / unreachable gateway / probe failure: 999; `CNI_NETNS` unopenable for detection: 8 |
 //! | DEL | `GET /v1/ipam/healthy`, `DELETE /v1/ipam/ip` | unreachable/slow/unhealthy agent: 11 (the runtime retries, so addresses do not leak); an agent refusal is logged and DEL succeeds |
 //! | CHECK | none | only configuration errors |
 //! | GC | none: the agent's own garbage collector releases leaked addresses | only configuration errors |
@@ -11,7 +11,9 @@
 use std::net::IpAddr;
 
 use agent_values::{parse_gateway, parse_net};
-use spiderpool_core::agentapi::{self, IpamAddArgs, IpamAddResponse, IpamDelArgs};
+use spiderpool_core::agentapi::{
+    self, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+};
 use spiderpool_core::cni::{
     CniError, Dns, ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, ERR_TRY_AGAIN_LATER, IpConfig,
     Result100, Route,
@@ -20,6 +22,7 @@ use spiderpool_plugin_support::log::{LogConfig, init};
 use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, Plugin};
 
 use crate::config::IpamConf;
+use crate::detect;
 use crate::pod::{PodIdentity, local_pod_info};
 
 /// Upstream's prefix for allocation failures.
@@ -102,7 +105,16 @@ impl Plugin for SpiderpoolIpam {
             e.to_cni(ALLOCATION_ERROR_PREFIX)
         })?;
         let result = build_result(&resp, ifname)?;
-        detection_hook(&resp, ifname);
+        let netns = ctx.env.netns().unwrap_or_default();
+        let targets = detect::targets(&resp, ifname);
+        if !targets.is_empty() {
+            log::debug!("detection in {netns} on {ifname}: {targets:?}");
+            if let Err(failure) = detect::detect_in(netns, ifname, &targets) {
+                return Err(release_after(&client, &args, failure.to_cni()));
+            }
+        }
+        let addrs: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
+        detect::announce(netns, ifname, &addrs);
         log::info!(
             "allocated {}",
             result
@@ -210,20 +222,26 @@ fn convert_dns(dns: &agentapi::Dns) -> Dns {
     }
 }
 
-/// IP conflict and gateway detection (spec §3.13) is asked for per address by the agent.
-///
-/// TODO(§3.13): probe with spiderpool-netlink's ARP/NDP probes inside `CNI_NETNS` (conflict
-/// first, then gateway; v4 and v6 concurrently); on a conflict or an unreachable gateway call
-/// `AgentClient::delete_ips` and fail the ADD. Until then the request is logged and ignored.
-fn detection_hook(resp: &IpamAddResponse, ifname: &str) {
-    for ip in resp.ips.iter().filter(|ip| ip.nic == ifname) {
-        if ip.enable_ip_conflict_detection || ip.enable_gateway_detection {
-            log::warn!(
-                "IP conflict/gateway detection requested for {} (conflict: {}, gateway: {}) is not implemented yet; continuing",
-                ip.address,
-                ip.enable_ip_conflict_detection,
-                ip.enable_gateway_detection
-            );
+/// After a failed detection: gives every address of the pod back (`DELETE /v1/ipam/ips`, as
+/// upstream) so nothing leaks, then returns `err`. A failed release is logged and named in
+/// the error's `details`; the message stays the detection's.
+fn release_after(client: &AgentClient, args: &IpamAddArgs, err: CniError) -> CniError {
+    log::error!("{}; releasing the pod's addresses", err.msg);
+    let batch = IpamBatchDelArgs {
+        is_release_conflict_ips: true,
+        container_id: args.container_id.clone(),
+        net_namespace: args.net_namespace.clone(),
+        pod_namespace: args.pod_namespace.clone(),
+        pod_name: args.pod_name.clone(),
+        pod_uid: args.pod_uid.clone(),
+    };
+    match client.delete_ips(&batch) {
+        Ok(()) => err,
+        Err(e) => {
+            log::error!("DELETE /v1/ipam/ips failed: {e}");
+            err.with_details(format!(
+                "releasing the pod's addresses failed too ({e}); DEL or the agent's GC releases them"
+            ))
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Behaviour, configuration keys, local-mode keys and error codes: `docs/plugins.md`.
 
 mod config;
+mod detect;
 mod ipam;
 mod pod;
 

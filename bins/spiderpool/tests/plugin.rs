@@ -463,3 +463,47 @@ fn logs_to_stderr_never_to_stdout() {
         out.stderr
     );
 }
+
+/// An ADD answer asking for both probes on `eth0`.
+const ADD_DETECT: &str = r#"{"ips":[{"version":4,"address":"10.6.100.1/16","ipPool":"pool-1000","gateway":"10.6.0.1","nic":"eth0","enableGatewayDetection":true,"enableIPConflictDetection":true}],"routes":[{"ifName":"eth0","dst":"0.0.0.0/0","gw":"10.6.0.1"}]}"#;
+
+#[test]
+fn a_failed_detection_releases_every_address_of_the_pod() {
+    // The netns cannot be opened, so no probe can run (no root needed): the ADD fails with
+    // code 8, after giving the pod's addresses back with DELETE /v1/ipam/ips.
+    for (release_status, details) in [(200, false), (521, true)] {
+        let agent = FakeAgent::start(Box::new(move |method, path| match (method, path) {
+            ("GET", "/v1/ipam/healthy") => (200, String::new()),
+            ("POST", "/v1/ipam/ip") => (200, ADD_DETECT.to_owned()),
+            ("DELETE", "/v1/ipam/ips") => (release_status, "\"release forbidden\"".to_owned()),
+            _ => (404, "\"not found\"".to_owned()),
+        }));
+        let mut env = base_env("ADD");
+        env.retain(|(k, _)| *k != "CNI_NETNS");
+        env.push(("CNI_NETNS", "/nonexistent/netns/pod".to_owned()));
+        let out = run(&env, &stdin("1.0.0", &agent.socket, &agent.log_file(), ""));
+        assert_eq!(out.code, 1, "{} {}", out.stdout, out.stderr);
+        let err = error_json(&out);
+        assert_eq!(err["code"], 8, "{err}");
+        assert!(
+            err["msg"]
+                .as_str()
+                .unwrap()
+                .contains("/nonexistent/netns/pod"),
+            "{err}"
+        );
+        assert_eq!(err.get("details").is_some(), details, "{err}");
+        let seen = agent.seen();
+        let release = seen
+            .iter()
+            .find(|s| s.method == "DELETE" && s.path == "/v1/ipam/ips")
+            .unwrap_or_else(|| panic!("no DELETE /v1/ipam/ips in {seen:?}"));
+        let body: Value = serde_json::from_str(release.body.trim()).unwrap();
+        assert_eq!(
+            body,
+            json!({"isReleaseConflictIPs": true, "containerID": "cid-perf-0000",
+                   "netNamespace": "/nonexistent/netns/pod", "podNamespace": "default",
+                   "podName": "perf-pod-0000", "podUID": "9666672f-uid"})
+        );
+    }
+}
