@@ -53,7 +53,7 @@ pub use error::{Error, Result};
 pub use link::LinkNames;
 pub use msg::RouteNetlink;
 pub use netns::NetNs;
-pub use read::{read, read_host};
+pub use read::{ReadOptions, read, read_host, read_host_with, read_with};
 pub use socket::NetlinkSocket;
 pub use verify::{Drift, DriftKind, sysctl_keys, verify};
 

@@ -3,10 +3,10 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use spiderpool_core::coordinator::{MacAddr, NeighState, Neighbour};
 
 use crate::addr::family;
@@ -101,19 +101,19 @@ pub(crate) fn parse(msg: &NeighbourMessage, names: &LinkNames) -> Option<(u32, N
     ))
 }
 
-/// Every IPv4 and IPv6 neighbour entry, with its link index.
+/// Every IPv4 and IPv6 neighbour entry, with its link index: one `AF_UNSPEC` dump (the kernel
+/// walks the ARP table, then the NDP table).
 pub fn dump(nl: &mut dyn RouteNetlink, names: &LinkNames) -> Result<Vec<(u32, Neighbour)>> {
-    let mut out = Vec::new();
-    for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = fam;
-        let replies = nl
-            .dump(RouteNetlinkMessage::GetNeighbour(msg))
-            .map_err(|e| e.during(|| "dump neighbours".into()))?;
-        out.extend(replies.into_iter().filter_map(|r| match r {
+    let replies = nl
+        .dump(RouteNetlinkMessage::GetNeighbour(
+            NeighbourMessage::default(),
+        ))
+        .map_err(|e| e.during(|| "dump neighbours".into()))?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|r| match r {
             RouteNetlinkMessage::NewNeighbour(m) => parse(&m, names),
             _ => None,
-        }));
-    }
-    Ok(out)
+        })
+        .collect())
 }

@@ -4,7 +4,8 @@
 //! async runtime's worker, `spawn_blocking`) would leave it in the wrong netns, so this module
 //! never switches the caller: [`NetNs::run`] spawns a scoped thread, enters the netns there,
 //! runs the closure and lets the thread exit. Sockets created inside stay bound to that netns,
-//! and `/proc/sys/net` opened there resolves against it.
+//! and `/proc/sys/net` files opened there keep referring to it; [`NetNs::handles`] makes both
+//! in one thread so later requests need none.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -14,6 +15,7 @@ use nix::sched::{CloneFlags, setns, unshare};
 
 use crate::error::{Error, Result};
 use crate::socket::NetlinkSocket;
+use crate::sysctl::{self, ProcSys};
 
 /// The calling thread's own netns (not the thread-group leader's, which `/proc/self` shows).
 const THREAD_SELF_NET: &str = "/proc/thread-self/ns/net";
@@ -78,6 +80,15 @@ impl NetNs {
     /// A `NETLINK_ROUTE` socket bound inside this netns.
     pub fn route_socket(&self) -> Result<NetlinkSocket> {
         self.run(NetlinkSocket::new)
+    }
+
+    /// A `NETLINK_ROUTE` socket and the sysctl files `sysctl_keys`, all opened inside this
+    /// netns by one short-lived thread. Both keep referring to this netns, so reading and
+    /// writing those keys afterwards starts no thread (other keys still do).
+    pub fn handles(&self, sysctl_keys: &[&str]) -> Result<(NetlinkSocket, ProcSys<'_>)> {
+        let (nl, files) =
+            self.run(|| Ok((NetlinkSocket::new()?, sysctl::open_files(sysctl_keys)?)))?;
+        Ok((nl, ProcSys::in_netns_with(self, files)))
     }
 }
 

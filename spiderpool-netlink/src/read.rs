@@ -11,6 +11,27 @@ use crate::msg::RouteNetlink;
 use crate::sysctl::SysctlAccess;
 use crate::{addr, neigh, route, rule};
 
+/// What [`read_with`] reads besides links, addresses, routes, rules and sysctls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Dump the neighbour tables. The planner never looks at them (its neighbour steps are
+    /// unconditional), so reads for planning leave them out; `verify` needs them.
+    pub neighbours: bool,
+}
+
+impl ReadOptions {
+    /// Everything: what `verify` compares against.
+    pub const ALL: ReadOptions = ReadOptions { neighbours: true };
+    /// What `plan_add` / `plan_del` look at: no neighbours.
+    pub const PLANNING: ReadOptions = ReadOptions { neighbours: false };
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions::ALL
+    }
+}
+
 /// Reads links (with addresses), routes of every table but `local`, rules, neighbours and the
 /// given sysctl keys (keys that do not exist are left out). Reply-via-veth markings are not
 /// read back (`marks` stays empty; see `docs/netlink.md`).
@@ -19,6 +40,26 @@ pub fn read(
     sysctl: &mut dyn SysctlAccess,
     sysctl_keys: &[&str],
 ) -> Result<PodView> {
+    read_with(nl, sysctl, sysctl_keys, ReadOptions::ALL)
+}
+
+/// [`read`] with a choice of parts. Five requests at most: one dump each of links, addresses,
+/// routes, rules and (if asked) neighbours; the last three cover both families at once.
+pub fn read_with(
+    nl: &mut dyn RouteNetlink,
+    sysctl: &mut dyn SysctlAccess,
+    sysctl_keys: &[&str],
+    opts: ReadOptions,
+) -> Result<PodView> {
+    Ok(read_names(nl, sysctl, sysctl_keys, opts)?.0)
+}
+
+fn read_names(
+    nl: &mut dyn RouteNetlink,
+    sysctl: &mut dyn SysctlAccess,
+    sysctl_keys: &[&str],
+    opts: ReadOptions,
+) -> Result<(PodView, LinkNames)> {
     let names = LinkNames::load(nl)?;
     let mut links: Vec<_> = names.links().into_iter().map(|l| l.to_view()).collect();
     for a in addr::dump(nl)? {
@@ -30,14 +71,16 @@ pub fn read(
         // The kernel lists IPv4 before IPv6; keep that order whatever the dump order was.
         l.addresses.sort_by_key(Family::of_net);
     }
-    let mut routes = route::dump(nl, &names, Family::V4, 0)?;
-    routes.extend(route::dump(nl, &names, Family::V6, 0)?);
-    let mut rules = rule::dump(nl, Family::V4)?;
-    rules.extend(rule::dump(nl, Family::V6)?);
-    let neighbours = neigh::dump(nl, &names)?
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    let routes = route::dump_all(nl, &names)?;
+    let rules = rule::dump_all(nl)?;
+    let neighbours = if opts.neighbours {
+        neigh::dump(nl, &names)?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut sysctls = BTreeMap::new();
     for key in sysctl_keys {
         match sysctl.read(key) {
@@ -53,7 +96,7 @@ pub fn read(
     view.rules = rules;
     view.neighbours = neighbours;
     view.sysctls = sysctls;
-    Ok(view)
+    Ok((view, names))
 }
 
 /// [`read`] shaped as a host view, with `route_src` filled for `pod_ips`: for each, the
@@ -66,8 +109,18 @@ pub fn read_host(
     sysctl_keys: &[&str],
     pod_ips: &[IpAddr],
 ) -> Result<HostView> {
-    let pod = read(nl, sysctl, sysctl_keys)?;
-    let names = LinkNames::load(nl)?;
+    read_host_with(nl, sysctl, sysctl_keys, pod_ips, ReadOptions::ALL)
+}
+
+/// [`read_host`] with a choice of parts.
+pub fn read_host_with(
+    nl: &mut dyn RouteNetlink,
+    sysctl: &mut dyn SysctlAccess,
+    sysctl_keys: &[&str],
+    pod_ips: &[IpAddr],
+    opts: ReadOptions,
+) -> Result<HostView> {
+    let (pod, names) = read_names(nl, sysctl, sysctl_keys, opts)?;
     let mut route_src = BTreeMap::new();
     for ip in pod_ips {
         match route::get(nl, &names, *ip) {

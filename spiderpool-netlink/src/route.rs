@@ -188,6 +188,23 @@ pub fn dump(
         .collect())
 }
 
+/// The unicast routes of both families in every table but `local`, from one `AF_UNSPEC` dump
+/// (the kernel answers it family by family: IPv4 first, then IPv6, as two dumps would).
+pub fn dump_all(nl: &mut dyn RouteNetlink, names: &LinkNames) -> Result<Vec<Route>> {
+    let replies = nl
+        .dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))
+        .map_err(|e| e.during(|| "dump routes of every table".into()))?;
+    // Other families (multicast routing caches) are left out by `parse`.
+    Ok(replies
+        .into_iter()
+        .filter_map(|r| match r {
+            RouteNetlinkMessage::NewRoute(m) => parse(&m, names),
+            _ => None,
+        })
+        .filter(|r| r.table != TABLE_LOCAL)
+        .collect())
+}
+
 /// `RTM_GETROUTE` without `NLM_F_DUMP` for one destination, as `ip route get <dst>` sends it:
 /// a full-length destination; for IPv4 also `RTM_F_LOOKUP_TABLE`, so the reply names the table
 /// the route was found in (without it IPv4 always says `main`; IPv6 always names the real

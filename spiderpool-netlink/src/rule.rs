@@ -4,8 +4,8 @@
 
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use spiderpool_core::coordinator::{Family, Rule};
 
 use crate::error::{Error, Result};
@@ -146,4 +146,27 @@ pub fn dump(nl: &mut dyn RouteNetlink, family: Family) -> Result<Vec<Rule>> {
         .collect();
     rules.sort_by_key(|r| r.priority);
     Ok(rules)
+}
+
+/// The IPv4 rules and then the IPv6 rules, each in priority order, from one `AF_UNSPEC` dump.
+/// Rules of other families (multicast routing's own tables) are left out.
+pub fn dump_all(nl: &mut dyn RouteNetlink) -> Result<Vec<Rule>> {
+    let replies = nl
+        .dump(RouteNetlinkMessage::GetRule(RuleMessage::default()))
+        .map_err(|e| e.during(|| "dump rules".into()))?;
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for reply in replies {
+        let RouteNetlinkMessage::NewRule(m) = reply else {
+            continue;
+        };
+        match m.header.family {
+            AddressFamily::Inet => v4.extend(parse(&m, Family::V4)),
+            AddressFamily::Inet6 => v6.extend(parse(&m, Family::V6)),
+            _ => {}
+        }
+    }
+    v4.sort_by_key(|r| r.priority);
+    v6.sort_by_key(|r| r.priority);
+    v4.append(&mut v6);
+    Ok(v4)
 }

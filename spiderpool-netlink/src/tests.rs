@@ -442,6 +442,102 @@ fn route_get_sends_a_full_length_lookup_and_reads_the_source() {
 }
 
 #[test]
+fn read_dumps_each_part_once_for_both_families() {
+    use crate::fake::FakeSysctl;
+    use netlink_packet_route::neighbour::NeighbourMessage;
+    use netlink_packet_route::rule::RuleMessage;
+    let mut nl = RecordingNetlink::new();
+    crate::read(&mut nl, &mut FakeSysctl::default(), &[]).unwrap();
+    assert!(nl.sent.iter().all(|s| s.flags == DUMP));
+    assert_eq!(
+        nl.messages(),
+        [
+            &RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            &RouteNetlinkMessage::GetAddress(Default::default()),
+            // AF_UNSPEC, no table: every table of both families in one dump.
+            &RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+            &RouteNetlinkMessage::GetRule(RuleMessage::default()),
+            &RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+        ]
+    );
+    // Reading for planning leaves the neighbour tables out.
+    let mut nl = RecordingNetlink::new();
+    crate::read_with(
+        &mut nl,
+        &mut FakeSysctl::default(),
+        &[],
+        crate::ReadOptions::PLANNING,
+    )
+    .unwrap();
+    assert_eq!(nl.sent.len(), 4);
+    assert!(
+        !nl.messages()
+            .iter()
+            .any(|m| matches!(m, RouteNetlinkMessage::GetNeighbour(_)))
+    );
+}
+
+#[test]
+fn unspec_dumps_keep_v4_before_v6_and_drop_other_families() {
+    use netlink_packet_route::rule::RuleMessage;
+    let rule_msg = |family: AddressFamily, table: u8, prio: u32| {
+        let mut m = RuleMessage::default();
+        m.header.family = family;
+        m.header.table = table;
+        m.header.action = RuleAction::ToTable;
+        m.attributes.push(RuleAttribute::Priority(prio));
+        RouteNetlinkMessage::NewRule(m)
+    };
+    let mut nl = RecordingNetlink::new();
+    // As the kernel answers: per family, and multicast routing's own rules (family 128).
+    nl.reply(vec![
+        rule_msg(AddressFamily::Inet, 255, 0),
+        rule_msg(AddressFamily::Inet, 254, 32766),
+        rule_msg(AddressFamily::Inet, 100, 1000),
+        rule_msg(AddressFamily::Inet6, 254, 32766),
+        rule_msg(AddressFamily::Inet6, 255, 0),
+        rule_msg(AddressFamily::Other(128), 253, 32767),
+    ]);
+    let rules = rule::dump_all(&mut nl).unwrap();
+    assert_eq!(
+        rules,
+        [
+            Rule::lookup(Family::V4, 255).at(0),
+            Rule::lookup(Family::V4, 100).at(1000),
+            Rule::lookup(Family::V4, 254).at(32766),
+            Rule::lookup(Family::V6, 255).at(0),
+            Rule::lookup(Family::V6, 254).at(32766),
+        ]
+    );
+
+    let route_msg = |family: AddressFamily, table: u8, kind: RouteType| {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family;
+        m.header.table = table;
+        m.header.kind = kind;
+        RouteNetlinkMessage::NewRoute(m)
+    };
+    let mut nl = RecordingNetlink::new();
+    nl.reply(vec![
+        route_msg(AddressFamily::Inet, 254, RouteType::Unicast),
+        route_msg(AddressFamily::Inet, 255, RouteType::Local),
+        route_msg(AddressFamily::Inet6, 254, RouteType::Unicast),
+        route_msg(AddressFamily::Inet6, 255, RouteType::Unicast),
+        route_msg(AddressFamily::Other(128), 254, RouteType::Unicast),
+    ]);
+    let names = names(&[]);
+    let routes = route::dump_all(&mut nl, &names).unwrap();
+    assert_eq!(
+        routes
+            .iter()
+            .map(|r| (r.family(), r.table))
+            .collect::<Vec<_>>(),
+        [(Family::V4, 254), (Family::V6, 254)],
+        "unicast only, table local left out, other families dropped"
+    );
+}
+
+#[test]
 fn read_host_fills_route_src_per_pod_ip_and_skips_unreachable_ones() {
     use crate::fake::FakeSysctl;
     let link = || vec![link_msg(1, "lo", true), link_msg(2, "ens192", true)];
@@ -454,8 +550,7 @@ fn read_host_fills_route_src_per_pod_ip_and_skips_unreachable_ones() {
     for _ in 1..counting.sent.len() {
         nl.ack();
     }
-    // Then the names again, then one get per pod IP.
-    nl.reply(link());
+    // Then one get per pod IP (the link names of the read are reused).
     let mut reply = RouteMessage::default();
     reply.header.address_family = AddressFamily::Inet;
     reply.header.destination_prefix_length = 32;

@@ -228,6 +228,36 @@ fn typed_operations_in_private_namespaces() {
         "the host netns is untouched"
     );
 
+    // Files opened inside the pod by `handles` keep referring to the pod's netns when used
+    // from this thread.
+    let (_pod_nl, mut psys) = pod
+        .handles(&[
+            "net.ipv4.conf.all.rp_filter",
+            "net.ipv4.conf.all.mc_forwarding",
+            "net.ipv4.conf.all.no_such_key",
+        ])
+        .unwrap();
+    assert_eq!(psys.write("net.ipv4.conf.all.rp_filter", "1").unwrap(), "2");
+    assert_eq!(sys.read("net.ipv4.conf.all.rp_filter").unwrap(), "1");
+    assert_eq!(
+        ProcSys::in_netns(&host)
+            .read("net.ipv4.conf.all.rp_filter")
+            .unwrap(),
+        before,
+        "the host netns is untouched"
+    );
+    // Read-only (0444) keys are opened read-only: readable, and an unchanged write is done.
+    let mc = psys.read("net.ipv4.conf.all.mc_forwarding").unwrap();
+    assert_eq!(
+        psys.write("net.ipv4.conf.all.mc_forwarding", &mc).unwrap(),
+        mc
+    );
+    assert!(
+        psys.read("net.ipv4.conf.all.no_such_key")
+            .unwrap_err()
+            .is_not_found()
+    );
+
     // A macvlan on a veth parent in the host, moved into the pod and renamed net1.
     link::create_veth(&mut hnl, "par0", "par1", &VethOptions::default()).unwrap();
     let par0 = link::require(&mut hnl, "par0").unwrap();
