@@ -21,10 +21,17 @@
 //! ```
 
 use std::io::{self, Read, Write};
+use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, UnixAddr, connect, setsockopt, socket, sockopt,
+};
+use nix::sys::time::TimeVal;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -226,22 +233,57 @@ impl AgentClient {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<RawResponse, ClientError> {
+        self.send(method, path, body, timeout)?.wait()
+    }
+
+    /// Connects and sends the request, without waiting for the answer: the caller can do
+    /// other work while the agent handles it, then [`PendingResponse::wait`]. `timeout` counts
+    /// from now.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<PendingResponse, ClientError> {
         let what = format!("{method} {path}");
         let deadline = Instant::now() + timeout;
         let mut stream = self.connect(&what)?;
-        let io_err = |e: io::Error| self.io_error(&what, timeout, e);
+        let io_err = |e: io::Error| io_error(&self.socket, &what, timeout, e);
         stream
             .set_write_timeout(Some(remaining(deadline)))
             .map_err(io_err)?;
         stream
             .write_all(&request_bytes(method, path, body))
             .map_err(io_err)?;
-        let mut reader = DeadlineReader { stream, deadline };
-        match read_response(&mut reader) {
-            Ok(raw) => Ok(raw),
-            Err(ReadError::Io(e)) => Err(io_err(e)),
-            Err(ReadError::Protocol(reason)) => Err(ClientError::BadResponse { what, reason }),
-        }
+        Ok(PendingResponse {
+            reader: DeadlineReader { stream, deadline },
+            socket: self.socket.clone(),
+            what,
+            timeout,
+        })
+    }
+
+    /// [`AgentClient::coordinator_config`] in two halves: this sends the request; the
+    /// returned call's [`PendingCall::wait`] reads and decodes the answer.
+    pub fn send_coordinator_config(
+        &self,
+        args: &GetCoordinatorArgs,
+    ) -> Result<PendingCall<AgentCoordinatorConfig>, ClientError> {
+        self.send_json("GET", PATH_COORDINATOR_CONFIG, Some(args))
+    }
+
+    fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<PendingCall<T>, ClientError> {
+        let bytes = body.map(|b| encode(b, method, path)).transpose()?;
+        Ok(PendingCall {
+            pending: self.send(method, path, bytes.as_deref(), self.request_timeout)?,
+            _answer: PhantomData,
+        })
     }
 
     fn call_json<B: Serialize, T: DeserializeOwned>(
@@ -250,76 +292,123 @@ impl AgentClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let bytes = body.map(|b| encode(b, method, path)).transpose()?;
-        let raw = self.request(method, path, bytes.as_deref(), self.request_timeout)?;
-        let body = self.expect_ok(raw)?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
-            what: format!("{method} {path}"),
-            reason: format!("decoding JSON: {e}"),
-        })
+        self.send_json(method, path, body)?.wait()
     }
 
     fn expect_ok(&self, raw: RawResponse) -> Result<Vec<u8>, ClientError> {
-        if (200..300).contains(&raw.status) {
-            Ok(raw.body)
-        } else {
-            Err(ClientError::Status {
-                status: raw.status,
-                message: error_message(raw.status, &raw.body),
-            })
-        }
+        expect_ok(raw)
     }
 
-    /// `UnixStream::connect` has no timeout; a full accept backlog would block it, so it runs
-    /// on a helper thread we stop waiting for (the process is short-lived).
+    /// `UnixStream::connect` has no timeout, and a full accept backlog would block it. On
+    /// Linux a UNIX stream connect waits for backlog room at most the socket's send timeout
+    /// (`SO_SNDTIMEO`), so the socket is made by hand with that timeout set: no helper thread
+    /// (starting one cost more than the whole connect).
     fn connect(&self, what: &str) -> Result<UnixStream, ClientError> {
-        let (tx, rx) = mpsc::channel();
-        let path = self.socket.clone();
-        let spawned = std::thread::Builder::new()
-            .name("agent-connect".into())
-            .spawn(move || {
-                // The receiver may be gone after a timeout; nothing to do then.
-                let _ = tx.send(UnixStream::connect(path));
-            });
-        if let Err(e) = spawned {
-            // No thread (resource limits): connect inline rather than fail.
-            drop(e);
-            return UnixStream::connect(&self.socket).map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            });
+        let unreachable = |source: io::Error| ClientError::Unreachable {
+            socket: self.socket.clone(),
+            source,
+        };
+        let errno = |e: Errno| io::Error::from_raw_os_error(e as i32);
+        let addr = UnixAddr::new(self.socket.as_path()).map_err(|e| unreachable(errno(e)))?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| unreachable(errno(e)))?;
+        // A zero timeval means "wait forever": keep at least a millisecond.
+        let timeout = TimeVal::from(libc_timeval(
+            self.connect_timeout.max(Duration::from_millis(1)),
+        ));
+        setsockopt(&fd, sockopt::SendTimeout, &timeout).map_err(|e| unreachable(errno(e)))?;
+        loop {
+            match connect(fd.as_raw_fd(), &addr) {
+                Ok(()) => return Ok(UnixStream::from(fd)),
+                Err(Errno::EINTR) => continue,
+                // The send timeout ran out while the backlog stayed full.
+                Err(Errno::EAGAIN) => {
+                    return Err(ClientError::Timeout {
+                        socket: self.socket.clone(),
+                        what: format!("{what} (connect)"),
+                        timeout: self.connect_timeout,
+                    });
+                }
+                Err(e) => return Err(unreachable(errno(e))),
+            }
         }
-        match rx.recv_timeout(self.connect_timeout) {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(source)) => Err(ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            }),
-            Err(_) => Err(ClientError::Timeout {
-                socket: self.socket.clone(),
-                what: format!("{what} (connect)"),
-                timeout: self.connect_timeout,
+    }
+}
+
+fn io_error(socket: &Path, what: &str, timeout: Duration, e: io::Error) -> ClientError {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        ClientError::Timeout {
+            socket: socket.to_path_buf(),
+            what: what.to_owned(),
+            timeout,
+        }
+    } else {
+        ClientError::Io {
+            socket: socket.to_path_buf(),
+            what: what.to_owned(),
+            source: e,
+        }
+    }
+}
+
+fn expect_ok(raw: RawResponse) -> Result<Vec<u8>, ClientError> {
+    if (200..300).contains(&raw.status) {
+        Ok(raw.body)
+    } else {
+        Err(ClientError::Status {
+            status: raw.status,
+            message: error_message(raw.status, &raw.body),
+        })
+    }
+}
+
+/// A request already sent ([`AgentClient::send`]); the answer is read by [`Self::wait`].
+#[derive(Debug)]
+pub struct PendingResponse {
+    reader: DeadlineReader,
+    socket: PathBuf,
+    what: String,
+    timeout: Duration,
+}
+
+impl PendingResponse {
+    /// Reads the raw answer, whatever its status, within the request's deadline.
+    pub fn wait(mut self) -> Result<RawResponse, ClientError> {
+        match read_response(&mut self.reader) {
+            Ok(raw) => Ok(raw),
+            Err(ReadError::Io(e)) => Err(io_error(&self.socket, &self.what, self.timeout, e)),
+            Err(ReadError::Protocol(reason)) => Err(ClientError::BadResponse {
+                what: self.what,
+                reason,
             }),
         }
     }
+}
 
-    fn io_error(&self, what: &str, timeout: Duration, e: io::Error) -> ClientError {
-        if matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
-            ClientError::Timeout {
-                socket: self.socket.clone(),
-                what: what.to_owned(),
-                timeout,
-            }
-        } else {
-            ClientError::Io {
-                socket: self.socket.clone(),
-                what: what.to_owned(),
-                source: e,
-            }
-        }
+/// A JSON call already sent; [`Self::wait`] reads the answer and decodes a 2xx body as `T`.
+#[derive(Debug)]
+pub struct PendingCall<T> {
+    pending: PendingResponse,
+    _answer: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> PendingCall<T> {
+    /// The decoded answer; a non-2xx status is [`ClientError::Status`].
+    pub fn wait(self) -> Result<T, ClientError> {
+        let what = self.pending.what.clone();
+        let body = expect_ok(self.pending.wait()?)?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
+            what,
+            reason: format!("decoding JSON: {e}"),
+        })
     }
 }
 
@@ -335,6 +424,13 @@ fn encode<B: Serialize + ?Sized>(
     // Go's json.Encoder ends the body with a newline; upstream agents see the same bytes.
     bytes.push(b'\n');
     Ok(bytes)
+}
+
+fn libc_timeval(d: Duration) -> nix::libc::timeval {
+    nix::libc::timeval {
+        tv_sec: nix::libc::time_t::try_from(d.as_secs()).unwrap_or(nix::libc::time_t::MAX),
+        tv_usec: nix::libc::suseconds_t::from(d.subsec_micros()),
+    }
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -396,6 +492,7 @@ trait Source {
     fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 }
 
+#[derive(Debug)]
 struct DeadlineReader {
     stream: UnixStream,
     deadline: Instant,
@@ -886,6 +983,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sent_coordinator_config_is_read_when_waited_for() {
+        let cfg = br#"{"mode":"auto","podDefaultRouteNIC":"net1"}"#;
+        let mut answer =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", cfg.len()).into_bytes();
+        answer.extend_from_slice(cfg);
+        let refusal = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\nno".to_vec();
+        let agent = fake_agent(vec![answer, refusal], Duration::ZERO);
+        let client = AgentClient::new(&agent.path);
+        let args = GetCoordinatorArgs {
+            pod_name: "p".into(),
+            pod_namespace: "ns".into(),
+        };
+        let pending = client.send_coordinator_config(&args).unwrap();
+        // Other work happens here in the plugin; the answer waits in the socket.
+        let c = pending.wait().unwrap();
+        assert_eq!(c.pod_default_route_nic.as_deref(), Some("net1"));
+        let e = client
+            .send_coordinator_config(&args)
+            .unwrap()
+            .wait()
+            .unwrap_err();
+        assert!(
+            matches!(e, ClientError::Status { status: 500, .. }),
+            "{e:?}"
+        );
+        let reqs = agent.requests.lock().unwrap().clone();
+        assert!(reqs[0].starts_with("GET /v1/coordinator/config HTTP/1.1\r\n"));
+        assert!(reqs[0].ends_with("\r\n\r\n{\"podName\":\"p\",\"podNamespace\":\"ns\"}\n"));
+    }
+
+    #[test]
     fn missing_socket_and_refused_connection_are_code_11() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.sock");
@@ -925,6 +1053,31 @@ mod tests {
         let cni = e.to_cni("");
         assert_eq!(cni.code, 11);
         assert!(cni.msg.contains("DELETE /v1/ipam/ip"), "{}", cni.msg);
+    }
+
+    #[test]
+    fn a_full_accept_backlog_times_out_the_connect_with_code_11() {
+        use nix::sys::socket::{Backlog, bind, listen};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.sock");
+        let listener = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(listener.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        // Backlog 0: one pending connection fills it; nobody accepts.
+        listen(&listener, Backlog::new(0).unwrap()).unwrap();
+        let _pending = UnixStream::connect(&path).unwrap();
+        let client = AgentClient::new(&path).with_timeout(Duration::from_millis(100));
+        let e = client.healthy().unwrap_err();
+        match &e {
+            ClientError::Timeout { what, .. } => assert!(what.ends_with("(connect)"), "{what}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.to_cni("").code, 11);
     }
 
     #[test]

@@ -35,5 +35,5 @@ pub mod agent_client;
 pub mod log;
 pub mod runner;
 
-pub use agent_client::{AgentClient, ClientError};
+pub use agent_client::{AgentClient, ClientError, PendingCall, PendingResponse};
 pub use runner::{Context, Outcome, Output, Plugin, run, run_with};
