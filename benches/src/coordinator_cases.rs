@@ -32,7 +32,9 @@ use spiderpool_netlink::mark::Marker;
 use spiderpool_netlink::msg::core::NLM_F_DUMP;
 use spiderpool_netlink::msg::route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use spiderpool_netlink::msg::{Exchange, RouteNetlink, RouteNetlinkMessage};
-use spiderpool_netlink::{LinkNames, Target, addr, apply, neigh, read, read_host, route, rule};
+use spiderpool_netlink::{
+    LinkNames, ReadOptions, Target, addr, apply, neigh, read_host_with, read_with, route, rule,
+};
 
 /// An error of this module: what went wrong, in words.
 pub type CaseError = String;
@@ -478,8 +480,8 @@ impl Marker for CountingMarker {
 /// What one ADD costs in kernel requests, per netns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddCount {
-    /// Netlink requests reading the pod netns (dumps of links, addresses, v4 and v6 routes,
-    /// rules and neighbours).
+    /// Netlink requests reading the pod netns for planning (one dump each of links, addresses,
+    /// routes and rules; routes and rules of both families at once; no neighbours).
     pub pod_read: usize,
     /// Netlink requests reading the node netns (the same dumps plus `ip route get` per pod IP).
     pub node_read: usize,
@@ -548,10 +550,18 @@ pub fn count_add(case: &Case, plan: &Plan) -> Result<AddCount, CaseError> {
     }
 
     let mut count = AddCount::default();
-    read(&mut pnl, &mut psys, &[]).map_err(|e| format!("read pod: {e}"))?;
+    // As the plugin reads for planning: no neighbour dumps.
+    read_with(&mut pnl, &mut psys, &[], ReadOptions::PLANNING)
+        .map_err(|e| format!("read pod: {e}"))?;
     count.pod_read = pnl.count();
-    read_host(&mut hnl, &mut hsys, &[], &pod_ips(&case.pod))
-        .map_err(|e| format!("read node: {e}"))?;
+    read_host_with(
+        &mut hnl,
+        &mut hsys,
+        &[],
+        &pod_ips(&case.pod),
+        ReadOptions::PLANNING,
+    )
+    .map_err(|e| format!("read node: {e}"))?;
     count.node_read = hnl.count();
 
     let mut marker = CountingMarker::default();
@@ -596,10 +606,10 @@ mod tests {
             assert!(n.node_steps > 0, "{}", c.name);
             // At least one request per netlink step, plus the link dump before each plan.
             assert!(n.pod_apply > 0 && n.node_apply > 0, "{}: {n:?}", c.name);
-            // The pod read: links, addresses, v4+v6 routes, v4+v6 rules, v4+v6 neighbours.
-            assert_eq!(n.pod_read, 8, "{}", c.name);
-            // The node: the same, its links again, and `ip route get` per pod IP.
-            assert_eq!(n.node_read, 9 + pod_ips(&c.pod).len(), "{}", c.name);
+            // The pod read: links, addresses, routes, rules (both families per dump).
+            assert_eq!(n.pod_read, 4, "{}", c.name);
+            // The node: the same and `ip route get` per pod IP.
+            assert_eq!(n.node_read, 4 + pod_ips(&c.pod).len(), "{}", c.name);
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! The plugin runs in the node's netns (the runtime starts it there); the pod's netns is
 //! entered only on short-lived threads by `spiderpool-netlink`, so this process never changes
-//! namespace itself.
+//! namespace itself. One such thread opens the pod's netlink socket and the sysctl files a
+//! plan may touch ([`NetNs::handles`]); everything after that runs on the main thread.
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -19,12 +20,14 @@ use spiderpool_netlink::msg::core::NLM_F_EXCL;
 use spiderpool_netlink::msg::{Exchange, RouteNetlinkMessage};
 use spiderpool_netlink::sysctl::{ProcSys, SysctlAccess};
 use spiderpool_netlink::{
-    NetNs, NetlinkSocket, Target, apply, read, read_host, sysctl_keys, teardown, verify,
+    NetNs, NetlinkSocket, ReadOptions, Target, apply, read, read_host_with, read_with, sysctl_keys,
+    teardown, verify,
 };
 
 use crate::rollback::{Inverse, inverse};
 
-/// Sysctls a plan may write; read before planning so CHECK can compare them.
+/// Sysctls a plan may write; read before planning so CHECK can compare them, and opened inside
+/// the pod up front so reading and writing them starts no thread.
 const POD_SYSCTLS: [&str; 2] = [
     "net.ipv4.conf.all.rp_filter",
     "net.ipv6.conf.all.disable_ipv6",
@@ -40,7 +43,8 @@ fn refused(e: spiderpool_core::Error) -> CniError {
     CniError::new(ERR_INTERNAL, format!("coordinator: {e}"))
 }
 
-fn open_pod(path: &str) -> Result<NetNs, CniError> {
+/// Opens the pod's netns (`CNI_NETNS`); code 8 if it cannot be opened.
+pub fn open_pod(path: &str) -> Result<NetNs, CniError> {
     NetNs::open(path).map_err(|e| {
         CniError::new(
             ERR_INVALID_NETNS,
@@ -69,26 +73,61 @@ fn read_views(
     hnl: &mut NetlinkSocket,
     hsys: &mut ProcSys<'_>,
 ) -> Result<Views, CniError> {
-    let pod = read(pnl, psys, &POD_SYSCTLS).map_err(|e| kernel("reading the pod netns", e))?;
-    let host = read_host(hnl, hsys, &[], &pod_ips(&pod))
+    // The planner never looks at neighbours: leave those dumps out.
+    let pod = read_with(pnl, psys, &POD_SYSCTLS, ReadOptions::PLANNING)
+        .map_err(|e| kernel("reading the pod netns", e))?;
+    let host = read_host_with(hnl, hsys, &[], &pod_ips(&pod), ReadOptions::PLANNING)
         .map_err(|e| kernel("reading the node netns", e))?;
     Ok(Views { pod, host })
 }
 
-/// ADD: plans from the live namespaces, applies the pod plan and then the host plan. If the
-/// host plan fails, the pod plan is undone too, so nothing is left half-applied.
-pub fn add(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<Plan, CniError> {
-    let pod_ns = open_pod(netns)?;
+/// What ADD reads before it plans: the pod's and node's handles and views. Reading changes
+/// nothing, so it can happen while the agent is still answering.
+pub struct AddInput<'a> {
+    host_ns: NetNs,
+    pnl: NetlinkSocket,
+    psys: ProcSys<'a>,
+    hnl: NetlinkSocket,
+    hsys: ProcSys<'static>,
+    views: Views,
+}
+
+/// Opens the handles ADD needs (one thread into the pod) and reads the pod and the node.
+pub fn read_add(pod_ns: &NetNs) -> Result<AddInput<'_>, CniError> {
     let host_ns = NetNs::current().map_err(|e| kernel("opening the node netns", e))?;
-    let mut pnl = pod_ns
-        .route_socket()
+    let (mut pnl, mut psys) = pod_ns
+        .handles(&POD_SYSCTLS)
         .map_err(|e| kernel("netlink socket in the pod netns", e))?;
-    let mut psys = ProcSys::in_netns(&pod_ns);
     let mut hnl =
         NetlinkSocket::new().map_err(|e| kernel("netlink socket in the node netns", e))?;
     let mut hsys = ProcSys::here();
-    let Views { pod, host } = read_views(&mut pnl, &mut psys, &mut hnl, &mut hsys)?;
+    let views = read_views(&mut pnl, &mut psys, &mut hnl, &mut hsys)?;
+    Ok(AddInput {
+        host_ns,
+        pnl,
+        psys,
+        hnl,
+        hsys,
+        views,
+    })
+}
 
+/// ADD: plans from what [`read_add`] read, applies the pod plan and then the host plan. If the
+/// host plan fails, the pod plan is undone too, so nothing is left half-applied.
+pub fn add(
+    cfg: &CoordinatorConfig,
+    req: &AddRequest,
+    pod_ns: &NetNs,
+    input: AddInput<'_>,
+) -> Result<Plan, CniError> {
+    let AddInput {
+        host_ns,
+        mut pnl,
+        mut psys,
+        mut hnl,
+        mut hsys,
+        views: Views { pod, host },
+    } = input;
     let plan = plan_add(cfg, req, &pod, &host).map_err(refused)?;
     log::debug!("plan for {}:\n{}", req.ifname, render_plan(&plan));
     for w in &plan.warnings {
@@ -103,7 +142,7 @@ pub fn add(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<Pla
         }
     }
 
-    let mut marker = NftMarker::in_netns(&pod_ns);
+    let mut marker = NftMarker::in_netns(pod_ns);
     {
         let mut target = Target {
             marker: Some(&mut marker),
@@ -132,7 +171,7 @@ pub fn add(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<Pla
         }
         Err(e) => {
             let inv = inverse(&plan.pod, &before);
-            let undo_errors = undo_pod(&inv, &pod_ns, &mut pnl, &mut psys);
+            let undo_errors = undo_pod(&inv, pod_ns, &mut pnl, &mut psys);
             let tail = if undo_errors.is_empty() {
                 "; the pod plan was rolled back".to_owned()
             } else {
@@ -230,10 +269,9 @@ impl RouteNetlink for PrependRoutes<'_> {
 /// something changed the pod's or node's routing since.
 pub fn check(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<(), CniError> {
     let pod_ns = open_pod(netns)?;
-    let mut pnl = pod_ns
-        .route_socket()
+    let (mut pnl, mut psys) = pod_ns
+        .handles(&POD_SYSCTLS)
         .map_err(|e| kernel("netlink socket in the pod netns", e))?;
-    let mut psys = ProcSys::in_netns(&pod_ns);
     let mut hnl =
         NetlinkSocket::new().map_err(|e| kernel("netlink socket in the node netns", e))?;
     let mut hsys = ProcSys::here();
@@ -293,18 +331,20 @@ pub fn del(
     };
     let pod = match &pod_ns {
         Some(ns) => {
-            let mut pnl = ns
-                .route_socket()
+            let (mut pnl, mut psys) = ns
+                .handles(&[])
                 .map_err(|e| kernel("netlink socket in the pod netns", e))?;
-            let mut psys = ProcSys::in_netns(ns);
-            Some(read(&mut pnl, &mut psys, &[]).map_err(|e| kernel("reading the pod netns", e))?)
+            Some(
+                read_with(&mut pnl, &mut psys, &[], ReadOptions::PLANNING)
+                    .map_err(|e| kernel("reading the pod netns", e))?,
+            )
         }
         None => None,
     };
     let mut hnl =
         NetlinkSocket::new().map_err(|e| kernel("netlink socket in the node netns", e))?;
     let mut hsys = ProcSys::here();
-    let host = read_host(&mut hnl, &mut hsys, &[], &[])
+    let host = read_host_with(&mut hnl, &mut hsys, &[], &[], ReadOptions::PLANNING)
         .map_err(|e| kernel("reading the node netns", e))?;
 
     let has_nic = pod.as_ref().is_some_and(|p| p.link(&req.ifname).is_some());

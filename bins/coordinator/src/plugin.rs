@@ -14,7 +14,7 @@ use spiderpool_core::coordinator::{
     AddRequest, AgentCoordinatorConfig, CoordinatorConfig, DelRequest, Mode, merge,
 };
 use spiderpool_plugin_support::log::{LogConfig, init};
-use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, Plugin};
+use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, PendingCall, Plugin};
 
 use crate::config::PluginConf;
 use crate::live;
@@ -68,12 +68,25 @@ fn pod_args(ctx: &Context) -> GetCoordinatorArgs {
     }
 }
 
-/// Asks the agent. Unreachable, slow or broken off: code 11 (the runtime retries); a refusal
-/// or a malformed answer: `Err(Ok(error))` so DEL can decide to go on without it.
-fn ask_agent(
+/// Maps an agent failure: unreachable, slow or broken off: code 11 (the runtime retries); a
+/// refusal or a malformed answer: `Ok(error)` so DEL can decide to go on without it.
+fn agent_failure(e: ClientError) -> Result<CniError, CniError> {
+    log::error!("GET /v1/coordinator/config failed: {e}");
+    if e.is_transient() {
+        Err(e.to_cni(""))
+    } else {
+        Ok(CniError::new(
+            ERR_INTERNAL,
+            format!("{AGENT_ERROR_PREFIX}{e}"),
+        ))
+    }
+}
+
+/// Sends the agent request without waiting for the answer (see [`agent_failure`]).
+fn send_to_agent(
     conf: &PluginConf,
     ctx: &Context,
-) -> Result<AgentCoordinatorConfig, Result<CniError, CniError>> {
+) -> Result<PendingCall<AgentCoordinatorConfig>, Result<CniError, CniError>> {
     let args = pod_args(ctx);
     log::debug!(
         "GET /v1/coordinator/config for {}/{} on {}",
@@ -82,18 +95,16 @@ fn ask_agent(
         conf.socket.display()
     );
     AgentClient::new(&conf.socket)
-        .coordinator_config(&args)
-        .map_err(|e: ClientError| {
-            log::error!("GET /v1/coordinator/config failed: {e}");
-            if e.is_transient() {
-                Err(e.to_cni(""))
-            } else {
-                Ok(CniError::new(
-                    ERR_INTERNAL,
-                    format!("{AGENT_ERROR_PREFIX}{e}"),
-                ))
-            }
-        })
+        .send_coordinator_config(&args)
+        .map_err(agent_failure)
+}
+
+/// Asks the agent (see [`agent_failure`]).
+fn ask_agent(
+    conf: &PluginConf,
+    ctx: &Context,
+) -> Result<AgentCoordinatorConfig, Result<CniError, CniError>> {
+    send_to_agent(conf, ctx)?.wait().map_err(agent_failure)
 }
 
 fn merged(
@@ -138,15 +149,27 @@ impl Plugin for Coordinator {
             log::debug!("mode disable in the NAD: nothing to do");
             return Ok(out);
         }
-        let cfg = config(&conf, ctx)?;
+        let pending = send_to_agent(&conf, ctx).map_err(|e| e.unwrap_or_else(|e| e))?;
+        // Read the pod and the node while the agent answers. Reading changes nothing, and its
+        // errors are reported only after the agent's, in the order of a sequential ADD.
+        let pod_ns = live::open_pod(ctx.env.netns().unwrap_or_default());
+        let input = match &pod_ns {
+            Ok(ns) => live::read_add(ns),
+            Err(e) => Err(e.clone()),
+        };
+        let agent = pending
+            .wait()
+            .map_err(|e| agent_failure(e).unwrap_or_else(|e| e))?;
+        let cfg = merged(&conf, &agent)?;
         if cfg.mode == Mode::Disable {
             log::debug!("mode disable: nothing to do");
             return Ok(out);
         }
-        let netns = ctx.env.netns().unwrap_or_default();
+        let pod_ns = pod_ns.as_ref().map_err(Clone::clone)?;
+        let input = input?;
         let req = add_request(ctx, &conf);
-        let plan =
-            live::add(&cfg, &req, netns).inspect_err(|e| log::error!("ADD failed: {}", e.msg))?;
+        let plan = live::add(&cfg, &req, pod_ns, input)
+            .inspect_err(|e| log::error!("ADD failed: {}", e.msg))?;
         log::info!(
             "{} configured ({:?})",
             req.ifname,
