@@ -118,6 +118,9 @@ impl Lab {
     /// A pod with a Calico-like `eth0`: a veth whose node end (`cali…`) answers ARP by
     /// proxy, a /32 address, and `default via 169.254.1.1`.
     pub fn build_pod(&mut self, pod_ns: &str, cali: &str, eth0_ip: &str) -> Result<(), String> {
+        // A re-created pod: delete the old veth pair first. Deleting the old netns alone frees
+        // its links asynchronously, and the new `cali…` could still find the old one.
+        let _ = ip(NODE, &format!("link del {cali}"));
         self.netns(pod_ns)?;
         ip(
             NODE,
