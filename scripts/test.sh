@@ -11,5 +11,7 @@ echo "== cargo build (the end-to-end tests run our CNI plugins and agent as sepa
 cargo build --workspace --bins
 echo "== cargo test (unit, integration, CLI, property, root network-namespace and doc tests)"
 cargo test --workspace --all-features
+echo "== cargo doc (warnings are errors: broken links, missing docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features
 echo "== benches compile and run once in test mode"
 cargo test -p spiderpool-benches --benches
