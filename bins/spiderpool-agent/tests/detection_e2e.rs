@@ -13,64 +13,17 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use common::{RunningAgent, pool, spiderpool_plugin};
+use common::{DEBIAN_MACVLAN, Netns, RunningAgent, ip, pool, skip_reason, spiderpool_plugin};
 use serde_json::{Value, json};
 use spiderpool_plugin_support::agent_client::{AgentClient, ClientError};
 
-const DEBIAN_MACVLAN: &str = "/usr/lib/cni/macvlan";
 const DETECTION: [&str; 2] = [
     "--enable-ip-conflict-detection",
     "--enable-gateway-detection",
 ];
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("needs root (network namespaces, raw packet sockets)".into());
-    }
-    if !Path::new(DEBIAN_MACVLAN).is_file() {
-        return Some(format!(
-            "{DEBIAN_MACVLAN} is missing (apt-get install containernetworking-plugins)"
-        ));
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("the ip command is missing (iproute2)".into());
-    }
-    None
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Named network namespaces, deleted on drop.
-struct Netns(Vec<String>);
-
-impl Netns {
-    fn add(&mut self, name: &str) -> String {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        ip(&["netns", "add", name]);
-        self.0.push(name.to_owned());
-        name.to_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in self.0.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", n]).output();
-        }
-    }
-}
 
 /// The node, the lan and the CNI binaries.
 struct Lab {
@@ -274,7 +227,7 @@ fn records(client: &AgentClient, pool: &str) -> u64 {
 
 #[test]
 fn ipv4_conflict_and_gateway_detection_through_debian_macvlan() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = skip_reason("network namespaces, raw packet sockets") {
         println!("skipped: {reason}");
         return;
     }
@@ -358,7 +311,7 @@ fn ipv4_conflict_and_gateway_detection_through_debian_macvlan() {
 
 #[test]
 fn ipv6_conflict_and_gateway_detection_through_debian_macvlan() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = skip_reason("network namespaces, raw packet sockets") {
         println!("skipped: {reason}");
         return;
     }

@@ -16,61 +16,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{RunningAgent, pool, spiderpool_plugin};
+use common::{DEBIAN_MACVLAN, Netns, RunningAgent, ip, pool, skip_reason, spiderpool_plugin};
 use serde_json::{Value, json};
 use spiderpool_plugin_support::agent_client::ClientError;
-
-const DEBIAN_MACVLAN: &str = "/usr/lib/cni/macvlan";
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("needs root (network namespaces)".into());
-    }
-    if !Path::new(DEBIAN_MACVLAN).is_file() {
-        return Some(format!(
-            "{DEBIAN_MACVLAN} is missing (apt-get install containernetworking-plugins)"
-        ));
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("the ip command is missing (iproute2)".into());
-    }
-    None
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Named network namespaces, deleted on drop.
-struct Netns(Vec<String>);
-
-impl Netns {
-    fn add(&mut self, name: &str) -> String {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        ip(&["netns", "add", name]);
-        self.0.push(name.to_owned());
-        name.to_owned()
-    }
-    fn del(&mut self, name: &str) {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        self.0.retain(|n| n != name);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in self.0.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", n]).output();
-        }
-    }
-}
 
 struct Cni {
     node_ns: String,
@@ -127,7 +75,7 @@ fn conf(version: &str, socket: &Path, log: &Path) -> Value {
 
 #[test]
 fn debian_macvlan_with_our_ipam_in_network_namespaces() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = skip_reason("network namespaces") {
         println!("skipped: {reason}");
         return;
     }
