@@ -18,6 +18,7 @@ use spiderpool_netlink::link;
 use spiderpool_netlink::mark::{Marker, NftMarker};
 use spiderpool_netlink::msg::core::NLM_F_EXCL;
 use spiderpool_netlink::msg::{Exchange, RouteNetlinkMessage};
+use spiderpool_netlink::probe::PacketAnnouncer;
 use spiderpool_netlink::sysctl::{ProcSys, SysctlAccess};
 use spiderpool_netlink::{
     NetNs, NetlinkSocket, ReadOptions, Target, apply, read, read_host_with, read_with, sysctl_keys,
@@ -143,10 +144,15 @@ pub fn add(
     }
 
     let mut marker = NftMarker::in_netns(pod_ns);
+    // Sends the gratuitous ARP / unsolicited NA a podMACPrefix change calls for (spec §4.4
+    // step 11); only plans with a MAC change have an announce step.
+    let mut announcer = PacketAnnouncer::in_netns(pod_ns);
     {
         let mut target = Target {
             marker: Some(&mut marker),
-            ..Target::new(&mut pnl, &mut psys).with_peer_netns(host_ns.as_fd())
+            ..Target::new(&mut pnl, &mut psys)
+                .with_peer_netns(host_ns.as_fd())
+                .with_announcer(&mut announcer)
         };
         let report = apply(&plan.pod, &mut target)
             .map_err(|e| kernel("applying the pod plan (rolled back)", e))?;

@@ -290,3 +290,59 @@ fn assert_default_route_nic_net1(seed: &Seed) {
     assert!(ping(&seed.node, None, "10.6.212.145"), "node → pod net1");
     assert!(ping(&seed.node, None, "10.233.73.210"), "node → pod eth0");
 }
+
+#[test]
+fn pod_mac_prefix_sets_the_mac_and_announces_it() {
+    if !ready() {
+        return;
+    }
+    let seed = Seed::build();
+    let agent = FakeAgent::start();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("coordinator.log");
+    let path = ns_path(&seed.pod);
+    let cid = "cid-overlay-0004";
+    let prev = add_net1(&seed, cid, "net1");
+    // The router learns net1's first MAC.
+    assert!(ping(&seed.router, None, "10.6.212.145"));
+    let old = mac_of(&seed.pod, "net1");
+    // The pod must not tell the router by itself (an ARP request from the pod carries its MAC
+    // and updates the router's entry too): its entry for the router is fixed.
+    let router_mac = mac_of(&seed.router, "eth0");
+    ip_in(
+        &seed.pod,
+        &[
+            "neigh",
+            "replace",
+            "10.6.0.1",
+            "lladdr",
+            &router_mac,
+            "nud",
+            "permanent",
+            "dev",
+            "net1",
+        ],
+    );
+    assert!(
+        ip_in(&seed.router, &["neigh", "show", "10.6.212.145"]).contains(&old),
+        "router has not cached {old}"
+    );
+
+    let conf = coordinator_conf(
+        "0.3.1",
+        &agent.socket,
+        &log,
+        r#","podMACPrefix":"0a:1b""#,
+        Some(&prev),
+    );
+    let run = run_plugin(BIN, Some(&seed.node), &Call::add(&path, cid, "net1"), &conf);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // prefix + the address's 4 bytes (10.6.212.145 = 0a:06:d4:91), spec §4.4 step 11.
+    let new = "0a:1b:0a:06:d4:91";
+    assert_eq!(mac_of(&seed.pod, "net1"), new);
+    // The gratuitous ARP told the router, before any new traffic between them.
+    let neigh = ip_in(&seed.router, &["neigh", "show", "10.6.212.145"]);
+    assert!(neigh.contains(new), "router still has {neigh:?}");
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("not sent"));
+    assert!(ping(&seed.router, None, "10.6.212.145"));
+}
