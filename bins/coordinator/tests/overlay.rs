@@ -346,3 +346,98 @@ fn pod_mac_prefix_sets_the_mac_and_announces_it() {
     assert!(!std::fs::read_to_string(&log).unwrap().contains("not sent"));
     assert!(ping(&seed.router, None, "10.6.212.145"));
 }
+
+#[test]
+fn overlay_net2_gets_its_own_table_and_keeps_net1() {
+    if !ready() {
+        return;
+    }
+    let seed = Seed::build();
+    let agent = FakeAgent::start();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("coordinator.log");
+    let path = ns_path(&seed.pod);
+    let cid = "cid-overlay-0005";
+    let pod = &seed.pod;
+    let node = &seed.node;
+
+    // net1 as in the seed, coordinated.
+    let prev1 = add_net1(&seed, cid, "net1");
+    let conf1 = coordinator_conf("0.3.1", &agent.socket, &log, "", Some(&prev1));
+    let run = run_plugin(BIN, Some(node), &Call::add(&path, cid, "net1"), &conf1);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // net2: a second macvlan on ens192 with the next address.
+    let macvlan2 = MACVLAN_CONF.replace("10.6.212.145/16", "10.6.212.146/16");
+    let run = run_plugin(
+        MACVLAN,
+        Some(node),
+        &Call::add(&path, cid, "net2"),
+        &macvlan2,
+    );
+    assert_eq!(run.code, 0, "macvlan net2: {} {}", run.stdout, run.stderr);
+    let prev2 = run.stdout;
+    let conf2 = coordinator_conf("0.3.1", &agent.socket, &log, "", Some(&prev2));
+    let run = run_plugin(BIN, Some(node), &Call::add(&path, cid, "net2"), &conf2);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, prev2);
+
+    // Spec §4.5 "overlay, next NIC": table 102, a rule for net2's address below net1's, the
+    // host and hijack routes in 102 (not main), net2's default moved out of main.
+    let rules = ip_in(pod, &["rule"]);
+    assert!(
+        rules.contains("32763:\tfrom 10.6.212.146 lookup 102"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("32764:\tfrom 10.233.73.210 lookup 100"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("32765:\tfrom 10.6.212.145 lookup 101"),
+        "{rules}"
+    );
+    let t102 = table(pod, "102");
+    for line in [
+        "default via 10.6.0.1 dev net2",
+        "10.6.0.0/16 dev net2 scope link src 10.6.212.146",
+        "10.6.212.132 dev eth0 scope link src 10.233.73.210",
+        "10.233.64.0/18 via 10.6.212.132 dev eth0 src 10.233.73.210",
+    ] {
+        assert!(
+            t102.contains(line),
+            "missing {line:?} in table 102:\n{t102}"
+        );
+    }
+    let main = ip_in(pod, &["route"]);
+    assert!(!main.contains("default via 10.6.0.1 dev net2"), "{main}");
+    assert!(
+        main.starts_with("default via 169.254.1.1 dev eth0"),
+        "{main}"
+    );
+    // net1's paths are untouched.
+    assert_eq!(table(pod, "101"), POD_101);
+    let t500 = table(node, "500");
+    assert!(
+        t500.contains("10.6.212.145 dev calitest scope link"),
+        "{t500}"
+    );
+    assert!(
+        t500.contains("10.6.212.146 dev calitest scope link"),
+        "{t500}"
+    );
+
+    // Replies leave by the NIC that owns the address.
+    assert!(ping(&seed.router, None, "10.6.212.146"), "router → net2");
+    assert!(ping(&seed.router, None, "10.6.212.145"), "router → net1");
+    assert!(
+        ping(node, None, "10.6.212.146"),
+        "node → net2 via table 500"
+    );
+    assert!(
+        ping(pod, Some("10.6.212.146"), "10.6.0.1"),
+        "from net2's address"
+    );
+    assert!(ip_in(pod, &["route", "get", "10.6.0.1", "from", "10.6.212.146"]).contains("dev net2"));
+    assert!(ping(pod, None, "10.6.212.132"), "pod → node still via eth0");
+}
