@@ -21,6 +21,7 @@ pub mod agentapi;
 pub mod cni;
 pub mod coordinator;
 pub mod error;
+mod gojson;
 pub mod ip;
 pub mod ipam;
 pub mod manifest;

@@ -87,9 +87,9 @@ pub fn render_nad(smc: &SpiderMultusConfig) -> Result<NetworkAttachmentDefinitio
         top.insert("cniVersion".to_owned(), cni_version.into());
         top.insert("name".to_owned(), config_name.into());
         top.insert("plugins".to_owned(), Value::Array(plugins));
-        let text = serde_json::to_string(&Value::Object(top))
+        let text = crate::gojson::to_go_json(&Value::Object(top), false)
             .map_err(|e| ctx.err("spec", &e.to_string()))?;
-        Some(go_html_escape(&text))
+        Some(text)
     };
 
     // An owner reference needs the SMC's uid; offline (no uid yet) it is left out rather
@@ -339,24 +339,6 @@ fn go_number(n: serde_json::Number) -> serde_json::Number {
     }
 }
 
-/// Go's `json.Marshal` escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings. These
-/// characters can only occur inside strings of serialised JSON, so a textual replacement
-/// over the whole document is exact.
-fn go_html_escape(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for ch in json.chars() {
-        match ch {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
@@ -365,7 +347,7 @@ mod tests {
     #[test]
     fn multus_go_escape_and_normalise() {
         assert_eq!(
-            go_html_escape(r#"{"a":"<&>"}"#),
+            crate::gojson::to_go_json(&serde_json::json!({"a": "<&>"}), false).unwrap(),
             r#"{"a":"\u003c\u0026\u003e"}"#
         );
         let v: Value = serde_json::from_str(r#"{"z":1.0,"a":{"y":[2.5,3],"b":true}}"#).unwrap();
