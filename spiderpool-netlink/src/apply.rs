@@ -96,6 +96,19 @@ enum Undo {
 /// in reverse order (deleted routes, rules and neighbours are re-added; a deleted link cannot
 /// come back) and the error says which step failed.
 pub fn apply(plan: &NetnsPlan, target: &mut Target<'_>) -> Result<ApplyReport> {
+    apply_undoable(plan, target).map(|applied| applied.report)
+}
+
+/// A plan applied by [`apply_undoable`]: its report, and what it changed, so that
+/// [`undo`] can take it back later (e.g. the pod's plan when the node's plan then fails).
+pub struct Applied {
+    /// What was done.
+    pub report: ApplyReport,
+    undo: Vec<Undo>,
+}
+
+/// [`apply`], keeping the record of what changed for a later [`undo`].
+pub fn apply_undoable(plan: &NetnsPlan, target: &mut Target<'_>) -> Result<Applied> {
     let mut names = LinkNames::load(target.netlink)?;
     let mut undo: Vec<Undo> = Vec::new();
     let mut report = ApplyReport::default();
@@ -114,7 +127,17 @@ pub fn apply(plan: &NetnsPlan, target: &mut Target<'_>) -> Result<ApplyReport> {
             }
         }
     }
-    Ok(report)
+    Ok(Applied { report, undo })
+}
+
+/// Takes back everything an applied plan changed, in reverse order, best effort (the same
+/// undo [`apply`] runs when one of its own steps fails). Returns what could not be undone.
+/// `target` must reach the same netns (and marker) the plan was applied with.
+pub fn undo(applied: Applied, target: &mut Target<'_>) -> Vec<Error> {
+    match LinkNames::load(target.netlink) {
+        Ok(mut names) => rollback(applied.undo, target, &mut names),
+        Err(e) => vec![e],
+    }
 }
 
 fn link_state(names: &mut LinkNames, nl: &mut dyn RouteNetlink, dev: &str) -> Result<link::Link> {

@@ -48,7 +48,7 @@ pub mod socket;
 pub mod sysctl;
 mod verify;
 
-pub use apply::{ApplyReport, Target, apply, teardown};
+pub use apply::{Applied, ApplyReport, Target, apply, apply_undoable, teardown, undo};
 pub use error::{Error, Result};
 pub use link::LinkNames;
 pub use msg::RouteNetlink;

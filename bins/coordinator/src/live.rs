@@ -13,19 +13,13 @@ use spiderpool_core::coordinator::{
     AddRequest, CoordinatorConfig, DelPlan, DelRequest, HostView, LinkView, Plan, PodView,
     plan_add, plan_del, render_del_plan, render_plan,
 };
-use spiderpool_netlink::RouteNetlink;
-use spiderpool_netlink::link;
-use spiderpool_netlink::mark::{Marker, NftMarker};
-use spiderpool_netlink::msg::core::NLM_F_EXCL;
-use spiderpool_netlink::msg::{Exchange, RouteNetlinkMessage};
+use spiderpool_netlink::mark::NftMarker;
 use spiderpool_netlink::probe::PacketAnnouncer;
-use spiderpool_netlink::sysctl::{ProcSys, SysctlAccess};
+use spiderpool_netlink::sysctl::ProcSys;
 use spiderpool_netlink::{
-    NetNs, NetlinkSocket, ReadOptions, Target, apply, read, read_host_with, read_with, sysctl_keys,
-    teardown, verify,
+    NetNs, NetlinkSocket, ReadOptions, Target, apply, apply_undoable, read, read_host_with,
+    read_with, sysctl_keys, teardown, undo, verify,
 };
-
-use crate::rollback::{Inverse, inverse};
 
 /// Sysctls a plan may write; read before planning so CHECK can compare them, and opened inside
 /// the pod up front so reading and writing them starts no thread.
@@ -135,27 +129,20 @@ pub fn add(
         log::warn!("{w}");
     }
 
-    // What the pod looked like, for undoing the pod plan if the host plan fails.
-    let mut before = pod;
-    for key in sysctl_keys(&plan.pod) {
-        if let Ok(v) = psys.read(key) {
-            before.sysctls.insert(key.to_owned(), v);
-        }
-    }
-
     let mut marker = NftMarker::in_netns(pod_ns);
     // Sends the gratuitous ARP / unsolicited NA a podMACPrefix change calls for (spec §4.4
     // step 11); only plans with a MAC change have an announce step.
     let mut announcer = PacketAnnouncer::in_netns(pod_ns);
-    {
+    let pod_applied = {
         let mut target = Target {
             marker: Some(&mut marker),
             ..Target::new(&mut pnl, &mut psys)
                 .with_peer_netns(host_ns.as_fd())
                 .with_announcer(&mut announcer)
         };
-        let report = apply(&plan.pod, &mut target)
+        let applied = apply_undoable(&plan.pod, &mut target)
             .map_err(|e| kernel("applying the pod plan (rolled back)", e))?;
+        let report = &applied.report;
         for note in &report.notes {
             log::info!("{note}");
         }
@@ -164,7 +151,8 @@ pub fn add(
             report.changed,
             report.already
         );
-    }
+        applied
+    };
     let mut target = Target::new(&mut hnl, &mut hsys);
     match apply(&plan.host, &mut target) {
         Ok(report) => {
@@ -176,8 +164,15 @@ pub fn add(
             Ok(plan)
         }
         Err(e) => {
-            let inv = inverse(&plan.pod, &before);
-            let undo_errors = undo_pod(&inv, pod_ns, &mut pnl, &mut psys);
+            // Take the pod plan back with the record of what it changed.
+            let mut target = Target {
+                marker: Some(&mut marker),
+                ..Target::new(&mut pnl, &mut psys)
+            };
+            let undo_errors: Vec<String> = undo(pod_applied, &mut target)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             let tail = if undo_errors.is_empty() {
                 "; the pod plan was rolled back".to_owned()
             } else {
@@ -191,82 +186,6 @@ pub fn add(
                 format!("applying the node plan (rolled back): {e}{tail}"),
             ))
         }
-    }
-}
-
-/// Runs an [`Inverse`] in the pod, best effort; returns what failed.
-fn undo_pod(
-    inv: &Inverse,
-    pod_ns: &NetNs,
-    pnl: &mut NetlinkSocket,
-    psys: &mut ProcSys<'_>,
-) -> Vec<String> {
-    let mut errors = Vec::new();
-    if inv.is_empty() {
-        return errors;
-    }
-    log::warn!(
-        "undoing the pod plan:\n{}",
-        spiderpool_core::coordinator::render_commands(&inv.steps).join("\n")
-    );
-    let mut marker = NftMarker::in_netns(pod_ns);
-    for m in &inv.unmark {
-        if let Err(e) = marker.remove(m) {
-            errors.push(format!("remove the {} marking: {e}", m.iface));
-        }
-    }
-    let mut prepend = PrependRoutes(pnl);
-    let mut target = Target::new(&mut prepend, psys);
-    let del = DelPlan {
-        host: inv.steps.clone(),
-    };
-    if let Err(e) = teardown(&del, &mut target) {
-        errors.push(e.to_string());
-    }
-    for (dev, addr) in &inv.del_addresses {
-        match link::get_by_name(pnl, dev) {
-            Ok(Some(l)) => match spiderpool_netlink::addr::del(pnl, l.index, addr) {
-                Err(e) if !e.is_not_found() => errors.push(e.to_string()),
-                _ => {}
-            },
-            Ok(None) => {}
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    for dev in &inv.set_down {
-        match link::get_by_name(pnl, dev) {
-            Ok(Some(l)) => {
-                if let Err(e) = link::set_up(pnl, l.index, false) {
-                    errors.push(e.to_string());
-                }
-            }
-            Ok(None) => {}
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    errors
-}
-
-/// Sends route additions without `NLM_F_EXCL` (what `ip route prepend` sends). Restoring a
-/// route the plan deleted (net1's default) must succeed although another route now holds the
-/// same slot (eth0's default, same metric): the kernel held both before, and an exclusive add
-/// would refuse with "File exists". Without `NLM_F_APPEND` the kernel puts it in front of the
-/// other, where the main plugin's add had put it, so the pod's preferred default is the same as
-/// before the ADD. An identical route still answers "exists" (= done).
-struct PrependRoutes<'a>(&'a mut NetlinkSocket);
-
-impl RouteNetlink for PrependRoutes<'_> {
-    fn exchange(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> spiderpool_netlink::Result<Exchange> {
-        let flags = if matches!(msg, RouteNetlinkMessage::NewRoute(_)) && flags & NLM_F_EXCL != 0 {
-            flags & !NLM_F_EXCL
-        } else {
-            flags
-        };
-        self.0.exchange(msg, flags)
     }
 }
 

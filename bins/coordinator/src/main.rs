@@ -10,7 +10,6 @@
 mod config;
 mod live;
 mod plugin;
-mod rollback;
 
 use std::process::ExitCode;
 
