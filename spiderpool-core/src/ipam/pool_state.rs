@@ -90,6 +90,33 @@ impl FreeSet {
         None
     }
 
+    /// The lowest member of `lo..=hi` not in `taken`.
+    pub fn first_excluding_in(&self, taken: &BTreeSet<u128>, lo: u128, hi: u128) -> Option<u128> {
+        // The free interval holding `lo` (if any), then those starting inside the window.
+        let before = self
+            .ranges
+            .range(..lo)
+            .next_back()
+            .filter(|(_, h)| **h >= lo)
+            .map(|(a, b)| (*a, *b));
+        let inside = self.ranges.range(lo..=hi).map(|(a, b)| (*a, *b));
+        for (a, b) in before.into_iter().chain(inside) {
+            let (a, b) = (a.max(lo), b.min(hi));
+            let mut c = a;
+            for &t in taken.range(a..=b) {
+                if t == c {
+                    c = c.checked_add(1)?;
+                } else {
+                    break;
+                }
+            }
+            if c <= b {
+                return Some(c);
+            }
+        }
+        None
+    }
+
     /// Takes `v` out; returns whether it was free.
     pub fn remove(&mut self, v: u128) -> bool {
         let Some((&lo, &hi)) = self.ranges.range(..=v).next_back() else {
@@ -154,6 +181,8 @@ pub struct PoolState {
     free: FreeSet,
     allocations: BTreeMap<IpAddr, PoolIPAllocation>,
     by_uid: BTreeMap<String, BTreeSet<IpAddr>>,
+    // Handed out first when set (a Kubernetes agent's own blocks; see `set_preferred`).
+    preferred: Option<IpRangeSet>,
 }
 
 fn invalid(pool: &str, reason: impl Into<String>) -> Error {
@@ -235,6 +264,7 @@ impl PoolState {
             reserved: reserved_set,
             allocations: BTreeMap::new(),
             by_uid: BTreeMap::new(),
+            preferred: None,
         };
         for (ip, rec) in allocations {
             if IpFamily::of(&ip) != family {
@@ -331,16 +361,36 @@ impl PoolState {
         &self.free
     }
 
-    /// The lowest free address (§3.8: `ips` walked in ascending order).
+    /// The lowest free address (§3.8: `ips` walked in ascending order), taken from the
+    /// preferred addresses first when the pool has some (see [`PoolState::set_preferred`]).
     pub fn lowest_free(&self) -> Option<IpAddr> {
-        self.free.first().and_then(|v| ip_from_u128(self.family, v))
+        self.lowest_free_excluding(&BTreeSet::new())
     }
 
-    /// The lowest free address not in `taken`.
+    /// The lowest free address not in `taken`, preferred addresses first.
     pub fn lowest_free_excluding(&self, taken: &BTreeSet<u128>) -> Option<IpAddr> {
-        self.free
-            .first_excluding(taken)
+        let preferred = self.preferred.as_ref().and_then(|set| {
+            set.ranges().find_map(|r| {
+                let (lo, hi) = r.bounds();
+                self.free.first_excluding_in(taken, lo, hi)
+            })
+        });
+        preferred
+            .or_else(|| self.free.first_excluding(taken))
             .and_then(|v| ip_from_u128(self.family, v))
+    }
+
+    /// Makes the free addresses in `preferred` the first ones handed out (lowest first), the
+    /// other free addresses only after them. A Kubernetes agent prefers its own blocks, so it
+    /// claims new addresses for its node only when its blocks are full. `None` restores plain
+    /// lowest-first order.
+    pub fn set_preferred(&mut self, preferred: Option<IpRangeSet>) {
+        self.preferred = preferred.filter(|p| p.family() == self.family);
+    }
+
+    /// The preferred addresses, if any.
+    pub fn preferred(&self) -> Option<&IpRangeSet> {
+        self.preferred.as_ref()
     }
 
     /// Whether `ip` is free.
@@ -508,6 +558,57 @@ mod tests {
         let st = p.to_status();
         assert_eq!(st.allocated_ip_count, Some(1));
         assert_eq!(st.total_ip_count, Some(10));
+    }
+
+    #[test]
+    fn ipam_pool_state_preferred_addresses_first() {
+        let mut p = PoolState::new(
+            "p",
+            &spec(&["10.0.0.10-10.0.0.20"], &[]),
+            &ObjectMeta::default(),
+            &[],
+            [],
+        )
+        .unwrap();
+        let own = IpRangeSet::parse(IpFamily::V4, &["10.0.0.15-10.0.0.16"]).unwrap();
+        p.set_preferred(Some(own));
+        assert_eq!(p.lowest_free(), Some(ip("10.0.0.15")));
+        let taken = BTreeSet::from([ip_to_u128(ip("10.0.0.15"))]);
+        assert_eq!(p.lowest_free_excluding(&taken), Some(ip("10.0.0.16")));
+        p.allocate(ip("10.0.0.15"), rec("a")).unwrap();
+        p.allocate(ip("10.0.0.16"), rec("b")).unwrap();
+        // Preferred addresses all taken: the lowest other free address.
+        assert_eq!(p.lowest_free(), Some(ip("10.0.0.10")));
+        assert!(p.release(ip("10.0.0.16"), Some("b")));
+        assert_eq!(p.lowest_free(), Some(ip("10.0.0.16")));
+        p.set_preferred(None);
+        assert_eq!(p.lowest_free(), Some(ip("10.0.0.10")));
+    }
+
+    #[test]
+    fn ipam_free_set_first_excluding_in_window() {
+        let set =
+            IpRangeSet::parse(IpFamily::V4, &["10.0.0.1-10.0.0.5", "10.0.0.9-10.0.0.12"]).unwrap();
+        let f = FreeSet::from_set(&set);
+        let v = |s: &str| ip_to_u128(ip(s));
+        let none = BTreeSet::new();
+        assert_eq!(
+            f.first_excluding_in(&none, v("10.0.0.3"), v("10.0.0.10")),
+            Some(v("10.0.0.3"))
+        );
+        assert_eq!(
+            f.first_excluding_in(&none, v("10.0.0.6"), v("10.0.0.10")),
+            Some(v("10.0.0.9"))
+        );
+        assert_eq!(
+            f.first_excluding_in(&none, v("10.0.0.6"), v("10.0.0.8")),
+            None
+        );
+        let taken = BTreeSet::from([v("10.0.0.4"), v("10.0.0.5")]);
+        assert_eq!(
+            f.first_excluding_in(&taken, v("10.0.0.4"), v("10.0.0.12")),
+            Some(v("10.0.0.9"))
+        );
     }
 
     #[test]

@@ -140,6 +140,26 @@ impl StoreState {
         Ok(self.insert_pool(state, pool))
     }
 
+    /// As [`StoreState::put_pool_with_records`], with `preferred` addresses handed out first
+    /// (see [`PoolState::set_preferred`]): how a Kubernetes agent views a pool it shares.
+    pub fn put_pool_view(
+        &mut self,
+        pool: SpiderIPPool,
+        records: impl IntoIterator<Item = (IpAddr, PoolIPAllocation)>,
+        preferred: Option<IpRangeSet>,
+    ) -> Result<Version, Error> {
+        let name = pool.metadata.name.clone().unwrap_or_default();
+        let mut state = PoolState::new(
+            &name,
+            &pool.spec,
+            &pool.metadata,
+            &self.reserved_sets,
+            records,
+        )?;
+        state.set_preferred(preferred);
+        Ok(self.insert_pool(state, pool))
+    }
+
     fn insert_pool(&mut self, state: PoolState, pool: SpiderIPPool) -> Version {
         let v = self.next();
         let name = pool.metadata.name.clone().unwrap_or_default();

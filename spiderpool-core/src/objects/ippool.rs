@@ -104,6 +104,38 @@ pub struct SpiderIPPoolStatus {
     )]
     #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     pub allocated_ip_count: Option<i64>,
+    /// Which node hands out which addresses (the Kubernetes store's per-node blocks; not
+    /// written by upstream, which keeps every record in `allocatedIPs` instead). Each
+    /// address is in at most one block; who holds an address is recorded in the
+    /// SpiderEndpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<IPBlock>>,
+}
+
+/// One node's share of a pool (`SpiderIPPool.status.blocks[]`): only that node's agent
+/// allocates these addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct IPBlock {
+    /// The node whose agent allocates from `ips`.
+    pub node: String,
+    /// Ranges (`a-b`) or single addresses, as in `spec.ips`; may be empty while the node
+    /// waits for addresses.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    /// How many of `ips` are held by SpiderEndpoints, as last written by the node's agent.
+    #[serde(
+        default,
+        rename = "allocatedIPCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
+    pub allocated_ip_count: Option<i64>,
+    /// Set while the node found the pool exhausted and asks other nodes to hand back the
+    /// free addresses of their blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<bool>,
 }
 
 /// One record of `SpiderIPPool.status.allocatedIPs`: who holds an IP.

@@ -41,7 +41,7 @@ pub use coordinator::{
 };
 pub use endpoint::{IPAllocationDetail, PodIPAllocation, SpiderEndpoint, SpiderEndpointStatus};
 pub use enums::{CniType, CoordinatorMode, LinkState, PodCidrType, VlanMode};
-pub use ippool::{PoolIPAllocation, SpiderIPPool, SpiderIPPoolSpec, SpiderIPPoolStatus};
+pub use ippool::{IPBlock, PoolIPAllocation, SpiderIPPool, SpiderIPPoolSpec, SpiderIPPoolStatus};
 pub use kinds::KindInfo;
 pub use multusconfig::{
     BondConfig, SpiderIPvlanCniConfig, SpiderIbSriovCniConfig, SpiderIpoibCniConfig,
