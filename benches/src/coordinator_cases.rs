@@ -28,7 +28,7 @@ use spiderpool_core::coordinator::{
 use spiderpool_core::manifest::{SpiderObject, parse_documents};
 use spiderpool_netlink::fake::{FakeSysctl, RecordingNetlink};
 use spiderpool_netlink::link::Link;
-use spiderpool_netlink::mark::Marker;
+use spiderpool_netlink::mark::{Marked, Marker};
 use spiderpool_netlink::msg::core::NLM_F_DUMP;
 use spiderpool_netlink::msg::route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use spiderpool_netlink::msg::{Exchange, RouteNetlink, RouteNetlinkMessage};
@@ -467,12 +467,16 @@ pub struct CountingMarker {
 }
 
 impl Marker for CountingMarker {
-    fn apply(&mut self, _mark: &ReplyViaVethMark) -> spiderpool_netlink::Result<()> {
+    fn apply(&mut self, _mark: &ReplyViaVethMark) -> spiderpool_netlink::Result<Marked> {
         self.applied += 1;
-        Ok(())
+        Ok(Marked::Added)
     }
 
     fn remove(&mut self, _mark: &ReplyViaVethMark) -> spiderpool_netlink::Result<()> {
+        Ok(())
+    }
+
+    fn restore(&mut self, _mark: &ReplyViaVethMark, _old: &str) -> spiderpool_netlink::Result<()> {
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use spiderpool_core::coordinator::{
 use crate::addr::{self, AddrOptions};
 use crate::error::{Error, Result};
 use crate::link::{self, LinkNames, VethOptions};
-use crate::mark::Marker;
+use crate::mark::{Marked, Marker};
 use crate::msg::RouteNetlink;
 use crate::probe::Announcer;
 use crate::sysctl::SysctlAccess;
@@ -83,18 +83,24 @@ enum Undo {
     SetTxQueueLen(String, u32),
     Sysctl(String, String),
     DelNeighbour(String, std::net::IpAddr),
-    AddNeighbour(Neighbour),
+    /// Put back an entry a step deleted or replaced, with its MAC and state.
+    RestoreNeighbour(Neighbour),
     DelRule(Rule),
     AddRule(Rule),
     DelRoute(Route),
     AddRoute(Route),
     Unmark(ReplyViaVethMark),
+    /// Put back the marking a step replaced, as the marker described it.
+    Remark(ReplyViaVethMark, String),
 }
 
 /// Applies `plan`'s steps in order. Adds are exclusive with "exists" treated as done; deletes
-/// treat "not found" as done. If a step fails, everything the earlier steps changed is undone
-/// in reverse order (deleted routes, rules and neighbours are re-added; a deleted link cannot
-/// come back) and the error says which step failed.
+/// treat "not found" as done. If a step fails, what the earlier steps changed is undone in
+/// reverse order and the error says which step failed: added entries are deleted; deleted
+/// routes and rules are re-added; a deleted or replaced neighbour entry comes back with its MAC
+/// and state; sysctls, MACs, queue lengths and up states get their old values; a marking is
+/// removed if the plan added it, put back if the plan replaced it, and left alone if it was
+/// already in place. Not undone: a deleted link (it cannot come back) and announcements.
 pub fn apply(plan: &NetnsPlan, target: &mut Target<'_>) -> Result<ApplyReport> {
     apply_undoable(plan, target).map(|applied| applied.report)
 }
@@ -226,19 +232,25 @@ fn apply_step(
             let index = names.index(nl, dev)?;
             match neigh::add(nl, index, *ip, *lladdr) {
                 Ok(()) => undo.push(Undo::DelNeighbour(dev.clone(), *ip)),
-                // An entry exists (maybe learnt, maybe another MAC): replace it. The old entry
-                // is not restored on rollback.
+                // An entry exists (maybe learnt, maybe another MAC): replace it, and keep the
+                // old one for the undo.
                 Err(e) if e.is_exists() => {
-                    let same = neigh::dump(nl, names)?.into_iter().any(|(i, n)| {
-                        i == index
-                            && n.ip == *ip
-                            && n.lladdr == Some(*lladdr)
-                            && n.state == NeighState::Permanent
-                    });
-                    if same {
+                    let old = neigh::dump(nl, names)?
+                        .into_iter()
+                        .find(|(i, n)| *i == index && n.ip == *ip)
+                        .map(|(_, n)| n);
+                    let wanted = |n: &Neighbour| {
+                        n.lladdr == Some(*lladdr) && n.state == NeighState::Permanent
+                    };
+                    if old.as_ref().is_some_and(wanted) {
                         return Ok(false);
                     }
                     neigh::replace(nl, index, *ip, *lladdr)?;
+                    undo.push(match old {
+                        Some(n) => Undo::RestoreNeighbour(n),
+                        // Gone between the add and the dump: nothing to put back.
+                        None => Undo::DelNeighbour(dev.clone(), *ip),
+                    });
                 }
                 Err(e) => return Err(e),
             }
@@ -257,7 +269,7 @@ fn apply_step(
                     r => r?,
                 }
                 if n.lladdr.is_some() {
-                    undo.push(Undo::AddNeighbour(n));
+                    undo.push(Undo::RestoreNeighbour(n));
                 }
             }
         }
@@ -312,8 +324,12 @@ fn apply_step(
             let marker = t.marker.as_deref_mut().ok_or_else(|| {
                 Error::invalid("the plan needs reply-via-veth marking but no marker was given")
             })?;
-            marker.apply(m)?;
-            undo.push(Undo::Unmark(m.clone()));
+            match marker.apply(m)? {
+                Marked::Added => undo.push(Undo::Unmark(m.clone())),
+                // Someone (e.g. an earlier ADD) relies on it: an undo must leave it in place.
+                Marked::Unchanged => return Ok(false),
+                Marked::Replaced(old) => undo.push(Undo::Remark(m.clone(), old)),
+            }
         }
         Step::Announce { dev, addrs } => {
             let list = || {
@@ -338,11 +354,6 @@ fn apply_step(
                     .push(format!("announce {} on {dev} failed: {e}", list()));
                 return Ok(false);
             }
-        }
-        // `Step` is not exhaustive across crate versions; refuse what this adapter does not know.
-        #[allow(unreachable_patterns)]
-        other => {
-            return Err(Error::invalid(format!("unsupported step {other:?}")));
         }
     }
     Ok(true)
@@ -397,11 +408,9 @@ fn run_undo(u: &Undo, t: &mut Target<'_>, names: &mut LinkNames) -> Result<()> {
             let i = names.index(nl, dev)?;
             neigh::del(nl, i, *ip)?
         }
-        Undo::AddNeighbour(n) => {
-            if let Some(mac) = n.lladdr {
-                let i = names.index(nl, &n.dev)?;
-                neigh::replace(nl, i, n.ip, mac)?;
-            }
+        Undo::RestoreNeighbour(n) => {
+            let i = names.index(nl, &n.dev)?;
+            neigh::restore(nl, i, n)?
         }
         Undo::DelRule(r) => rule::del(nl, r)?,
         Undo::AddRule(r) => {
@@ -414,6 +423,11 @@ fn run_undo(u: &Undo, t: &mut Target<'_>, names: &mut LinkNames) -> Result<()> {
         Undo::Unmark(m) => {
             if let Some(marker) = t.marker.as_deref_mut() {
                 marker.remove(m)?;
+            }
+        }
+        Undo::Remark(m, old) => {
+            if let Some(marker) = t.marker.as_deref_mut() {
+                marker.restore(m, old)?;
             }
         }
     }

@@ -12,12 +12,28 @@ use spiderpool_core::coordinator::ReplyViaVethMark;
 use crate::error::{Error, Result};
 use crate::netns::NetNs;
 
+/// What [`Marker::apply`] found in place of the marking before it installed it; an undo puts
+/// exactly that back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marked {
+    /// Nothing: the marking is new, and undoing it removes it.
+    Added,
+    /// The same marking: nothing changed, and there is nothing to undo (someone else, e.g. an
+    /// earlier ADD, may rely on it).
+    Unchanged,
+    /// A different marking under the same name, as the marker describes it (for `nft`: the
+    /// chains as `nft list` printed them); undoing hands it to [`Marker::restore`].
+    Replaced(String),
+}
+
 /// Applies and removes reply-via-veth markings.
 pub trait Marker {
-    /// Installs the marking (idempotent).
-    fn apply(&mut self, mark: &ReplyViaVethMark) -> Result<()>;
+    /// Installs the marking (idempotent) and says what was there before.
+    fn apply(&mut self, mark: &ReplyViaVethMark) -> Result<Marked>;
     /// Removes it (absent = done).
     fn remove(&mut self, mark: &ReplyViaVethMark) -> Result<()>;
+    /// Replaces the marking with `previous`, what [`Marked::Replaced`] described.
+    fn restore(&mut self, mark: &ReplyViaVethMark, previous: &str) -> Result<()>;
 }
 
 /// The `nft` script for a marking: new connections entering `iface` get `mark` in conntrack,
@@ -38,6 +54,43 @@ pub fn nft_script(mark: &ReplyViaVethMark) -> String {
 
 fn chain_prefix(mark: &ReplyViaVethMark) -> String {
     format!("reply-{}", mark.iface)
+}
+
+/// Deletes the marking's two chains. Declaring the table and the chains first (a no-op for
+/// existing ones) makes the deletes succeed when either is missing, in one transaction.
+fn remove_script(mark: &ReplyViaVethMark) -> String {
+    let chain = chain_prefix(mark);
+    format!(
+        "table inet spiderpool {{}}\n\
+         add chain inet spiderpool {chain}-pre\n\
+         add chain inet spiderpool {chain}-out\n\
+         delete chain inet spiderpool {chain}-pre\n\
+         delete chain inet spiderpool {chain}-out\n"
+    )
+}
+
+/// The marking's chains out of `nft list table inet spiderpool`, as a script that re-creates
+/// them (`nft list` prints a loadable ruleset); `None` when neither chain is there.
+pub fn marking_of(listing: &str, mark: &ReplyViaVethMark) -> Option<String> {
+    let chain = chain_prefix(mark);
+    let heads = [
+        format!("\tchain {chain}-pre {{"),
+        format!("\tchain {chain}-out {{"),
+    ];
+    let mut blocks = String::new();
+    let mut inside = false;
+    for line in listing.lines() {
+        if heads.iter().any(|h| line == h) {
+            inside = true;
+        }
+        if inside {
+            blocks.push_str(line);
+            blocks.push('\n');
+            // nft closes a chain with a tab and a brace on a line of its own.
+            inside = line != "\t}";
+        }
+    }
+    (!blocks.is_empty()).then(|| format!("table inet spiderpool {{\n{blocks}}}\n"))
 }
 
 /// Runs `nft` in a netns (or the caller's).
@@ -78,7 +131,7 @@ impl<'a> NftMarker<'a> {
         NftMarker { program, ..self }
     }
 
-    fn run(&self, script: String) -> Result<std::result::Result<(), NftFailure>> {
+    fn run(&self, script: String) -> Result<std::result::Result<String, NftFailure>> {
         let program = self.program;
         let go = move || Ok(nft(program, &script));
         match self.netns {
@@ -95,7 +148,8 @@ impl<'a> NftMarker<'a> {
     }
 }
 
-fn nft(program: &str, script: &str) -> std::result::Result<(), NftFailure> {
+/// Runs `program -f -` on `script`; its stdout.
+fn nft(program: &str, script: &str) -> std::result::Result<String, NftFailure> {
     let cmd_err = |message: String| {
         NftFailure::Run(Error::Command {
             program: program.into(),
@@ -105,7 +159,7 @@ fn nft(program: &str, script: &str) -> std::result::Result<(), NftFailure> {
     let mut child = Command::new(program)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
@@ -123,7 +177,7 @@ fn nft(program: &str, script: &str) -> std::result::Result<(), NftFailure> {
         .wait_with_output()
         .map_err(|e| cmd_err(format!("waiting for {program}: {e}")))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(NftFailure::Refused(format!(
             "{}: {}",
@@ -133,33 +187,51 @@ fn nft(program: &str, script: &str) -> std::result::Result<(), NftFailure> {
     }
 }
 
-impl Marker for NftMarker<'_> {
-    fn apply(&mut self, mark: &ReplyViaVethMark) -> Result<()> {
-        // `nft -f` with a table block is additive; delete our chains first so re-applying
-        // does not duplicate the statements.
-        self.remove(mark)?;
-        match self.run(nft_script(mark))? {
-            Ok(()) => Ok(()),
+impl NftMarker<'_> {
+    /// Runs `script`; a refusal is an error naming the program.
+    fn run_script(&self, script: String) -> Result<String> {
+        match self.run(script)? {
+            Ok(out) => Ok(out),
             Err(NftFailure::Run(e)) => Err(e),
             Err(NftFailure::Refused(m)) => Err(self.command_error(m)),
         }
     }
 
-    fn remove(&mut self, mark: &ReplyViaVethMark) -> Result<()> {
-        let chain = chain_prefix(mark);
-        // Declaring the table first makes the deletes work when it does not exist yet.
-        let script = format!(
-            "table inet spiderpool {{}}\n\
-             delete chain inet spiderpool {chain}-pre\n\
-             delete chain inet spiderpool {chain}-out\n"
-        );
-        match self.run(script)? {
-            Ok(()) => Ok(()),
-            // A chain that is not there (nft says ENOENT) is already removed.
-            Err(NftFailure::Refused(m)) if m.contains("No such file") => Ok(()),
+    /// The marking's chains as they are now (see [`marking_of`]).
+    fn current(&self, mark: &ReplyViaVethMark) -> Result<Option<String>> {
+        match self.run("list table inet spiderpool\n".into())? {
+            Ok(listing) => Ok(marking_of(&listing, mark)),
+            // No table, no marking.
+            Err(NftFailure::Refused(m)) if m.contains("No such file") => Ok(None),
             Err(NftFailure::Refused(m)) => Err(self.command_error(m)),
             Err(NftFailure::Run(e)) => Err(e),
         }
+    }
+}
+
+impl Marker for NftMarker<'_> {
+    fn apply(&mut self, mark: &ReplyViaVethMark) -> Result<Marked> {
+        let Some(before) = self.current(mark)? else {
+            self.run_script(nft_script(mark))?;
+            return Ok(Marked::Added);
+        };
+        // `nft -f` with a table block is additive: delete our chains in the same transaction
+        // so re-applying does not duplicate the statements.
+        self.run_script(remove_script(mark) + &nft_script(mark))?;
+        // nft's own listing, before and after, tells whether anything changed.
+        Ok(if self.current(mark)?.as_ref() == Some(&before) {
+            Marked::Unchanged
+        } else {
+            Marked::Replaced(before)
+        })
+    }
+
+    fn remove(&mut self, mark: &ReplyViaVethMark) -> Result<()> {
+        self.run_script(remove_script(mark)).map(drop)
+    }
+
+    fn restore(&mut self, mark: &ReplyViaVethMark, previous: &str) -> Result<()> {
+        self.run_script(remove_script(mark) + previous).map(drop)
     }
 }
 
@@ -191,10 +263,47 @@ mod tests {
     }
 
     #[test]
+    fn the_marking_is_cut_out_of_an_nft_listing_as_a_loadable_script() {
+        let listing = "table inet spiderpool {\n\
+            \tchain reply-veth0-pre {\n\
+            \t\ttype filter hook prerouting priority mangle; policy accept;\n\
+            \t\tiifname \"veth0\" ct state new ct mark set 0x00000001\n\
+            \t}\n\
+            \n\
+            \tchain reply-veth1-out {\n\
+            \t}\n\
+            \n\
+            \tchain reply-veth0-out {\n\
+            \t\tct mark 0x00000001 meta mark set ct mark\n\
+            \t}\n\
+            }\n";
+        assert_eq!(
+            marking_of(listing, &veth0()).as_deref(),
+            Some(
+                "table inet spiderpool {\n\
+                 \tchain reply-veth0-pre {\n\
+                 \t\ttype filter hook prerouting priority mangle; policy accept;\n\
+                 \t\tiifname \"veth0\" ct state new ct mark set 0x00000001\n\
+                 \t}\n\
+                 \tchain reply-veth0-out {\n\
+                 \t\tct mark 0x00000001 meta mark set ct mark\n\
+                 \t}\n\
+                 }\n"
+            )
+        );
+        assert_eq!(marking_of("table inet spiderpool {\n}\n", &veth0()), None);
+    }
+
+    #[test]
     fn a_missing_binary_is_named_in_the_error_on_apply_and_remove() {
         let mut m = NftMarker::default().with_program("/nonexistent/nft");
-        for err in [m.apply(&veth0()), m.remove(&veth0())] {
-            let err = err.err().map(|e| e.to_string()).unwrap_or_default();
+        let errors = [
+            m.apply(&veth0()).err(),
+            m.remove(&veth0()).err(),
+            m.restore(&veth0(), "").err(),
+        ];
+        for err in errors {
+            let err = err.map(|e| e.to_string()).unwrap_or_default();
             assert!(
                 err.starts_with("/nonexistent/nft: cannot run /nonexistent/nft"),
                 "{err}"

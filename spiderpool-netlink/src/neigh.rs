@@ -25,8 +25,18 @@ fn base(index: u32, ip: IpAddr) -> NeighbourMessage {
 
 /// `RTM_NEWNEIGH` for a permanent entry.
 pub(crate) fn add_msg(index: u32, ip: IpAddr, lladdr: MacAddr) -> RouteNetlinkMessage {
+    entry_msg(index, ip, lladdr, NeighbourState::Permanent)
+}
+
+/// `RTM_NEWNEIGH` for an entry in `state`.
+fn entry_msg(
+    index: u32,
+    ip: IpAddr,
+    lladdr: MacAddr,
+    state: NeighbourState,
+) -> RouteNetlinkMessage {
     let mut msg = base(index, ip);
-    msg.header.state = NeighbourState::Permanent;
+    msg.header.state = state;
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(lladdr.0.to_vec()));
     RouteNetlinkMessage::NewNeighbour(msg)
@@ -53,6 +63,22 @@ pub fn replace(nl: &mut dyn RouteNetlink, index: u32, ip: IpAddr, lladdr: MacAdd
         })
 }
 
+/// Puts `entry` back on link `index` as it was dumped (MAC and state, e.g. a learnt `STALE`
+/// entry stays learnt). An entry without a MAC (`INCOMPLETE`, `FAILED`) cannot be written:
+/// the current entry is deleted instead, and the kernel resolves the address again.
+pub fn restore(nl: &mut dyn RouteNetlink, index: u32, entry: &Neighbour) -> Result<()> {
+    let Some(lladdr) = entry.lladdr else {
+        return del(nl, index, entry.ip);
+    };
+    let ip = entry.ip;
+    nl.request(
+        entry_msg(index, ip, lladdr, state_to(entry.state)),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    )
+    .map(drop)
+    .map_err(|e| e.during(|| format!("restore neighbour {ip} lladdr {lladdr} dev index {index}")))
+}
+
 /// Deletes the entry for `ip` on link `index`.
 pub fn del(nl: &mut dyn RouteNetlink, index: u32, ip: IpAddr) -> Result<()> {
     nl.request(del_msg(index, ip), 0)
@@ -72,6 +98,19 @@ fn state_from(s: NeighbourState) -> Option<NeighState> {
         NeighbourState::Noarp => NeighState::Noarp,
         _ => return None,
     })
+}
+
+fn state_to(s: NeighState) -> NeighbourState {
+    match s {
+        NeighState::Permanent => NeighbourState::Permanent,
+        NeighState::Reachable => NeighbourState::Reachable,
+        NeighState::Stale => NeighbourState::Stale,
+        NeighState::Delay => NeighbourState::Delay,
+        NeighState::Probe => NeighbourState::Probe,
+        NeighState::Failed => NeighbourState::Failed,
+        NeighState::Incomplete => NeighbourState::Incomplete,
+        NeighState::Noarp => NeighbourState::Noarp,
+    }
 }
 
 /// A dumped neighbour with its link index.

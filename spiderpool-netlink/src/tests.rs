@@ -859,3 +859,165 @@ fn rollback_puts_a_deleted_route_back_in_front_not_exclusively() {
     assert!(matches!(last.msg, RouteNetlinkMessage::NewRoute(_)));
     assert_eq!(last.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
 }
+
+fn neigh_msg(index: u32, ip_: &str, lladdr: &str, state: NeighbourState) -> RouteNetlinkMessage {
+    let RouteNetlinkMessage::NewNeighbour(mut m) = neigh::add_msg(index, ip(ip_), mac(lladdr))
+    else {
+        unreachable!()
+    };
+    m.header.state = state;
+    RouteNetlinkMessage::NewNeighbour(m)
+}
+
+fn failing_route_step() -> spiderpool_core::coordinator::Step {
+    spiderpool_core::coordinator::Step::AddRoute {
+        route: Route::new("10.8.0.0/16".parse().unwrap(), "eth0").in_table(101),
+        origin: spiderpool_core::coordinator::RouteOrigin::New,
+    }
+}
+
+#[test]
+fn rollback_restores_a_replaced_neighbour_with_its_mac_and_state() {
+    use crate::fake::FakeSysctl;
+    use spiderpool_core::coordinator::{NetnsPlan, Step};
+
+    let plan = NetnsPlan {
+        steps: vec![
+            Step::AddNeighbour {
+                ip: ip("10.6.0.1"),
+                dev: "eth0".into(),
+                lladdr: mac("0a:00:00:00:00:aa"),
+            },
+            failing_route_step(),
+        ],
+    };
+    let mut nl = RecordingNetlink::new();
+    nl.reply(vec![link_msg(2, "eth0", true)]) // link dump
+        .fail(17) // a learnt entry exists
+        .reply(vec![neigh_msg(
+            2,
+            "10.6.0.1",
+            "02:00:00:00:00:01",
+            NeighbourState::Stale,
+        )])
+        .ack() // replaced
+        .fail(22) // the route fails
+        .ack(); // the old entry is put back
+    let mut sys = FakeSysctl::default();
+    let err = crate::apply(&plan, &mut crate::Target::new(&mut nl, &mut sys)).unwrap_err();
+    let Error::Step {
+        index,
+        rollback_errors,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*index, 1);
+    assert!(rollback_errors.is_empty());
+    assert_eq!(nl.pending(), 0, "the undo sent nothing");
+    let last = nl.sent.last().unwrap();
+    assert_eq!(last.flags, ADD_REPLACE);
+    assert_eq!(
+        last.msg,
+        neigh_msg(2, "10.6.0.1", "02:00:00:00:00:01", NeighbourState::Stale)
+    );
+}
+
+#[test]
+fn an_identical_permanent_neighbour_is_done_and_left_alone_by_the_undo() {
+    use crate::fake::FakeSysctl;
+    use spiderpool_core::coordinator::{NetnsPlan, Step};
+
+    let plan = NetnsPlan {
+        steps: vec![
+            Step::AddNeighbour {
+                ip: ip("10.6.0.1"),
+                dev: "eth0".into(),
+                lladdr: mac("0a:00:00:00:00:aa"),
+            },
+            failing_route_step(),
+        ],
+    };
+    let mut nl = RecordingNetlink::new();
+    nl.reply(vec![link_msg(2, "eth0", true)])
+        .fail(17)
+        .reply(vec![neigh_msg(
+            2,
+            "10.6.0.1",
+            "0a:00:00:00:00:aa",
+            NeighbourState::Permanent,
+        )])
+        .fail(22);
+    let mut sys = FakeSysctl::default();
+    crate::apply(&plan, &mut crate::Target::new(&mut nl, &mut sys)).unwrap_err();
+    // link dump, add, neighbour dump, the failing route: nothing replaced, nothing undone.
+    assert_eq!(nl.sent.len(), 4);
+}
+
+/// Records marker calls; `apply` answers what it is told.
+struct FakeMarker {
+    answer: crate::mark::Marked,
+    calls: Vec<String>,
+}
+
+impl crate::mark::Marker for FakeMarker {
+    fn apply(
+        &mut self,
+        m: &spiderpool_core::coordinator::ReplyViaVethMark,
+    ) -> crate::Result<crate::mark::Marked> {
+        self.calls.push(format!("apply {}", m.iface));
+        Ok(self.answer.clone())
+    }
+
+    fn remove(&mut self, m: &spiderpool_core::coordinator::ReplyViaVethMark) -> crate::Result<()> {
+        self.calls.push(format!("remove {}", m.iface));
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        m: &spiderpool_core::coordinator::ReplyViaVethMark,
+        previous: &str,
+    ) -> crate::Result<()> {
+        self.calls.push(format!("restore {} {previous}", m.iface));
+        Ok(())
+    }
+}
+
+#[test]
+fn rollback_undoes_only_a_marking_the_plan_added_or_replaced() {
+    use crate::fake::FakeSysctl;
+    use crate::mark::Marked;
+    use spiderpool_core::coordinator::{NetnsPlan, ReplyViaVethMark, Step};
+
+    let plan = NetnsPlan {
+        steps: vec![
+            Step::ReplyViaVethMark(ReplyViaVethMark {
+                iface: "veth0".into(),
+                mark: 1,
+                table: 100,
+                families: vec![Family::V4],
+            }),
+            failing_route_step(),
+        ],
+    };
+    for (answer, undo) in [
+        (Marked::Added, Some("remove veth0")),
+        (Marked::Unchanged, None),
+        (Marked::Replaced("old".into()), Some("restore veth0 old")),
+    ] {
+        let mut marker = FakeMarker {
+            answer: answer.clone(),
+            calls: Vec::new(),
+        };
+        let mut nl = RecordingNetlink::new();
+        nl.reply(vec![link_msg(2, "eth0", true)]).fail(22);
+        let mut sys = FakeSysctl::default();
+        let mut target = crate::Target::new(&mut nl, &mut sys).with_marker(&mut marker);
+        crate::apply(&plan, &mut target).unwrap_err();
+        let mut want = vec!["apply veth0"];
+        want.extend(undo);
+        assert_eq!(marker.calls, want, "{answer:?}");
+    }
+}
