@@ -9,11 +9,17 @@
 //! when the logger starts (a plugin process lives for milliseconds): a file at or above
 //! `max_size_mb` is renamed to `<file>.<UTC time>-<pid>`; then backups older than
 //! `max_age_days` (when not 0) are removed, and only the newest `max_count` (when not 0) are
-//! kept.
+//! kept. Only regular files whose names match that backup pattern exactly are ever removed.
+//!
+//! The path comes from a network configuration, which a namespaced NetworkAttachmentDefinition
+//! can set, and the plugins run as root: [`vet_path`] refuses paths this logger would not
+//! create (relative, inside system directories, shared-library names, an existing file that is
+//! not a plain regular file), and [`init`] never opens a refused path.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -86,8 +92,121 @@ pub fn parse_level(name: &str, default: LevelFilter) -> Result<LevelFilter, Stri
     })
 }
 
-/// Installs the process logger. Never fails: a file that cannot be opened falls back to
-/// stderr (and says so in the returned [`Destination`] and in a first warning line).
+/// Directories a log file is never written in (nor created in): the system's programs,
+/// libraries and configuration, and the kernel's pseudo file systems.
+pub const SYSTEM_DIRS: [&str; 12] = [
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
+    "/sys", "/usr",
+];
+
+/// Why [`vet_path`] refuses a log file path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathRefused {
+    /// Relative paths depend on the runtime's working directory.
+    #[error("log file {0:?} is not an absolute path")]
+    NotAbsolute(PathBuf),
+    /// `..` makes the checks below meaningless.
+    #[error("log file {0:?} has a \"..\" component")]
+    ParentDir(PathBuf),
+    /// The path has no file name (`/`).
+    #[error("log file {0:?} has no file name")]
+    NoFileName(PathBuf),
+    /// Inside one of [`SYSTEM_DIRS`] (also after resolving symbolic links of the directory).
+    #[error("log file {path:?} is inside the system directory {dir}")]
+    SystemDir {
+        /// The path as configured.
+        path: PathBuf,
+        /// The system directory it is in.
+        dir: &'static str,
+    },
+    /// A name with a `so` part (`libfoo.so`, `libc.so.6`): rotation would rename a library.
+    #[error("log file {0:?} is named like a shared library")]
+    SharedLibrary(PathBuf),
+    /// An existing symbolic link, directory, device, FIFO or socket.
+    #[error("log file {path:?} exists and is not a regular file but a {kind}")]
+    NotRegular {
+        /// The path as configured.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// An existing file with other names (a hard link to a file elsewhere).
+    #[error("log file {path:?} has {links} hard links")]
+    HardLinked {
+        /// The path as configured.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
+}
+
+/// Checks that `path` is one this logger would create: absolute, without `..`, outside
+/// [`SYSTEM_DIRS`] (lexically and once the existing part of its directory is resolved), not
+/// named like a shared library, and, if it exists, a regular file with a single link (not a
+/// symbolic link). Plugins call it while parsing the configuration; [`init`] calls it again.
+pub fn vet_path(path: &Path) -> Result<(), PathRefused> {
+    let owned = || path.to_path_buf();
+    if !path.is_absolute() {
+        return Err(PathRefused::NotAbsolute(owned()));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(PathRefused::ParentDir(owned()));
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(PathRefused::NoFileName(owned()));
+    };
+    if let Some(dir) = system_dir(path).or_else(|| resolved(dir).and_then(|d| system_dir(&d))) {
+        return Err(PathRefused::SystemDir { path: owned(), dir });
+    }
+    if name
+        .to_string_lossy()
+        .split('.')
+        .skip(1)
+        .any(|part| part == "so")
+    {
+        return Err(PathRefused::SharedLibrary(owned()));
+    }
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(()); // does not exist (yet): it will be created as a regular file
+    };
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let kind = if kind.is_symlink() {
+            "symbolic link"
+        } else if kind.is_dir() {
+            "directory"
+        } else {
+            "special file"
+        };
+        return Err(PathRefused::NotRegular {
+            path: owned(),
+            kind,
+        });
+    }
+    if meta.nlink() > 1 {
+        return Err(PathRefused::HardLinked {
+            path: owned(),
+            links: meta.nlink(),
+        });
+    }
+    Ok(())
+}
+
+/// The system directory `path` is in, if any (component-wise: `/usrx` is not `/usr`).
+fn system_dir(path: &Path) -> Option<&'static str> {
+    SYSTEM_DIRS.into_iter().find(|d| path.starts_with(d))
+}
+
+/// `dir` with symbolic links resolved, from its deepest existing ancestor.
+fn resolved(dir: &Path) -> Option<PathBuf> {
+    let existing = dir.ancestors().find(|a| a.exists())?;
+    let rest = dir.strip_prefix(existing).ok()?;
+    Some(fs::canonicalize(existing).ok()?.join(rest))
+}
+
+/// Installs the process logger. Never fails: a file that cannot be opened, or that
+/// [`vet_path`] refuses, falls back to stderr (and says so in the returned [`Destination`] and
+/// in a first warning line).
 pub fn init(config: &LogConfig) -> Destination {
     let (sink, dest) = match &config.file {
         None => (Sink::Stderr, Destination::Stderr),
@@ -161,6 +280,7 @@ impl Log for Logger {
 }
 
 fn open(path: &Path, config: &LogConfig) -> Result<File, String> {
+    vet_path(path).map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
@@ -180,9 +300,11 @@ fn open(path: &Path, config: &LogConfig) -> Result<File, String> {
         config.max_count,
         SystemTime::now(),
     );
+    // No following a symbolic link put there after the check.
     OpenOptions::new()
         .create(true)
         .append(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)
         .map_err(|e| e.to_string())
 }
@@ -222,10 +344,9 @@ fn prune(path: &Path, max_age_days: u64, max_count: u64, now: SystemTime) {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let rest = name.strip_prefix(&prefix)?;
-            // Only our own backups: a digit-led time stamp.
-            rest.starts_with(|c: char| c.is_ascii_digit())
-                .then_some(())?;
+            // Only our own backups: regular files named exactly as `backup_name` names them.
+            is_backup_suffix(name.strip_prefix(&prefix)?).then_some(())?;
+            e.file_type().ok()?.is_file().then_some(())?;
             let mtime = e.metadata().ok()?.modified().ok()?;
             Some((name, e.path(), mtime))
         })
@@ -240,6 +361,21 @@ fn prune(path: &Path, max_age_days: u64, max_count: u64, now: SystemTime) {
             let _ = fs::remove_file(p);
         }
     }
+}
+
+/// Whether `rest` is what [`backup_name`] appends after `<file>.`: `YYYYMMDDTHHMMSS.mmmZ-<pid>`
+/// (8 digits, `T`, 6 digits, `.`, 3 digits, `Z`, `-`, 1 to 10 digits), and nothing else.
+fn is_backup_suffix(rest: &str) -> bool {
+    const SHAPE: &[u8; 21] = b"ddddddddTdddddd.dddZ-";
+    let (stamp, pid) = rest.as_bytes().split_at(SHAPE.len().min(rest.len()));
+    let fits = |(b, want): (&u8, &u8)| match want {
+        b'd' => b.is_ascii_digit(),
+        other => b == other,
+    };
+    stamp.len() == SHAPE.len()
+        && stamp.iter().zip(SHAPE).all(fits)
+        && (1..=10).contains(&pid.len())
+        && pid.iter().all(u8::is_ascii_digit)
 }
 
 /// `2026-11-26T11:51:44.212Z`.
@@ -334,6 +470,127 @@ mod tests {
         assert!(names.contains(&"spiderpool.log.20220101T000000.000Z-1".to_owned()));
         assert!(names.contains(&"spiderpool.log.keepme".to_owned()));
         assert!(!names.contains(&"spiderpool.log.20210101T000000.000Z-1".to_owned()));
+    }
+
+    /// Backdates `path` by `days` days.
+    fn age(path: &Path, days: u64) {
+        let f = File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(days * 86_400))
+            .unwrap();
+    }
+
+    #[test]
+    fn prune_deletes_only_names_of_our_own_backup_pattern() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libfoo.so");
+        let ours = dir.path().join("app.log");
+        let mut keep = vec![
+            dir.path().join("libfoo.so.6"),
+            dir.path().join("libfoo.so.6.0.1"),
+        ];
+        // Near misses of our pattern: logrotate's archives, a truncated stamp, a suffix.
+        for name in [
+            "app.log.1",
+            "app.log.20240101",
+            "app.log.20240101.gz",
+            "app.log.20200101T000000.000Z",
+            "app.log.20200101T000000.000Z-12.gz",
+            "app.log.20200101T000000.000Z-",
+            "app.log.2020010xT000000.000Z-1",
+        ] {
+            keep.push(dir.path().join(name));
+        }
+        let gone = dir.path().join("app.log.20200101T000000.000Z-4242");
+        for f in keep.iter().chain([&gone]) {
+            fs::write(f, b"x").unwrap();
+            age(f, 30);
+        }
+        let now = SystemTime::now();
+        prune(&lib, 1, 0, now);
+        prune(&ours, 1, 0, now);
+        for f in &keep {
+            assert!(f.exists(), "{} was deleted", f.display());
+        }
+        assert!(!gone.exists(), "our own old backup is pruned");
+    }
+
+    #[test]
+    fn backup_suffix_is_exact() {
+        assert!(is_backup_suffix("20200101T000000.000Z-1"));
+        assert!(is_backup_suffix("20200101T000000.000Z-4294967295"));
+        for bad in [
+            "",
+            "6",
+            "20200101T000000.000Z-",
+            "20200101T000000.000Z-12345678901",
+            "20200101T000000.000Z-1.gz",
+            "20200101T000000.000Z1",
+            "2020010éT000000.000Z-1",
+        ] {
+            assert!(!is_backup_suffix(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn paths_we_would_not_create_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let refused = |p: &Path| vet_path(p).unwrap_err().to_string();
+        assert!(refused(Path::new("spiderpool.log")).contains("not an absolute path"));
+        assert!(refused(&d.join("../x.log")).contains("\"..\""));
+        for p in [
+            "/usr/lib/x86_64-linux-gnu/libc.so",
+            "/lib/x.log",
+            "/etc/cni/x.log",
+            "/proc/self/x",
+            "/sys/x",
+            "/dev/x",
+            "/sbin/x",
+            "/bin/x",
+        ] {
+            assert!(refused(Path::new(p)).contains("system directory"), "{p}");
+        }
+        // A symbolic link to a system directory is resolved.
+        std::os::unix::fs::symlink("/usr/lib", d.join("lib")).unwrap();
+        assert!(refused(&d.join("lib/new/x.log")).contains("system directory /usr"));
+        // Shared-library names, even outside system directories.
+        for name in ["libfoo.so", "libfoo.so.6", "ld-linux.so.2"] {
+            assert!(refused(&d.join(name)).contains("shared library"), "{name}");
+        }
+        // Existing things that are not a plain regular file.
+        fs::write(d.join("target"), b"").unwrap();
+        std::os::unix::fs::symlink(d.join("target"), d.join("link.log")).unwrap();
+        assert!(refused(&d.join("link.log")).contains("symbolic link"));
+        fs::create_dir(d.join("dir.log")).unwrap();
+        assert!(refused(&d.join("dir.log")).contains("directory"));
+        fs::hard_link(d.join("target"), d.join("hard.log")).unwrap();
+        assert!(refused(&d.join("hard.log")).contains("2 hard links"));
+        assert!(refused(Path::new("/")).contains("no file name"));
+        // What the plugins write by default, and a fresh file anywhere else, are fine.
+        vet_path(Path::new("/var/log/spidernet/spiderpool.log")).unwrap();
+        vet_path(&d.join("sub/spiderpool.log")).unwrap();
+        vet_path(&d.join("usr/x.log")).unwrap();
+    }
+
+    #[test]
+    fn a_library_path_is_never_opened_rotated_or_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libfoo.so");
+        let so6 = dir.path().join("libfoo.so.6");
+        fs::write(&lib, vec![b'x'; 2 * 1024 * 1024]).unwrap();
+        fs::write(&so6, b"ELF").unwrap();
+        age(&so6, 30);
+        let cfg = LogConfig {
+            max_size_mb: 1,
+            max_age_days: 1,
+            max_count: 1,
+            ..LogConfig::default()
+        };
+        let err = open(&lib, &cfg).unwrap_err();
+        assert!(err.contains("shared library"), "{err}");
+        assert_eq!(fs::read(&so6).unwrap(), b"ELF");
+        assert_eq!(fs::metadata(&lib).unwrap().len(), 2 * 1024 * 1024);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]
