@@ -11,16 +11,25 @@
 //! 4. the version is negotiated ([`NetConf::negotiate`], code 1: unknown or unsupported
 //!    `cniVersion`, or a command the version does not allow: CHECK needs 0.4.0, GC and STATUS
 //!    need 1.1.0).
-//! 5. the [`Plugin`] method runs; a result is printed in the configuration's `cniVersion`.
+//! 5. ADD and CHECK: `CNI_NETNS` must not be the plugin's own network namespace (code 8,
+//!    libcni's message), unless `CNI_NETNS_OVERRIDE` is set, as Go's `skel` checks it: a plugin
+//!    run by mistake with the node's netns would otherwise rewrite the node's own links and
+//!    routes. See [`netns_kind`].
+//! 6. the [`Plugin`] method runs; a result is printed in the configuration's `cniVersion`.
 //!
 //! Failures print the [`CniError`] JSON (four-space indented, as Go's plugins print it) on
 //! stdout and exit 1. Nothing else ever goes to stdout: logs use stderr or a file.
 
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::process::ExitCode;
 
 use spiderpool_core::cni::{
-    CniEnv, CniError, Command, ERR_IO, NetConf, Result100, SpecVersion, VersionReply,
+    CniEnv, CniError, Command, ERR_INVALID_NETNS, ERR_IO, NetConf, Result100, SpecVersion,
+    VersionReply,
 };
 
 /// Everything a command needs: the parsed environment, the configuration, the version to
@@ -156,6 +165,9 @@ fn dispatch<R: Read>(env: CniEnv, mut stdin: R, plugin: &dyn Plugin) -> Result<S
         .map_err(|e| CniError::new(ERR_IO, format!("error reading from stdin: {e}")))?;
     let conf = NetConf::parse(&bytes)?;
     let version = conf.negotiate(command, &SpecVersion::SUPPORTED)?;
+    if matches!(command, Command::Add | Command::Check) && !env.netns_override() {
+        refuse_own_netns(env.netns())?;
+    }
     let ctx = Context {
         env,
         conf,
@@ -173,6 +185,89 @@ fn dispatch<R: Read>(env: CniEnv, mut stdin: R, plugin: &dyn Plugin) -> Result<S
         Command::Status => plugin.status(&ctx).map(|()| String::new()),
         // Answered above; kept so the match stays exhaustive without a panic.
         Command::Version => Ok(VersionReply::ours().to_json()),
+    }
+}
+
+/// What a `CNI_NETNS` path names, found without entering it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsKind {
+    /// Nothing at that path (the netns is gone).
+    Missing,
+    /// Something that is not a network namespace: a leftover mount point (an empty regular
+    /// file once the netns mount is gone), a directory, another kind of namespace...; the
+    /// string says what.
+    NotNetns(String),
+    /// The calling thread's own network namespace.
+    Own,
+    /// Another network namespace.
+    Other,
+}
+
+/// The calling thread's netns (threads may differ; `/proc/self` shows the main thread's).
+const THREAD_SELF_NET: &str = "/proc/thread-self/ns/net";
+
+/// Classifies `path`: opened with `O_PATH` (no read permission needed, never blocks on a FIFO);
+/// the kernel names an open netns `net:[<inode>]` in `/proc/thread-self/fd`, and the netns is
+/// the caller's own when its device and inode equal those of `/proc/thread-self/ns/net`.
+pub fn netns_kind(path: &Path) -> io::Result<NetnsKind> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_PATH.bits())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(NetnsKind::Missing),
+        Err(e) => return Err(e),
+    };
+    let name = fs::read_link(format!("/proc/thread-self/fd/{}", file.as_raw_fd()))?;
+    if !name.to_string_lossy().starts_with("net:[") {
+        return Ok(NetnsKind::NotNetns(describe(&file, &name)?));
+    }
+    let (it, own) = (file.metadata()?, fs::metadata(THREAD_SELF_NET)?);
+    Ok(if (it.dev(), it.ino()) == (own.dev(), own.ino()) {
+        NetnsKind::Own
+    } else {
+        NetnsKind::Other
+    })
+}
+
+fn describe(file: &File, name: &Path) -> io::Result<String> {
+    let kind = file.metadata()?.file_type();
+    let text = name.to_string_lossy();
+    // Namespace files are regular files to stat; the kernel's name tells them apart.
+    Ok(if let Some((ns, _)) = text.split_once(":[") {
+        format!("a {ns} namespace")
+    } else if kind.is_file() {
+        "a regular file".to_owned()
+    } else if kind.is_dir() {
+        "a directory".to_owned()
+    } else {
+        "a special file".to_owned()
+    })
+}
+
+/// Step 5 of the module docs: code 8 when `netns` is the plugin's own network namespace (or
+/// when that cannot be told). A missing path or one that is not a netns is left to the plugin.
+fn refuse_own_netns(netns: Option<&str>) -> Result<(), CniError> {
+    let Some(path) = netns else {
+        return Ok(());
+    };
+    let refuse = |details: String| {
+        CniError::new(
+            ERR_INVALID_NETNS,
+            "plugin's netns and netns from CNI_NETNS should not be the same",
+        )
+        .with_details(details)
+    };
+    match netns_kind(Path::new(path)) {
+        Ok(NetnsKind::Own) => Err(refuse(format!(
+            "CNI_NETNS={path} is the network namespace the plugin runs in (the node's); \
+             set CNI_NETNS_OVERRIDE=1 if that is really meant"
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(refuse(format!(
+            "cannot tell whether CNI_NETNS={path} is the plugin's own network namespace: {e}"
+        ))),
     }
 }
 
@@ -354,6 +449,80 @@ mod tests {
         let (o, calls) = go(vars, &conf("0.3.1"));
         assert_eq!((o.code, o.stdout.as_str()), (0, ""));
         assert_eq!(calls, ["del"]);
+    }
+
+    #[test]
+    fn the_plugins_own_netns_is_refused_for_add_and_check() {
+        for (command, version) in [("ADD", "0.3.1"), ("CHECK", "1.0.0")] {
+            let mut vars = env(command);
+            vars.retain(|(k, _)| k != "CNI_NETNS");
+            vars.push(("CNI_NETNS".into(), "/proc/self/ns/net".into()));
+            let (o, calls) = go(vars.clone(), &conf(version));
+            assert_eq!(o.code, 1, "{command}");
+            let e: CniError = serde_json::from_str(&o.stdout).unwrap();
+            assert_eq!(e.code, 8, "{command}: {}", o.stdout);
+            assert_eq!(
+                e.msg,
+                "plugin's netns and netns from CNI_NETNS should not be the same"
+            );
+            assert!(e.details.contains("/proc/self/ns/net"), "{}", e.details);
+            assert!(calls.is_empty(), "{command}: the plugin must not run");
+            // libcni's escape hatch.
+            vars.push(("CNI_NETNS_OVERRIDE".into(), "1".into()));
+            let (o, calls) = go(vars, &conf(version));
+            assert_eq!(o.code, 0, "{command}: {}", o.stdout);
+            assert_eq!(calls.len(), usize::from(command == "ADD"));
+        }
+        // DEL must still run (it cleans up; the plugin decides what to touch).
+        let mut vars = env("DEL");
+        vars.retain(|(k, _)| k != "CNI_NETNS");
+        vars.push(("CNI_NETNS".into(), "/proc/self/ns/net".into()));
+        let (o, calls) = go(vars, &conf("0.3.1"));
+        assert_eq!((o.code, calls), (0, vec!["del"]));
+    }
+
+    #[test]
+    fn netns_kinds_without_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("leftover");
+        std::fs::write(&file, b"").unwrap();
+        let kind = |p: &Path| netns_kind(p).unwrap();
+        assert_eq!(kind(&dir.path().join("gone")), NetnsKind::Missing);
+        assert_eq!(kind(&file), NetnsKind::NotNetns("a regular file".into()));
+        assert_eq!(kind(dir.path()), NetnsKind::NotNetns("a directory".into()));
+        assert_eq!(
+            kind(Path::new("/proc/self/ns/uts")),
+            NetnsKind::NotNetns("a uts namespace".into())
+        );
+        assert_eq!(kind(Path::new("/proc/self/ns/net")), NetnsKind::Own);
+        assert_eq!(kind(Path::new("/proc/thread-self/ns/net")), NetnsKind::Own);
+    }
+
+    #[test]
+    fn netns_kind_compares_with_the_calling_thread() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root to create a network namespace");
+            return;
+        }
+        let main_ns = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
+        let (tid, kinds) = std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let tid = nix::unistd::gettid();
+                let kinds = [
+                    netns_kind(Path::new("/proc/thread-self/ns/net")).unwrap(),
+                    // The main thread's netns (the "node"), seen from a thread in another.
+                    netns_kind(Path::new(&main_ns)).unwrap(),
+                ];
+                (tid, kinds)
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(kinds, [NetnsKind::Own, NetnsKind::Other]);
+        // The thread has exited; its netns went with it.
+        let gone = format!("/proc/self/task/{tid}/ns/net");
+        assert_eq!(netns_kind(Path::new(&gone)).unwrap(), NetnsKind::Missing);
     }
 
     #[test]
