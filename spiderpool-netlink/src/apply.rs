@@ -1,20 +1,21 @@
-//! Applying a plan (all or nothing) and the best-effort DEL teardown.
+//! Applying a plan (all or nothing), an ADD's pod and node plans together, and the
+//! best-effort DEL teardown.
+
+mod steps;
+mod undo;
 
 use std::os::fd::BorrowedFd;
 
-use spiderpool_core::coordinator::{
-    DelPlan, Family, MacAddr, NeighState, Neighbour, NetnsPlan, ReplyViaVethMark, Route, Rule,
-    Step, step_commands,
-};
+use spiderpool_core::coordinator::{DelPlan, NetnsPlan, Plan, step_commands};
 
-use crate::addr::{self, AddrOptions};
-use crate::error::{Error, Result};
-use crate::link::{self, LinkNames, VethOptions};
-use crate::mark::{Marked, Marker};
+use crate::error::{Error, PlanError, Result};
+use crate::link::LinkNames;
+use crate::mark::Marker;
 use crate::msg::RouteNetlink;
 use crate::probe::Announcer;
 use crate::sysctl::SysctlAccess;
-use crate::{neigh, route, rule};
+use steps::{Done, apply_step};
+use undo::{Undo, rollback};
 
 /// Where a plan is applied: a netlink transport bound in the target netns, its sysctls, the
 /// netns that receives the peer of a created veth, and the reply-via-veth marker.
@@ -74,26 +75,6 @@ pub struct ApplyReport {
     pub notes: Vec<String>,
 }
 
-/// How to undo one applied step.
-enum Undo {
-    DeleteLink(String),
-    DelAddress(String, ipnet::IpNet),
-    SetLinkUp(String, bool),
-    SetMac(String, MacAddr),
-    SetTxQueueLen(String, u32),
-    Sysctl(String, String),
-    DelNeighbour(String, std::net::IpAddr),
-    /// Put back an entry a step deleted or replaced, with its MAC and state.
-    RestoreNeighbour(Neighbour),
-    DelRule(Rule),
-    AddRule(Rule),
-    DelRoute(Route),
-    AddRoute(Route),
-    Unmark(ReplyViaVethMark),
-    /// Put back the marking a step replaced, as the marker described it.
-    Remark(ReplyViaVethMark, String),
-}
-
 /// Applies `plan`'s steps in order. Adds are exclusive with "exists" treated as done; deletes
 /// treat "not found" as done. If a step fails, what the earlier steps changed is undone in
 /// reverse order and the error says which step failed: added entries are deleted; deleted
@@ -119,9 +100,12 @@ pub fn apply_undoable(plan: &NetnsPlan, target: &mut Target<'_>) -> Result<Appli
     let mut undo: Vec<Undo> = Vec::new();
     let mut report = ApplyReport::default();
     for (index, step) in plan.steps.iter().enumerate() {
-        match apply_step(step, target, &mut names, &mut undo, &mut report) {
-            Ok(true) => report.changed += 1,
-            Ok(false) => report.already += 1,
+        match apply_step(step, target, &mut names, &mut report.notes) {
+            Ok(Done::Already) => report.already += 1,
+            Ok(Done::Changed(records)) => {
+                report.changed += 1;
+                undo.extend(records);
+            }
             Err(source) => {
                 let rollback_errors = rollback(undo, target, &mut names);
                 return Err(Error::Step {
@@ -146,305 +130,35 @@ pub fn undo(applied: Applied, target: &mut Target<'_>) -> Vec<Error> {
     }
 }
 
-fn link_state(names: &mut LinkNames, nl: &mut dyn RouteNetlink, dev: &str) -> Result<link::Link> {
-    names.forget(dev);
-    names.link(nl, dev).cloned()
+/// What [`apply_plan`] did in each netns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanReport {
+    /// The pod's steps.
+    pub pod: ApplyReport,
+    /// The node's steps.
+    pub node: ApplyReport,
 }
 
-/// Applies one step; `Ok(false)` when it was already in place.
-fn apply_step(
-    step: &Step,
-    t: &mut Target<'_>,
-    names: &mut LinkNames,
-    undo: &mut Vec<Undo>,
-    report: &mut ApplyReport,
-) -> Result<bool> {
-    let nl = &mut *t.netlink;
-    match step {
-        Step::SetLinkUp { dev } => {
-            let l = link_state(names, nl, dev)?;
-            if l.up {
-                return Ok(false);
-            }
-            link::set_up(nl, l.index, true)?;
-            undo.push(Undo::SetLinkUp(dev.clone(), false));
-        }
-        Step::CreateVeth(v) => {
-            let opts = VethOptions {
-                mac: Some(v.mac),
-                peer_mac: Some(v.peer_mac),
-                mtu: Some(v.mtu),
-                peer_netns: t.peer_netns,
-            };
-            match link::create_veth(nl, &v.name, &v.peer_name, &opts) {
-                Err(e) if e.is_exists() => return Ok(false),
-                r => r?,
-            }
-            undo.push(Undo::DeleteLink(v.name.clone()));
-        }
-        Step::DeleteLink { name } => {
-            let Some(l) = link::get_by_name(nl, name)? else {
-                return Ok(false);
-            };
-            match link::delete(nl, l.index) {
-                Err(e) if e.is_not_found() => return Ok(false),
-                r => r?,
-            }
-            names.forget(name);
-        }
-        Step::SetMac { dev, mac } => {
-            let l = link_state(names, nl, dev)?;
-            if l.mac == Some(*mac) {
-                return Ok(false);
-            }
-            link::set_mac(nl, l.index, *mac)?;
-            if let Some(old) = l.mac {
-                undo.push(Undo::SetMac(dev.clone(), old));
-            }
-        }
-        Step::SetTxQueueLen { dev, len } => {
-            let l = link_state(names, nl, dev)?;
-            if l.tx_queue_len == Some(*len) {
-                return Ok(false);
-            }
-            link::set_tx_queue_len(nl, l.index, *len)?;
-            if let Some(old) = l.tx_queue_len {
-                undo.push(Undo::SetTxQueueLen(dev.clone(), old));
-            }
-        }
-        Step::AddAddress { dev, addr: a } => {
-            let index = names.index(nl, dev)?;
-            let opts = AddrOptions { nodad: true };
-            match addr::add(nl, index, a, &opts) {
-                Err(e) if e.is_exists() => return Ok(false),
-                r => r?,
-            }
-            undo.push(Undo::DelAddress(dev.clone(), *a));
-        }
-        Step::Sysctl { key, value } => {
-            let old = t.sysctl.write(key, value)?;
-            if old == *value {
-                return Ok(false);
-            }
-            undo.push(Undo::Sysctl(key.clone(), old));
-        }
-        Step::AddNeighbour { ip, dev, lladdr } => {
-            let index = names.index(nl, dev)?;
-            match neigh::add(nl, index, *ip, *lladdr) {
-                Ok(()) => undo.push(Undo::DelNeighbour(dev.clone(), *ip)),
-                // An entry exists (maybe learnt, maybe another MAC): replace it, and keep the
-                // old one for the undo.
-                Err(e) if e.is_exists() => {
-                    let old = neigh::dump(nl, names)?
-                        .into_iter()
-                        .find(|(i, n)| *i == index && n.ip == *ip)
-                        .map(|(_, n)| n);
-                    let wanted = |n: &Neighbour| {
-                        n.lladdr == Some(*lladdr) && n.state == NeighState::Permanent
-                    };
-                    if old.as_ref().is_some_and(wanted) {
-                        return Ok(false);
-                    }
-                    neigh::replace(nl, index, *ip, *lladdr)?;
-                    undo.push(match old {
-                        Some(n) => Undo::RestoreNeighbour(n),
-                        // Gone between the add and the dump: nothing to put back.
-                        None => Undo::DelNeighbour(dev.clone(), *ip),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Step::DeleteNeighbour { ip, dev } => {
-            let found: Vec<(u32, Neighbour)> = neigh::dump(nl, names)?
-                .into_iter()
-                .filter(|(_, n)| n.ip == *ip && dev.as_ref().is_none_or(|d| *d == n.dev))
-                .collect();
-            if found.is_empty() {
-                return Ok(false);
-            }
-            for (index, n) in found {
-                match neigh::del(nl, index, n.ip) {
-                    Err(e) if e.is_not_found() => {}
-                    r => r?,
-                }
-                if n.lladdr.is_some() {
-                    undo.push(Undo::RestoreNeighbour(n));
-                }
-            }
-        }
-        Step::AddRule(r) => {
-            if !rule::add(nl, r)? {
-                return Ok(false);
-            }
-            undo.push(Undo::DelRule(r.clone()));
-        }
-        Step::DeleteRule(sel) => {
-            let found: Vec<Rule> = rule::dump(nl, sel.family)?
-                .into_iter()
-                .filter(|r| sel.selects(r))
-                .collect();
-            if found.is_empty() {
-                return Ok(false);
-            }
-            for r in found {
-                match rule::del(nl, &r) {
-                    Err(e) if e.is_not_found() => {}
-                    res => res?,
-                }
-                undo.push(Undo::AddRule(r));
-            }
-        }
-        Step::AddRoute { route: r, .. } => {
-            match route::add(nl, names, r, route::AddMode::Exclusive) {
-                Err(e) if e.is_exists() => return Ok(false),
-                res => res?,
-            }
-            undo.push(Undo::DelRoute(r.clone()));
-        }
-        Step::DeleteRoute { route: sel } => {
-            let found: Vec<Route> = route::dump(nl, names, sel.family(), sel.table)?
-                .into_iter()
-                .filter(|r| sel.selects(r))
-                .collect();
-            if !delete_routes(nl, names, found, undo)? {
-                return Ok(false);
-            }
-        }
-        Step::DeleteRoutesTo { table, dst } => {
-            let found: Vec<Route> = route::dump(nl, names, Family::of_net(dst), *table)?
-                .into_iter()
-                .filter(|r| r.dst.trunc() == dst.trunc())
-                .collect();
-            if !delete_routes(nl, names, found, undo)? {
-                return Ok(false);
-            }
-        }
-        Step::ReplyViaVethMark(m) => {
-            let marker = t.marker.as_deref_mut().ok_or_else(|| {
-                Error::invalid("the plan needs reply-via-veth marking but no marker was given")
-            })?;
-            match marker.apply(m)? {
-                Marked::Added => undo.push(Undo::Unmark(m.clone())),
-                // Someone (e.g. an earlier ADD) relies on it: an undo must leave it in place.
-                Marked::Unchanged => return Ok(false),
-                Marked::Replaced(old) => undo.push(Undo::Remark(m.clone(), old)),
-            }
-        }
-        Step::Announce { dev, addrs } => {
-            let list = || {
-                addrs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            // Failures are only logged (spec §4.4 step 11): neighbours still learn the new
-            // MAC when their entries expire.
-            let Some(announcer) = t.announcer.as_deref_mut() else {
-                report.notes.push(format!(
-                    "announce {} on {dev}: not sent (no announcer given)",
-                    list()
-                ));
-                return Ok(false);
-            };
-            if let Err(e) = announcer.announce(dev, addrs) {
-                report
-                    .notes
-                    .push(format!("announce {} on {dev} failed: {e}", list()));
-                return Ok(false);
-            }
-        }
+/// Applies an ADD plan: the pod's steps (they create the node end of an underlay veth), then
+/// the node's. All or nothing across both: if a node step fails, the node steps before it are
+/// undone and then the whole pod plan, with the record of what it changed; if a pod step
+/// fails, the node is not touched. `pod` and `node` reach the pod's and node's netns.
+pub fn apply_plan(
+    plan: &Plan,
+    pod: &mut Target<'_>,
+    node: &mut Target<'_>,
+) -> Result<PlanReport, PlanError> {
+    let pod_applied = apply_undoable(&plan.pod, pod).map_err(PlanError::Pod)?;
+    match apply(&plan.host, node) {
+        Ok(node_report) => Ok(PlanReport {
+            pod: pod_applied.report,
+            node: node_report,
+        }),
+        Err(node_error) => Err(PlanError::Node {
+            pod_undo_errors: undo(pod_applied, pod),
+            source: node_error,
+        }),
     }
-    Ok(true)
-}
-
-fn delete_routes(
-    nl: &mut dyn RouteNetlink,
-    names: &mut LinkNames,
-    found: Vec<Route>,
-    undo: &mut Vec<Undo>,
-) -> Result<bool> {
-    let any = !found.is_empty();
-    for r in found {
-        match route::del(nl, names, &r) {
-            Err(e) if e.is_not_found() => {}
-            res => res?,
-        }
-        undo.push(Undo::AddRoute(r));
-    }
-    Ok(any)
-}
-
-fn run_undo(u: &Undo, t: &mut Target<'_>, names: &mut LinkNames) -> Result<()> {
-    let nl = &mut *t.netlink;
-    match u {
-        Undo::DeleteLink(name) => {
-            if let Some(l) = link::get_by_name(nl, name)? {
-                link::delete(nl, l.index)?;
-            }
-            names.forget(name);
-        }
-        Undo::DelAddress(dev, a) => {
-            let i = names.index(nl, dev)?;
-            addr::del(nl, i, a)?
-        }
-        Undo::SetLinkUp(dev, up) => {
-            let i = names.index(nl, dev)?;
-            link::set_up(nl, i, *up)?
-        }
-        Undo::SetMac(dev, mac) => {
-            let i = names.index(nl, dev)?;
-            link::set_mac(nl, i, *mac)?
-        }
-        Undo::SetTxQueueLen(dev, len) => {
-            let i = names.index(nl, dev)?;
-            link::set_tx_queue_len(nl, i, *len)?
-        }
-        Undo::Sysctl(key, old) => {
-            t.sysctl.write(key, old)?;
-        }
-        Undo::DelNeighbour(dev, ip) => {
-            let i = names.index(nl, dev)?;
-            neigh::del(nl, i, *ip)?
-        }
-        Undo::RestoreNeighbour(n) => {
-            let i = names.index(nl, &n.dev)?;
-            neigh::restore(nl, i, n)?
-        }
-        Undo::DelRule(r) => rule::del(nl, r)?,
-        Undo::AddRule(r) => {
-            rule::add(nl, r)?;
-        }
-        Undo::DelRoute(r) => route::del(nl, names, r)?,
-        // Prepend, not exclusive: a same-slot route (two default routes of equal metric) must
-        // not make the restore fail silently, and the restored route must come first again.
-        Undo::AddRoute(r) => route::add(nl, names, r, route::AddMode::Prepend)?,
-        Undo::Unmark(m) => {
-            if let Some(marker) = t.marker.as_deref_mut() {
-                marker.remove(m)?;
-            }
-        }
-        Undo::Remark(m, old) => {
-            if let Some(marker) = t.marker.as_deref_mut() {
-                marker.restore(m, old)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Undoes in reverse order; "not found" while undoing an add counts as undone.
-fn rollback(undo: Vec<Undo>, t: &mut Target<'_>, names: &mut LinkNames) -> Vec<Error> {
-    let mut errors = Vec::new();
-    for u in undo.iter().rev() {
-        match run_undo(u, t, names) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() || e.is_exists() => {}
-            Err(e) => errors.push(e),
-        }
-    }
-    errors
 }
 
 /// Runs a DEL plan's host steps, best effort: every step is tried, "not found" counts as done,
@@ -455,10 +169,9 @@ pub fn teardown(plan: &DelPlan, target: &mut Target<'_>) -> Result<()> {
         Err(e) => return Err(Error::Many(vec![e])),
     };
     let mut errors = Vec::new();
-    let mut report = ApplyReport::default();
+    let mut notes = Vec::new();
     for (index, step) in plan.host.steps.iter().enumerate() {
-        let mut undo = Vec::new();
-        match apply_step(step, target, &mut names, &mut undo, &mut report) {
+        match apply_step(step, target, &mut names, &mut notes) {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(source) => errors.push(Error::Step {

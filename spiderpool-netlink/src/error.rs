@@ -87,6 +87,40 @@ pub enum Error {
     Many(Vec<Error>),
 }
 
+/// Why [`apply_plan`](crate::apply_plan) failed. Either way the plan was rolled back in both
+/// namespaces, except what `rollback_errors` and `pod_undo_errors` list.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A pod step failed ([`Error::Step`]); the pod steps before it were undone and the node
+    /// was not touched.
+    #[error("applying the pod plan (rolled back): {0}")]
+    Pod(#[source] Error),
+    /// A node step failed ([`Error::Step`]); the node steps before it were undone, and then
+    /// the whole pod plan.
+    #[error(
+        "applying the node plan (rolled back): {source}{}",
+        pod_undo_summary(pod_undo_errors)
+    )]
+    Node {
+        /// The node step's failure.
+        #[source]
+        source: Error,
+        /// What could not be undone of the pod plan (empty when its undo was clean).
+        pod_undo_errors: Vec<Error>,
+    },
+}
+
+fn pod_undo_summary(errs: &[Error]) -> String {
+    if errs.is_empty() {
+        "; the pod plan was rolled back".into()
+    } else {
+        format!(
+            "; rolling back the pod plan also failed: {}",
+            join_errors(errs)
+        )
+    }
+}
+
 fn rollback_summary(errs: &[Error]) -> String {
     if errs.is_empty() {
         String::new()

@@ -18,7 +18,7 @@
 //! | [`mark`] | `nft` | the reply-via-veth connection marking |
 //! | [`packet`] | | ARP / neighbour discovery frames, built and parsed (no I/O) |
 //! | [`probe`] | `arping`, `ndisc6` | gratuitous ARP / unsolicited NA, IP conflict and gateway probes |
-//! | [`apply()`], [`read()`], [`verify()`], [`teardown()`] | | plans: all-or-nothing apply, read back, drift, best-effort DEL |
+//! | [`apply()`], [`apply_plan()`], [`read()`], [`verify()`], [`teardown()`] | | plans: all-or-nothing apply (one netns, or an ADD's pod then node), read back, drift, best-effort DEL |
 //!
 //! ```no_run
 //! use spiderpool_netlink::{NetNs, link};
@@ -48,8 +48,10 @@ pub mod socket;
 pub mod sysctl;
 mod verify;
 
-pub use apply::{Applied, ApplyReport, Target, apply, apply_undoable, teardown, undo};
-pub use error::{Error, Result};
+pub use apply::{
+    Applied, ApplyReport, PlanReport, Target, apply, apply_plan, apply_undoable, teardown, undo,
+};
+pub use error::{Error, PlanError, Result};
 pub use link::LinkNames;
 pub use msg::RouteNetlink;
 pub use netns::NetNs;

@@ -1021,3 +1021,73 @@ fn rollback_undoes_only_a_marking_the_plan_added_or_replaced() {
         assert_eq!(marker.calls, want, "{answer:?}");
     }
 }
+
+#[test]
+fn apply_plan_undoes_the_pod_plan_when_the_node_plan_fails() {
+    use crate::fake::FakeSysctl;
+    use crate::{PlanError, apply_plan};
+    use spiderpool_core::coordinator::{NetnsPlan, Plan, Step};
+
+    let pod_rule = Rule::from_addr(ip("10.6.212.145"), 101).at(32765);
+    let plan = Plan {
+        pod: NetnsPlan {
+            steps: vec![Step::AddRule(pod_rule.clone())],
+        },
+        host: NetnsPlan {
+            steps: vec![Step::AddRule(Rule::lookup(Family::V4, 500).at(1000))],
+        },
+        ..Plan::default()
+    };
+    let (mut pod_sys, mut node_sys) = (FakeSysctl::default(), FakeSysctl::default());
+
+    // The node's rule fails: the pod's rule is deleted again.
+    let (mut pod_nl, mut node_nl) = (RecordingNetlink::new(), RecordingNetlink::new());
+    node_nl.ack().fail(1); // link dump, EPERM
+    let err = apply_plan(
+        &plan,
+        &mut crate::Target::new(&mut pod_nl, &mut pod_sys),
+        &mut crate::Target::new(&mut node_nl, &mut node_sys),
+    )
+    .unwrap_err();
+    assert!(matches!(&err, PlanError::Node { pod_undo_errors, .. } if pod_undo_errors.is_empty()));
+    assert!(
+        err.to_string().starts_with(
+            "applying the node plan (rolled back): step 0 (ip rule add from all lookup 500 pref 1000) failed"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().ends_with("; the pod plan was rolled back"),
+        "{err}"
+    );
+    let last = pod_nl.sent.last().unwrap();
+    assert_eq!(
+        last.msg,
+        RouteNetlinkMessage::DelRule(rule::rule_msg(&pod_rule))
+    );
+
+    // The pod's rule fails: the node is not touched.
+    let (mut pod_nl, mut node_nl) = (RecordingNetlink::new(), RecordingNetlink::new());
+    pod_nl.ack().fail(1);
+    let err = apply_plan(
+        &plan,
+        &mut crate::Target::new(&mut pod_nl, &mut pod_sys),
+        &mut crate::Target::new(&mut node_nl, &mut node_sys),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PlanError::Pod(Error::Step { index: 0, .. })),
+        "{err}"
+    );
+    assert!(node_nl.sent.is_empty());
+
+    // Both apply: one report each.
+    let (mut pod_nl, mut node_nl) = (RecordingNetlink::new(), RecordingNetlink::new());
+    let report = apply_plan(
+        &plan,
+        &mut crate::Target::new(&mut pod_nl, &mut pod_sys),
+        &mut crate::Target::new(&mut node_nl, &mut node_sys),
+    )
+    .unwrap();
+    assert_eq!((report.pod.changed, report.node.changed), (1, 1));
+}

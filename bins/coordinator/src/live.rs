@@ -17,8 +17,8 @@ use spiderpool_netlink::mark::NftMarker;
 use spiderpool_netlink::probe::PacketAnnouncer;
 use spiderpool_netlink::sysctl::ProcSys;
 use spiderpool_netlink::{
-    NetNs, NetlinkSocket, ReadOptions, Target, apply, apply_undoable, read, read_host_with,
-    read_with, sysctl_keys, teardown, undo, verify,
+    NetNs, NetlinkSocket, ReadOptions, Target, apply_plan, read, read_host_with, read_with,
+    sysctl_keys, teardown, verify,
 };
 
 /// Sysctls a plan may write; read before planning so CHECK can compare them, and opened inside
@@ -107,8 +107,9 @@ pub fn read_add(pod_ns: &NetNs) -> Result<AddInput<'_>, CniError> {
     })
 }
 
-/// ADD: plans from what [`read_add`] read, applies the pod plan and then the host plan. If the
-/// host plan fails, the pod plan is undone too, so nothing is left half-applied.
+/// ADD: plans from what [`read_add`] read and applies it with [`apply_plan`] (the pod plan,
+/// then the node plan; if the node plan fails the pod plan is undone too, so nothing is left
+/// half-applied).
 pub fn add(
     cfg: &CoordinatorConfig,
     req: &AddRequest,
@@ -130,63 +131,28 @@ pub fn add(
     }
 
     let mut marker = NftMarker::in_netns(pod_ns);
-    // Sends the gratuitous ARP / unsolicited NA a podMACPrefix change calls for (spec §4.4
-    // step 11); only plans with a MAC change have an announce step.
+    // Sends the gratuitous ARP / unsolicited NA a podMACPrefix change calls for; only plans
+    // with a MAC change have an announce step.
     let mut announcer = PacketAnnouncer::in_netns(pod_ns);
-    let pod_applied = {
-        let mut target = Target {
-            marker: Some(&mut marker),
-            ..Target::new(&mut pnl, &mut psys)
-                .with_peer_netns(host_ns.as_fd())
-                .with_announcer(&mut announcer)
-        };
-        let applied = apply_undoable(&plan.pod, &mut target)
-            .map_err(|e| kernel("applying the pod plan (rolled back)", e))?;
-        let report = &applied.report;
-        for note in &report.notes {
-            log::info!("{note}");
-        }
-        log::debug!(
-            "pod plan: {} changed, {} already in place",
-            report.changed,
-            report.already
-        );
-        applied
-    };
-    let mut target = Target::new(&mut hnl, &mut hsys);
-    match apply(&plan.host, &mut target) {
-        Ok(report) => {
-            log::debug!(
-                "node plan: {} changed, {} already in place",
-                report.changed,
-                report.already
-            );
-            Ok(plan)
-        }
-        Err(e) => {
-            // Take the pod plan back with the record of what it changed.
-            let mut target = Target {
-                marker: Some(&mut marker),
-                ..Target::new(&mut pnl, &mut psys)
-            };
-            let undo_errors: Vec<String> = undo(pod_applied, &mut target)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            let tail = if undo_errors.is_empty() {
-                "; the pod plan was rolled back".to_owned()
-            } else {
-                format!(
-                    "; rolling back the pod plan also failed: {}",
-                    undo_errors.join("; ")
-                )
-            };
-            Err(CniError::new(
-                ERR_INTERNAL,
-                format!("applying the node plan (rolled back): {e}{tail}"),
-            ))
-        }
+    let mut pod_target = Target::new(&mut pnl, &mut psys)
+        .with_peer_netns(host_ns.as_fd())
+        .with_marker(&mut marker)
+        .with_announcer(&mut announcer);
+    let mut node_target = Target::new(&mut hnl, &mut hsys);
+    // Every failure is code 999; the message says which netns failed and what was rolled back.
+    let report = apply_plan(&plan, &mut pod_target, &mut node_target)
+        .map_err(|e| CniError::new(ERR_INTERNAL, e.to_string()))?;
+    for note in &report.pod.notes {
+        log::info!("{note}");
     }
+    for (netns, r) in [("pod", &report.pod), ("node", &report.node)] {
+        log::debug!(
+            "{netns} plan: {} changed, {} already in place",
+            r.changed,
+            r.already
+        );
+    }
+    Ok(plan)
 }
 
 /// CHECK: plans again from the live state and lists what the live namespaces lack. A plan
