@@ -1,4 +1,22 @@
-//! Spiderpool on Kubernetes: CRDs, the Kubernetes allocation store, controllers and webhooks.
+//! Spiderpool on Kubernetes: the CRDs, the Kubernetes IPAM store, and the cluster view the
+//! agent allocates with (Pods, Namespaces, Nodes from watch caches).
 //!
-//! Not yet implemented: a later issue builds it on `kube` and `tokio`. Kept free of those
-//! dependencies until then so the workspace builds fast.
+//! | module | what |
+//! |---|---|
+//! | [`client`] | a client from a kubeconfig, `$KUBECONFIG` or the in-cluster account |
+//! | [`crds`] | the CRDs (six Spiderpool kinds + Multus NAD), their files, install |
+//! | [`kinds`] | `spiderpool-core` objects ⇄ the apiserver's dynamic objects |
+//! | [`store`] | [`store::KubeStore`]: the IPAM store on SpiderIPPools (per-node blocks) and SpiderEndpoints |
+//!
+//! Everything async runs on tokio; the IPAM store exposes core's synchronous
+//! [`spiderpool_core::ipam::IpamStore`] so the same engine runs on every store.
+
+pub mod client;
+pub mod crds;
+mod error;
+pub mod kinds;
+pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use error::{Error, Result};

@@ -160,6 +160,19 @@ impl StoreState {
         Ok(self.insert_pool(state, pool))
     }
 
+    /// Changes which addresses of pool `name` are handed out first, keeping its version: the
+    /// free addresses are the same, so plans made on earlier snapshots stay valid. Returns
+    /// whether the pool exists.
+    pub fn set_preferred(&mut self, name: &str, preferred: Option<IpRangeSet>) -> bool {
+        match self.pools.get_mut(name) {
+            Some((_, state, _)) => {
+                Arc::make_mut(state).set_preferred(preferred);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn insert_pool(&mut self, state: PoolState, pool: SpiderIPPool) -> Version {
         let v = self.next();
         let name = pool.metadata.name.clone().unwrap_or_default();

@@ -1,0 +1,205 @@
+//! The agent's local view of the shared state: every pool (with its blocks), reserved IPs,
+//! the endpoint index, and the [`StoreState`] the IPAM engine plans on.
+//!
+//! The planner sees each pool *masked* to what this node may hand out: its own block (the
+//! preferred addresses, used first) plus the pool's unclaimed addresses (taking one makes the
+//! commit claim a block around it first). Other nodes' blocks are invisible, so the planner
+//! can never pick an address another node may be handing out at the same moment.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use spiderpool_core::ip::IpRangeSet;
+use spiderpool_core::ipam::{EndpointKey, StoreState};
+use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
+
+use super::blocks::PoolBlocks;
+use super::index::EndpointIndex;
+
+/// The last pool object seen and its blocks.
+#[derive(Debug, Clone)]
+pub struct PoolEntry {
+    /// `metadata.resourceVersion` as a number.
+    pub version: u64,
+    /// The object as the apiserver has it.
+    pub object: SpiderIPPool,
+    /// Its blocks.
+    pub layout: PoolBlocks,
+}
+
+/// Everything guarded by the store's lock.
+#[derive(Debug)]
+pub struct Inner {
+    /// This node.
+    pub node: String,
+    /// What the planner plans on.
+    pub state: StoreState,
+    /// Pools by name.
+    pub pools: BTreeMap<String, PoolEntry>,
+    /// Pools whose view could not be built (bad spec or status), with why.
+    pub broken: BTreeMap<String, String>,
+    /// SpiderReservedIPs by name, with their versions.
+    pub reserved: BTreeMap<String, (u64, SpiderReservedIP)>,
+    /// Who holds what.
+    pub index: EndpointIndex,
+    /// Pools whose count this node should write.
+    pub dirty: BTreeSet<String>,
+}
+
+impl Inner {
+    /// An empty view for `node`.
+    pub fn new(node: &str) -> Self {
+        Inner {
+            node: node.to_owned(),
+            state: StoreState::new(),
+            pools: BTreeMap::new(),
+            broken: BTreeMap::new(),
+            reserved: BTreeMap::new(),
+            index: EndpointIndex::new(node),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// This node's block of `pool`.
+    pub fn my_block(&self, pool: &str) -> Option<IpRangeSet> {
+        self.pools.get(pool).map(|e| e.layout.block(&self.node))
+    }
+
+    /// Puts a pool object seen at `version` (older versions than the one held are ignored)
+    /// and rebuilds its view when its layout changed. Returns whether anything changed.
+    pub fn put_pool(&mut self, version: u64, object: SpiderIPPool) -> bool {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        if let Some(e) = self.pools.get(&name)
+            && e.version >= version
+        {
+            return false;
+        }
+        let layout = match PoolBlocks::from_pool(&object) {
+            Ok(l) => l,
+            Err(e) => {
+                // Unusable until fixed: no allocation from it, its records stay in the
+                // endpoints.
+                self.broken.insert(name.clone(), e.to_string());
+                self.pools.remove(&name);
+                self.state.remove_pool(&name);
+                return true;
+            }
+        };
+        self.broken.remove(&name);
+        let rebuild = match self.pools.get(&name) {
+            Some(old) => {
+                !old.layout.same_layout(&layout)
+                    || old.object.spec != object.spec
+                    || old.object.metadata.labels != object.metadata.labels
+                    || old.object.metadata.deletion_timestamp
+                        != object.metadata.deletion_timestamp
+            }
+            None => true,
+        };
+        self.pools.insert(
+            name.clone(),
+            PoolEntry {
+                version,
+                object,
+                layout,
+            },
+        );
+        if rebuild {
+            self.rebuild(&name);
+        }
+        self.dirty.insert(name);
+        true
+    }
+
+    /// Removes pool `name` (deleted in the cluster) unless a newer version is held.
+    pub fn remove_pool(&mut self, name: &str, version: Option<u64>) {
+        if let (Some(v), Some(e)) = (version, self.pools.get(name))
+            && e.version > v
+        {
+            return;
+        }
+        self.pools.remove(name);
+        self.broken.remove(name);
+        self.state.remove_pool(name);
+    }
+
+    /// Rebuilds the planner's view of `pool`: masked to this node's block and the unclaimed
+    /// addresses, its block preferred, every held address recorded.
+    pub fn rebuild(&mut self, pool: &str) {
+        let Some(entry) = self.pools.get(pool) else {
+            return;
+        };
+        let mine = entry.layout.block(&self.node);
+        let window = match mine.union(&entry.layout.unclaimed()) {
+            Ok(w) => w,
+            Err(e) => {
+                self.broken.insert(pool.to_owned(), e.to_string());
+                return;
+            }
+        };
+        let mut masked = entry.object.clone();
+        masked.spec.ips = Some(window.to_strings());
+        masked.spec.exclude_ips = None;
+        let records: Vec<_> = self.index.records(pool).collect();
+        if let Err(e) = self.state.put_pool_view(masked, records, Some(mine)) {
+            self.broken.insert(pool.to_owned(), e.to_string());
+            self.state.remove_pool(pool);
+        }
+    }
+
+    /// Rebuilds the views of `pools` (their holders changed outside this node's commits).
+    pub fn rebuild_all(&mut self, pools: &[String]) {
+        for p in pools {
+            if self.pools.contains_key(p) {
+                self.rebuild(p);
+                self.dirty.insert(p.clone());
+            }
+        }
+    }
+
+    /// Puts an endpoint seen at `version`; rebuilds the views whose holders changed.
+    pub fn put_endpoint(&mut self, version: u64, ep: SpiderEndpoint) {
+        let touched = self.index.put(version, ep);
+        self.rebuild_all(&touched);
+    }
+
+    /// Removes an endpoint; rebuilds the views whose holders changed.
+    pub fn remove_endpoint(&mut self, key: &EndpointKey, version: Option<u64>) {
+        let touched = self.index.remove(key, version);
+        self.rebuild_all(&touched);
+    }
+
+    /// Replaces the reserved IPs and rebuilds every view.
+    pub fn set_reserved(&mut self) -> Result<(), spiderpool_core::Error> {
+        let map = self
+            .reserved
+            .iter()
+            .map(|(k, (_, r))| (k.clone(), r.clone()))
+            .collect();
+        self.state.set_reserved(map)
+    }
+
+    /// How many addresses of this node's block of `pool` are held.
+    pub fn held_in_my_block(&self, pool: &str) -> i64 {
+        let Some(mine) = self.my_block(pool) else {
+            return 0;
+        };
+        let n = self
+            .index
+            .records(pool)
+            .filter(|(ip, _)| mine.contains(*ip))
+            .count();
+        i64::try_from(n).unwrap_or(i64::MAX)
+    }
+
+    /// The free addresses of this node's block of `pool` (block minus held addresses).
+    pub fn free_in_my_block(&self, pool: &str) -> Option<IpRangeSet> {
+        let mine = self.my_block(pool)?;
+        let mut free = mine.clone();
+        for (ip, _) in self.index.records(pool) {
+            if mine.contains(ip) {
+                free.remove(ip);
+            }
+        }
+        Some(free)
+    }
+}

@@ -1,0 +1,610 @@
+//! The Kubernetes store of the IPAM engine: [`KubeStore`] implements core's
+//! [`IpamStore`] compare-and-swap contract on SpiderIPPools and SpiderEndpoints.
+//!
+//! Design (docs/k8s-store.md has the whole argument and its invariants):
+//! * **Per-address truth is the SpiderEndpoint.** An address is allocated exactly when a
+//!   SpiderEndpoint lists it; creating the endpoint *is* the allocation, one write.
+//! * **Per-node blocks decide who may allocate what.** `status.blocks` of a pool gives each
+//!   node a set of addresses; only that node's agent allocates them. Blocks are claimed and
+//!   handed back with compare-and-swap writes of the pool status (rare: one per `block_size`
+//!   allocations), so agents on different nodes never contend for an address.
+//! * **Counts are written behind.** `allocatedIPCount` (sum of the blocks' counts) is
+//!   written by each agent for its block every `count_interval` when it changed, off the ADD
+//!   path.
+//! * **Exhaustion is cooperative.** A node that finds no address in its block and none
+//!   unclaimed while other blocks have free ones sets `waiting` on its entry; the others
+//!   hand back their free addresses; it waits at most `exhaustion_wait`.
+
+mod blocks;
+mod index;
+mod inner;
+mod watch;
+mod writes;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use spiderpool_core::Error as CoreError;
+use spiderpool_core::ipam::{
+    AllocateRequest, AllocationDecision, ChangeSet, Committed, DEFAULT_MAX_ATTEMPTS,
+    EndpointChange, EndpointKey, IpamStore, PoolOp, RejectReason, Snapshot, allocate_with_retry,
+};
+use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool};
+
+pub use blocks::{BlockError, PoolBlocks};
+pub use index::{EndpointIndex, Entry, addresses_of};
+use inner::Inner;
+pub use writes::Stats;
+use writes::{WriteError, Writer, load};
+
+use crate::error::{Error, Result};
+
+/// Tuning of a [`KubeStore`].
+#[derive(Debug, Clone)]
+pub struct KubeStoreOptions {
+    /// This agent's node.
+    pub node: String,
+    /// Addresses claimed at once (fewer when the pool is nearly exhausted).
+    pub block_size: u32,
+    /// How often block counts are written (when they changed).
+    pub count_interval: Duration,
+    /// How long an allocation waits for other nodes to hand back free addresses before it
+    /// reports the pool exhausted.
+    pub exhaustion_wait: Duration,
+    /// Field manager of the writes.
+    pub field_manager: String,
+}
+
+impl KubeStoreOptions {
+    /// Defaults for an agent on `node`: blocks of 16, counts every 200 ms, 2 s exhaustion
+    /// wait.
+    pub fn new(node: impl Into<String>) -> Self {
+        KubeStoreOptions {
+            node: node.into(),
+            block_size: 16,
+            count_interval: Duration::from_millis(200),
+            exhaustion_wait: Duration::from_secs(2),
+            field_manager: "spiderpool-agent".to_owned(),
+        }
+    }
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    // Signalled after every applied batch of watch events (waiters re-plan).
+    changed: Condvar,
+    synced: Mutex<bool>,
+    synced_cv: Condvar,
+    stats: Stats,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // The view is rebuilt from the watches; a panic mid-update cannot lose cluster state.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The IPAM store of a Kubernetes agent. Synchronous like every [`IpamStore`]: call it from
+/// plain threads (the agent's workers), not from async code; it drives its own requests on
+/// the runtime handle it was started with.
+pub struct KubeStore {
+    rt: tokio::runtime::Handle,
+    writer: Writer,
+    opts: KubeStoreOptions,
+    shared: Arc<Shared>,
+}
+
+impl KubeStore {
+    /// Starts the watches and the maintenance thread, and waits (up to `timeout`) until the
+    /// first lists of pools, reserved IPs and endpoints are in.
+    pub fn start(
+        rt: tokio::runtime::Handle,
+        client: Client,
+        opts: KubeStoreOptions,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner::new(&opts.node)),
+            changed: Condvar::new(),
+            synced: Mutex::new(false),
+            synced_cv: Condvar::new(),
+            stats: Stats::default(),
+        });
+        let (tx, rx) = mpsc::channel();
+        watch::spawn(&rt, &client, tx);
+        let store = KubeStore {
+            rt,
+            writer: Writer::new(client, &opts.field_manager),
+            opts,
+            shared,
+        };
+        store.spawn_maintenance(rx)?;
+        let synced = store
+            .shared
+            .synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (synced, wait) = store
+            .shared
+            .synced_cv
+            .wait_timeout_while(synced, timeout, |s| !*s)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if wait.timed_out() && !*synced {
+            return Err(Error::Timeout(format!(
+                "SpiderIPPool/SpiderReservedIP/SpiderEndpoint lists not in after {timeout:?}"
+            )));
+        }
+        drop(synced);
+        Ok(store)
+    }
+
+    fn spawn_maintenance(&self, rx: mpsc::Receiver<watch::FeedEvent>) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let this = KubeStoreHandle {
+            rt: self.rt.clone(),
+            writer: self.writer.clone(),
+            opts: self.opts.clone(),
+            shared: Arc::downgrade(&self.shared),
+        };
+        std::thread::Builder::new()
+            .name("kube-store".to_owned())
+            .spawn(move || {
+                drop(shared);
+                this.run(rx);
+            })
+            .map_err(|e| Error::Config(format!("cannot start the store thread: {e}")))?;
+        Ok(())
+    }
+
+    /// Apiserver traffic so far.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// `(writes, conflicts, reads)` so far.
+    pub fn traffic(&self) -> (u64, u64, u64) {
+        let s = &self.shared.stats;
+        (load(&s.writes), load(&s.conflicts), load(&s.reads))
+    }
+
+    /// The pools as last seen (with their status), by name.
+    pub fn pools(&self) -> Vec<SpiderIPPool> {
+        lock(&self.shared.inner)
+            .pools
+            .values()
+            .map(|e| e.object.clone())
+            .collect()
+    }
+
+    /// Pools that cannot be used, with why.
+    pub fn broken_pools(&self) -> BTreeMap<String, String> {
+        lock(&self.shared.inner).broken.clone()
+    }
+
+    /// Number of endpoints the index holds.
+    pub fn endpoint_count(&self) -> usize {
+        lock(&self.shared.inner).index.len()
+    }
+
+    /// The endpoint `key` as this agent knows it (its own node's endpoints; others are read
+    /// from the apiserver).
+    pub fn endpoint(&self, key: &EndpointKey) -> Result<Option<SpiderEndpoint>> {
+        {
+            let inner = lock(&self.shared.inner);
+            match inner.index.get(key) {
+                Some(e) => {
+                    if let Some(o) = &e.object {
+                        return Ok(Some(o.as_ref().clone()));
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self
+            .rt
+            .block_on(self.writer.get_endpoint(key, &self.shared.stats))?
+            .map(|(_, e)| e))
+    }
+
+    /// Allocates for `req`: the engine's plan-and-commit loop, and when a pool is exhausted
+    /// for this node while other nodes' blocks still have free addresses, asks them to hand
+    /// those back and tries again until `exhaustion_wait` has passed.
+    pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, CoreError> {
+        let deadline = Instant::now() + self.opts.exhaustion_wait;
+        let mut waiting: Vec<String> = Vec::new();
+        let out = loop {
+            let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
+            let starved = match &res {
+                Err(CoreError::IpamAllocationFailed { rejections, .. }) => {
+                    self.starved_pools(rejections.iter().filter_map(|r| {
+                        matches!(r.reason, RejectReason::Exhausted).then_some(r.pool.as_str())
+                    }))
+                }
+                _ => Vec::new(),
+            };
+            if starved.is_empty() || Instant::now() >= deadline {
+                break res;
+            }
+            for pool in starved {
+                if !waiting.contains(&pool) {
+                    self.set_waiting(&pool, true);
+                    waiting.push(pool);
+                }
+            }
+            self.wait_for_change(deadline);
+        };
+        for pool in waiting {
+            self.set_waiting(&pool, false);
+        }
+        out
+    }
+
+    /// Of `pools`, those where other nodes' blocks hold free addresses.
+    fn starved_pools<'a>(&self, pools: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let inner = lock(&self.shared.inner);
+        pools
+            .filter(|p| {
+                inner
+                    .pools
+                    .get(*p)
+                    .is_some_and(|e| e.layout.free_elsewhere(&self.opts.node) > 0)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn wait_for_change(&self, deadline: Instant) {
+        let inner = lock(&self.shared.inner);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        let _unused = self.shared.changed.wait_timeout(inner, left);
+    }
+
+    fn set_waiting(&self, pool: &str, waiting: bool) {
+        let Some(object) = lock(&self.shared.inner)
+            .pools
+            .get(pool)
+            .map(|e| e.object.clone())
+        else {
+            return;
+        };
+        let node = self.opts.node.clone();
+        let res = self.rt.block_on(self.writer.edit_pool_status(
+            object,
+            &self.shared.stats,
+            |l| {
+                l.set_waiting(&node, waiting);
+                Ok(())
+            },
+        ));
+        match res {
+            Ok((v, written, ())) => {
+                lock(&self.shared.inner).put_pool(v, written);
+            }
+            Err(e) => log::warn!("SpiderIPPool {pool}: cannot set waiting={waiting}: {e}"),
+        }
+    }
+
+    /// Claims (or takes over) what `changes` allocates outside this node's blocks. Called
+    /// with the lock held.
+    fn claim_for(&self, inner: &mut Inner, changes: &ChangeSet) -> Result<(), CoreError> {
+        for pc in &changes.pools {
+            let Some(entry) = inner.pools.get(&pc.pool) else {
+                continue;
+            };
+            let mine = entry.layout.block(&self.opts.node);
+            let mut want: Vec<(IpAddr, bool)> = Vec::new();
+            for op in &pc.ops {
+                match op {
+                    PoolOp::Allocate { ip, .. } if !mine.contains(*ip) => want.push((*ip, false)),
+                    PoolOp::Readopt { ip, .. } if !mine.contains(*ip) => want.push((*ip, true)),
+                    _ => {}
+                }
+            }
+            if want.is_empty() {
+                continue;
+            }
+            let size = if entry.layout.waiting().is_empty() {
+                self.opts.block_size
+            } else {
+                1
+            };
+            let node = self.opts.node.clone();
+            let res = self.rt.block_on(self.writer.edit_pool_status(
+                entry.object.clone(),
+                &self.shared.stats,
+                |l| {
+                    for (ip, transfer) in &want {
+                        if *transfer {
+                            l.transfer(&node, *ip)?;
+                        } else if !l.block(&node).contains(*ip) {
+                            l.claim(&node, *ip, size)?;
+                        }
+                    }
+                    Ok(())
+                },
+            ));
+            match res {
+                Ok((v, written, ())) => {
+                    inner.put_pool(v, written);
+                }
+                Err(e) => {
+                    if let WriteError::Block(_) | WriteError::Conflict(_) = e {
+                        // Another node took the addresses: refresh and re-plan.
+                        if let Ok((v, p)) = self
+                            .rt
+                            .block_on(self.writer.get_pool(&pc.pool, &self.shared.stats))
+                        {
+                            inner.put_pool(v, p);
+                        }
+                    }
+                    return Err(e.into_core());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bumps each pool change of `changes` to the version its pool has now in `inner` (after a
+/// claim rebuilt the view, which only moved addresses from "unclaimed" to "mine").
+fn at_current_versions(inner: &Inner, changes: &ChangeSet) -> ChangeSet {
+    let snap = inner.state.snapshot(&[]);
+    let mut out = changes.clone();
+    for pc in &mut out.pools {
+        if let Some(v) = snap.pool_version(&pc.pool) {
+            pc.expected_version = v;
+        }
+    }
+    out
+}
+
+impl IpamStore for KubeStore {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, CoreError> {
+        let mut fetch = Vec::new();
+        let mut snap = {
+            let inner = lock(&self.shared.inner);
+            let mut snap = inner.state.snapshot(&[]);
+            for key in endpoints {
+                match inner.index.get(key) {
+                    Some(Entry {
+                        version,
+                        object: Some(o),
+                        ..
+                    }) => snap.insert_endpoint(*version, Arc::clone(o)),
+                    Some(_) => fetch.push(key.clone()),
+                    None => {}
+                }
+            }
+            snap
+        };
+        // Another node's endpoint (a StatefulSet pod moved here): read it.
+        for key in fetch {
+            let got = self
+                .rt
+                .block_on(self.writer.get_endpoint(&key, &self.shared.stats))
+                .map_err(|e| CoreError::IpamStore {
+                    reason: e.to_string(),
+                })?;
+            if let Some((v, ep)) = got {
+                snap.insert_endpoint(v, Arc::new(ep));
+            }
+        }
+        Ok(snap)
+    }
+
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CoreError> {
+        let mut inner = lock(&self.shared.inner);
+        let pool_part = ChangeSet {
+            pools: changes.pools.clone(),
+            endpoints: Vec::new(),
+        };
+        inner.state.check(&pool_part)?;
+        self.claim_for(&mut inner, changes)?;
+        let pool_part = at_current_versions(&inner, &pool_part);
+        inner.state.check(&pool_part)?;
+        let mut committed = Committed::default();
+        for ec in &changes.endpoints {
+            let key = ec.key().clone();
+            let res = match ec {
+                EndpointChange::Put {
+                    expected_version,
+                    endpoint,
+                    ..
+                } => self
+                    .rt
+                    .block_on(self.writer.put_endpoint(
+                        endpoint,
+                        *expected_version,
+                        &self.shared.stats,
+                    ))
+                    .map(|(v, ep)| {
+                        inner.put_endpoint(v, ep);
+                        Some(v)
+                    }),
+                EndpointChange::Delete {
+                    expected_version, ..
+                } => self
+                    .rt
+                    .block_on(self.writer.delete_endpoint(
+                        &key,
+                        *expected_version,
+                        &self.shared.stats,
+                    ))
+                    .map(|()| {
+                        inner.remove_endpoint(&key, None);
+                        None
+                    }),
+            };
+            match res {
+                Ok(v) => {
+                    committed.endpoints.insert(key, v);
+                }
+                Err(e) => {
+                    if let WriteError::Conflict(_) = e
+                        && let Ok(fresh) = self
+                            .rt
+                            .block_on(self.writer.get_endpoint(&key, &self.shared.stats))
+                    {
+                        match fresh {
+                            Some((v, ep)) => inner.put_endpoint(v, ep),
+                            None => inner.remove_endpoint(&key, None),
+                        }
+                    }
+                    return Err(e.into_core());
+                }
+            }
+        }
+        // The endpoints are written: the addresses are held. Record the pool side locally
+        // (the endpoint events rebuild the same records when they arrive).
+        let versions = inner.state.assign_versions(&pool_part);
+        inner.state.apply(&pool_part, &versions)?;
+        committed.pools = versions.pools;
+        for pc in &changes.pools {
+            inner.dirty.insert(pc.pool.clone());
+        }
+        Ok(committed)
+    }
+}
+
+/// What the maintenance thread holds: the store's parts, weakly (the thread ends with the
+/// store).
+struct KubeStoreHandle {
+    rt: tokio::runtime::Handle,
+    writer: Writer,
+    opts: KubeStoreOptions,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl KubeStoreHandle {
+    fn run(self, rx: mpsc::Receiver<watch::FeedEvent>) {
+        let mut relists = watch::Relists::default();
+        let mut last_tick = Instant::now();
+        loop {
+            let ev = rx.recv_timeout(self.opts.count_interval);
+            let Some(shared) = self.shared.upgrade() else {
+                return;
+            };
+            match ev {
+                Ok(first) => {
+                    let mut inner = lock(&shared.inner);
+                    relists.apply(&mut inner, first);
+                    // Apply what else is queued under the same lock.
+                    while let Ok(more) = rx.try_recv() {
+                        relists.apply(&mut inner, more);
+                    }
+                    drop(inner);
+                    shared.changed.notify_all();
+                    if relists.synced.len() == 3 {
+                        let mut s = shared
+                            .synced
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if !*s {
+                            *s = true;
+                            shared.synced_cv.notify_all();
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if last_tick.elapsed() >= self.opts.count_interval {
+                last_tick = Instant::now();
+                self.hand_back(&shared);
+                self.write_counts(&shared);
+            }
+        }
+    }
+
+    /// Hands back the free addresses of this node's blocks in pools where another node
+    /// waits. The local view shrinks first, so nothing is allocated from them meanwhile.
+    fn hand_back(&self, shared: &Shared) {
+        let node = &self.opts.node;
+        let work: Vec<(SpiderIPPool, spiderpool_core::ip::IpRangeSet)> = {
+            let mut inner = lock(&shared.inner);
+            let pools: Vec<String> = inner
+                .pools
+                .iter()
+                .filter(|(_, e)| e.layout.waiting().iter().any(|n| n != node))
+                .map(|(n, _)| n.clone())
+                .collect();
+            let mut work = Vec::new();
+            for p in pools {
+                let Some(free) = inner.free_in_my_block(&p) else {
+                    continue;
+                };
+                if free.is_empty() {
+                    continue;
+                }
+                if let Some(e) = inner.pools.get_mut(&p) {
+                    e.layout.hand_back(node, &free);
+                    work.push((e.object.clone(), free));
+                }
+                inner.rebuild(&p);
+            }
+            work
+        };
+        for (pool, free) in work {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            let res = self
+                .rt
+                .block_on(self.writer.edit_pool_status(pool, &shared.stats, |l| {
+                    l.hand_back(node, &free);
+                    Ok(())
+                }));
+            match res {
+                Ok((v, written, ())) => {
+                    lock(&shared.inner).put_pool(v, written);
+                }
+                Err(e) => log::warn!("SpiderIPPool {name}: cannot hand back {free}: {e}"),
+            }
+        }
+    }
+
+    /// Writes this node's block counts that changed.
+    fn write_counts(&self, shared: &Shared) {
+        let node = &self.opts.node;
+        let work: Vec<(SpiderIPPool, i64)> = {
+            let mut inner = lock(&shared.inner);
+            let dirty = std::mem::take(&mut inner.dirty);
+            dirty
+                .into_iter()
+                .filter_map(|p| {
+                    let e = inner.pools.get(&p)?;
+                    let has_block = e.layout.blocks().any(|(n, _)| n == node);
+                    let held = inner.held_in_my_block(&p);
+                    (has_block && e.layout.count(node) != Some(held))
+                        .then(|| (e.object.clone(), held))
+                })
+                .collect()
+        };
+        for (pool, held) in work {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            let res = self
+                .rt
+                .block_on(self.writer.edit_pool_status(pool, &shared.stats, |l| {
+                    l.set_count(node, held);
+                    Ok(())
+                }));
+            match res {
+                Ok((v, written, ())) => {
+                    let mut inner = lock(&shared.inner);
+                    inner.put_pool(v, written);
+                    // Held addresses may have changed while writing: look again next tick.
+                    if inner.held_in_my_block(&name) != held {
+                        inner.dirty.insert(name);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("SpiderIPPool {name}: cannot write allocatedIPCount: {e}");
+                    lock(&shared.inner).dirty.insert(name);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Helpers for tests against a real kube-apiserver (feature `test-util`).
+//!
+//! The project's test command starts one (`hack/control-plane.sh up`) and exports
+//! `KUBECONFIG`; tests that need it carry `#[ignore = "needs apiserver"]` and run with
+//! `--include-ignored`. There is no kubelet, scheduler or controller-manager: tests create
+//! Nodes and Pods directly (`spec.nodeName` set) and write pod status themselves.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+use crate::crds;
+use crate::error::{Error, Result};
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A test's view of the cluster: a client and a namespace of its own.
+#[derive(Clone)]
+pub struct TestCluster {
+    /// Client from `$KUBECONFIG`.
+    pub client: Client,
+    /// A fresh namespace, unique to this test (namespaces never finish deleting without a
+    /// controller-manager, so it is left behind; names never repeat).
+    pub namespace: String,
+}
+
+/// A name unique across tests and test processes: `prefix-<pid>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+impl TestCluster {
+    /// Connects through `$KUBECONFIG`, installs the CRDs once per process, and creates a
+    /// namespace named after `test` (made unique).
+    pub async fn new(test: &str) -> Result<Self> {
+        let client = crate::client::connect(None).await?;
+        CRDS.get_or_try_init(|| async {
+            crds::install(&client, Duration::from_secs(60)).await
+        })
+        .await?;
+        let namespace = unique_name(&test.replace('_', "-"));
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": namespace}
+        }))
+        .map_err(|e| Error::Config(e.to_string()))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(|e| Error::api(format!("create namespace {namespace}"), e))?;
+        Ok(TestCluster { client, namespace })
+    }
+
+    /// Creates a Node named `name` (if absent), labelled `labels`.
+    pub async fn node(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<Node> {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels}
+        }))
+        .map_err(|e| Error::Config(e.to_string()))?;
+        let api = Api::<Node>::all(self.client.clone());
+        match api.create(&PostParams::default(), &node).await {
+            Ok(n) => Ok(n),
+            Err(kube::Error::Api(s)) if s.code == 409 => api
+                .get(name)
+                .await
+                .map_err(|e| Error::api(format!("get node {name}"), e)),
+            Err(e) => Err(Error::api(format!("create node {name}"), e)),
+        }
+    }
+
+    /// Creates a Pod in the test namespace on `node`, with `annotations` and `labels`, and
+    /// marks it Running (as a kubelet would).
+    pub async fn pod(
+        &self,
+        name: &str,
+        node: &str,
+        annotations: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Pod> {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": self.namespace,
+                         "annotations": annotations, "labels": labels},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .map_err(|e| Error::Config(e.to_string()))?;
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        api.create(&PostParams::default(), &pod)
+            .await
+            .map_err(|e| Error::api(format!("create pod {name}"), e))?;
+        let status = json!({"status": {"phase": "Running"}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map_err(|e| Error::api(format!("patch pod status {name}"), e))
+    }
+
+    /// Deletes a Pod at once (grace period 0).
+    pub async fn delete_pod(&self, name: &str) -> Result<()> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        match api.delete(name, &DeleteParams::default().grace_period(0)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::api(format!("delete pod {name}"), e)),
+        }
+    }
+}
