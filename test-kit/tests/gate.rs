@@ -38,7 +38,7 @@ fn child(
     require: bool,
     uid: Option<u32>,
 ) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    let mut cmd = Command::new(std::env::current_exe().expect("own test binary"));
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
         .args(extra)
         .envs(env.iter().copied());
@@ -50,7 +50,7 @@ fn child(
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
     }
-    cmd.output().unwrap()
+    cmd.output().expect("run the child test")
 }
 
 fn text(out: &Output) -> String {
@@ -63,7 +63,7 @@ fn text(out: &Output) -> String {
 
 fn empty_path() -> String {
     let dir = std::env::temp_dir().join(format!("test-kit-empty-path-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("create an empty PATH dir");
     dir.display().to_string()
 }
 
