@@ -6,6 +6,8 @@ mod undo;
 
 use std::os::fd::BorrowedFd;
 
+#[cfg(doc)]
+use spiderpool_core::coordinator::Step;
 use spiderpool_core::coordinator::{DelPlan, NetnsPlan, Plan, step_commands};
 
 use crate::error::{Error, PlanError, Result};

@@ -2,7 +2,8 @@
 //!
 //! A small synchronous layer (no async runtime): requests go through the [`RouteNetlink`]
 //! trait, implemented by the real [`NetlinkSocket`] and by the recording
-//! [`fake::RecordingNetlink`], so everything above the socket is unit-tested without root.
+//! recording fake `fake::RecordingNetlink` (behind the `test-util` feature: enable it in your
+//! `[dev-dependencies]`), so everything above the socket is unit-tested without root.
 //!
 //! | module | like | what |
 //! |---|---|---|
@@ -33,6 +34,7 @@
 pub mod addr;
 mod apply;
 mod error;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod link;
 pub mod mark;

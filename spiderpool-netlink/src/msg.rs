@@ -39,7 +39,8 @@ pub fn header_flags(flags: u16) -> u16 {
 }
 
 /// Something that sends rtnetlink requests and returns the replies: the real
-/// [`crate::NetlinkSocket`] or the [`crate::fake::RecordingNetlink`] used in unit tests.
+/// [`crate::NetlinkSocket`] or the recording fake used in unit tests (`fake::RecordingNetlink`,
+/// feature `test-util`).
 pub trait RouteNetlink {
     /// Sends `msg` with the extra header `flags` (`NLM_F_CREATE`, `NLM_F_EXCL`,
     /// `NLM_F_REPLACE`, `NLM_F_DUMP`...; see [`header_flags`]) and collects every reply up to
