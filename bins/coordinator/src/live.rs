@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use spiderpool_core::cni::{CniError, ERR_INTERNAL, ERR_INVALID_NETNS, Result100};
 use spiderpool_core::coordinator::{
     AddRequest, CoordinatorConfig, DelPlan, DelRequest, HostView, LinkView, Plan, PodView,
-    plan_add, plan_del, render_del_plan, render_plan,
+    plan_add, plan_del_from_prev, render_del_plan, render_plan,
 };
 use spiderpool_netlink::mark::NftMarker;
 use spiderpool_netlink::probe::PacketAnnouncer;
@@ -195,9 +195,10 @@ pub fn check(cfg: &CoordinatorConfig, req: &AddRequest, netns: &str) -> Result<(
     ))
 }
 
-/// DEL: host-side teardown. With the pod netns gone (or `CNI_NETNS` empty), the NIC's
-/// addresses come from `prevResult` when the runtime passes one, and the underlay host veth is
-/// deleted whatever NIC this is.
+/// DEL: host-side teardown planned by [`plan_del_from_prev`]: with the pod netns gone (or
+/// `CNI_NETNS` empty) or the NIC gone, the NIC's addresses come from `prevResult` when the
+/// runtime passes one, and with the netns gone the underlay host veth is deleted whatever NIC
+/// this is.
 pub fn del(
     cfg: &CoordinatorConfig,
     req: &DelRequest,
@@ -238,49 +239,9 @@ pub fn del(
     let host = read_host_with(&mut hnl, &mut hsys, &[], &[], ReadOptions::PLANNING)
         .map_err(|e| kernel("reading the node netns", e))?;
 
-    let has_nic = pod.as_ref().is_some_and(|p| p.link(&req.ifname).is_some());
-    let plan = if has_nic {
-        plan_del(cfg, req, pod.as_ref(), &host)
-    } else {
-        let mut plan = match prev_addresses(prev, &req.ifname) {
-            Some(link) => {
-                let mut synthetic = pod.clone().unwrap_or_else(|| PodView::new(Vec::new()));
-                synthetic.links.push(link);
-                plan_del(cfg, req, Some(&synthetic), &host)
-            }
-            None => plan_del(cfg, req, pod.as_ref(), &host),
-        };
-        if pod.is_none() {
-            // The netns is gone: the underlay veth pair belongs to nobody any more.
-            for step in plan_del(cfg, req, None, &host).host.steps {
-                if !plan.host.steps.contains(&step) {
-                    plan.host.steps.push(step);
-                }
-            }
-        }
-        plan
-    };
+    let plan = plan_del_from_prev(cfg, req, pod.as_ref(), &host, prev);
     log::debug!("DEL plan for {}:\n{}", req.ifname, render_del_plan(&plan));
     let mut target = Target::new(&mut hnl, &mut hsys);
     teardown(&plan, &mut target).map_err(|e| kernel("node-side teardown", e))?;
     Ok(plan)
-}
-
-/// The NIC as `prevResult` describes it: its addresses, for a DEL without the pod netns.
-fn prev_addresses(prev: Option<&Result100>, ifname: &str) -> Option<LinkView> {
-    let prev = prev?;
-    let addresses: Vec<_> = prev
-        .ips
-        .iter()
-        .filter(|ip| match ip.interface {
-            Some(i) => prev.interfaces.get(i).is_some_and(|nic| nic.name == ifname),
-            None => true,
-        })
-        .map(|ip| ip.address)
-        .collect();
-    if addresses.is_empty() {
-        return None;
-    }
-    // Index 0 never clashes with a real link: it is only read for its name and addresses.
-    Some(LinkView::ethernet(ifname, 0, None).with_addresses(addresses))
 }

@@ -11,7 +11,7 @@
 //! | inputs | [`PodView`], [`HostView`] (links, addresses, routes, rules as read), [`AddRequest`], [`DelRequest`] |
 //! | mode | [`resolve_mode`] → [`ModeResolution`] (mode, first invoke, policy table) |
 //! | ADD | [`plan_add`] → [`Plan`]: ordered [`Step`]s for the pod and the host |
-//! | DEL | [`plan_del`] → [`DelPlan`] |
+//! | DEL | [`plan_del`], or [`plan_del_from_prev`] with the ADD's `prevResult` (netns or NIC gone) → [`DelPlan`] |
 //! | effect | [`Plan::apply`]: the views after the plan, without a kernel |
 //! | output | [`render_plan`] (`ip` commands), [`render_ip_rule`], [`render_ip_route`], [`render_ip_neigh`] (iproute2's text) |
 //!
@@ -85,5 +85,5 @@ pub use render::{
     render_commands, render_del_plan, render_ip_neigh, render_ip_route, render_ip_rule,
     render_plan, route_line, step_commands,
 };
-pub use teardown::plan_del;
+pub use teardown::{plan_del, plan_del_from_prev};
 pub use view::{AddRequest, DelRequest, HostView, LinkView, PodView, VethMacs, host_veth_name};
