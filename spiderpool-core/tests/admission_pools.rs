@@ -1401,3 +1401,118 @@ fn admission_reserved_ip_update_and_delete_rules() {
         &strict,
     ));
 }
+
+// ---------- field paths as written, every problem (issue 9, defect 11) ----------
+
+/// The paths of a rejection, in order.
+#[track_caller]
+fn paths(r: Result<SpiderObject, Vec<FieldError>>) -> Vec<String> {
+    match r {
+        Ok(o) => panic!("expected rejection, accepted {o:?}"),
+        Err(e) => e.into_iter().map(|e| e.path).collect(),
+    }
+}
+
+#[test]
+fn admission_pool_errors_name_the_entry_as_written() {
+    // Defaulting sorts and merges `ips` to [10.0.0.1, 172.18.0.10-172.18.0.12]: the bad
+    // entry is still the user's index 2 (it was reported as spec.ips[0]).
+    let o = pool(
+        "p",
+        json!({"subnet": "172.18.0.0/16",
+               "ips": ["172.18.0.10", "172.18.0.11", "10.0.0.1", "172.18.0.12"]}),
+    );
+    let r = create(o, &ClusterState::default());
+    refused(
+        r.clone(),
+        "spec.ips[2]",
+        Reason::Invalid,
+        "\"10.0.0.1\": not pertains",
+    );
+    assert_eq!(paths(r), ["spec.ips[2]"]);
+    // The gateway conflict names the entry that holds the gateway, as written.
+    let o = pool(
+        "p",
+        json!({"subnet": "172.18.0.0/16", "gateway": "172.18.0.11",
+               "ips": ["172.18.0.20", "172.18.0.10-172.18.0.12", "172.18.0.5"],
+               "excludeIPs": ["172.18.0.30", "172.18.0.1"]}),
+    );
+    refused(
+        create(o, &ClusterState::default()),
+        "spec.ips[1]",
+        Reason::Invalid,
+        "\"172.18.0.10-172.18.0.12\": conflicts with 'spec.gateway'",
+    );
+    let o = pool(
+        "p",
+        json!({"subnet": "172.18.0.0/16",
+               "ips": ["172.18.0.20", "172.18.0.10"],
+               "excludeIPs": ["172.18.0.30", "172.18.0.2", "10.1.1.1"]}),
+    );
+    assert_eq!(
+        paths(create(o, &ClusterState::default())),
+        ["spec.excludeIPs[2]"]
+    );
+}
+
+#[test]
+fn admission_pool_reports_every_problem() {
+    let o = pool(
+        "Bad_Name",
+        json!({"subnet": "172.18.0.0/16", "gateway": "172.18.0.15",
+               "ips": ["172.18.0.10-172.18.0.20", "10.0.0.1", "172.18.0.30", "nonsense"],
+               "excludeIPs": ["10.9.0.1", "172.18.0.40"],
+               "routes": [{"dst": "10.7.0.0/16", "gw": "10.8.0.1"},
+                          {"dst": "0.0.0.0/0", "gw": "172.18.0.1"}],
+               "podAffinity": {}}),
+    );
+    let got = paths(create(o, &ClusterState::default()));
+    assert_eq!(
+        got,
+        [
+            "metadata.name",
+            "spec.ips[1]",
+            "spec.ips[3]",
+            "spec.excludeIPs[0]",
+            "spec.ips[0]",
+            "spec.routes[0].gw",
+            "spec.routes[1].dst",
+            "spec.podAffinity",
+        ]
+    );
+}
+
+#[test]
+fn admission_pool_merged_overlapping_entries_stay_accepted() {
+    // Validated as written, the overlapping entries must not be refused: the webhook joins
+    // them before storing.
+    let o = pool(
+        "p",
+        json!({"subnet": "10.6.0.0/16",
+               "ips": ["10.6.0.5-10.6.0.20", "10.6.0.1-10.6.0.10", "10.6.1.1"]}),
+    );
+    let p = as_pool(accepted(create(o, &ClusterState::default())));
+    assert_eq!(p.spec.ips.unwrap(), ["10.6.0.1-10.6.0.20", "10.6.1.1"]);
+}
+
+#[test]
+fn admission_subnet_and_reserved_ip_report_every_bad_entry_as_written() {
+    let s = subnet(
+        "s",
+        json!({"subnet": "172.18.0.0/16",
+               "ips": ["172.18.0.10", "10.0.0.1", "172.18.0.5", "10.0.0.2"],
+               "routes": [{"dst": "10.7.0.0/16", "gw": "10.8.0.1"}]}),
+    );
+    assert_eq!(
+        paths(create(s, &ClusterState::default())),
+        ["spec.ips[1]", "spec.ips[3]", "spec.routes[0].gw"]
+    );
+    let r = reserved(
+        "r",
+        json!({"ips": ["172.18.0.10", "bad", "172.18.0.5", "172.18.0.9-172.18.0.1"]}),
+    );
+    assert_eq!(
+        paths(create(r, &ClusterState::default())),
+        ["spec.ips[1]", "spec.ips[3]"]
+    );
+}

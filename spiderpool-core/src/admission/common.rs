@@ -122,8 +122,23 @@ pub(super) fn stored_family(version: Option<i64>, subnet: &str) -> Option<IpFami
         .or_else(|| cidr_family(subnet))
 }
 
+/// A range list parsed entry by entry, indexed as the user wrote it.
+pub(super) struct Entries {
+    /// Each entry's range, `None` for a bad entry.
+    pub ranges: Vec<Option<IpRange>>,
+    /// One error per bad entry, on `field[i]`.
+    pub errors: Vec<FieldError>,
+}
+
+impl Entries {
+    /// Every range, when no entry is bad.
+    pub fn all(&self) -> Option<Vec<IpRange>> {
+        self.ranges.iter().copied().collect()
+    }
+}
+
 /// Parses each entry of a range list (`spec.ips`, `spec.excludeIPs`) as a range of `family`
-/// with both ends inside `cidr`. The first bad entry is reported on `field[i]`. `owner` is the
+/// with both ends inside `cidr`. Every bad entry is reported on `field[i]`. `owner` is the
 /// kind word of upstream's "not pertains to the 'spec.subnet' S of IPPool" message.
 ///
 /// A reversed range (`10.0.0.9-10.0.0.1`) is refused here ([QUIRK] upstream's pool check swaps
@@ -135,19 +150,31 @@ pub(super) fn parse_entries(
     field: &str,
     entries: &[String],
     owner: &str,
-) -> Result<Vec<IpRange>, FieldError> {
-    let mut out = Vec::with_capacity(entries.len());
+) -> Entries {
+    let mut out = Entries {
+        ranges: Vec::with_capacity(entries.len()),
+        errors: Vec::new(),
+    };
     for (i, e) in entries.iter().enumerate() {
-        let r = parse_range_entry(family, field, i, e)?;
-        if !cidr.contains_range(&r) {
-            return Err(FieldError::invalid(
-                format!("{field}[{i}]"),
-                format!("{e:?}: not pertains to the 'spec.subnet' {subnet} of {owner}"),
-            ));
+        let checked = parse_range_entry(family, field, i, e).and_then(|r| {
+            if cidr.contains_range(&r) {
+                Ok(r)
+            } else {
+                Err(FieldError::invalid(
+                    format!("{field}[{i}]"),
+                    format!("{e:?}: not pertains to the 'spec.subnet' {subnet} of {owner}"),
+                ))
+            }
+        });
+        match checked {
+            Ok(r) => out.ranges.push(Some(r)),
+            Err(err) => {
+                out.ranges.push(None);
+                out.errors.push(err);
+            }
         }
-        out.push(r);
     }
-    Ok(out)
+    out
 }
 
 /// One entry of a range list as a range of `family`, reported on `field[index]`.
@@ -277,10 +304,10 @@ pub(super) struct SpecView<'a> {
     pub cidr: &'a Cidr,
     /// `subnet` as written (for messages).
     pub subnet: &'a str,
-    /// `ips` as written, and parsed.
-    pub ips: (&'a [String], &'a [IpRange]),
-    /// Parsed `excludeIPs`.
-    pub exclude: &'a [IpRange],
+    /// `ips` as written, and parsed (`None` for a bad entry).
+    pub ips: (&'a [String], &'a [Option<IpRange>]),
+    /// Parsed `excludeIPs` (`None` for a bad entry).
+    pub exclude: &'a [Option<IpRange>],
     /// `gateway`.
     pub gateway: Option<&'a str>,
     /// `routes`.
@@ -296,11 +323,14 @@ pub(super) fn check_gateway(v: &SpecView<'_>) -> Result<(), FieldError> {
         return Ok(());
     };
     let ip = check_addr_in(v.family, v.cidr, v.subnet, GATEWAY, gw, v.owner)?;
-    if v.exclude.iter().any(|r| r.contains(ip)) {
+    if v.exclude.iter().flatten().any(|r| r.contains(ip)) {
         return Ok(());
     }
     let (raw, parsed) = v.ips;
-    if let Some(i) = parsed.iter().position(|r| r.contains(ip)) {
+    if let Some(i) = parsed
+        .iter()
+        .position(|r| r.is_some_and(|r| r.contains(ip)))
+    {
         let entry = raw.get(i).map_or("", String::as_str);
         return Err(FieldError::invalid(
             format!("{IPS}[{i}]"),
@@ -314,52 +344,63 @@ pub(super) fn check_gateway(v: &SpecView<'_>) -> Result<(), FieldError> {
 
 /// Upstream `validate*Routes`, on the parsed destination: a default route is refused (the
 /// gateway makes it), destinations must be distinct, be CIDRs of the family, and gateways
-/// must be inside the subnet.
+/// must be inside the subnet. Every bad route is reported.
 ///
 /// Two spellings of one network (`10.7.0.0/16`, `10.7.0.1/16`) count as duplicates here,
 /// and any `/0` is the default route (upstream compares the text).
-pub(super) fn check_routes(v: &SpecView<'_>) -> Result<(), FieldError> {
+pub(super) fn check_routes(v: &SpecView<'_>) -> Vec<FieldError> {
     let mut seen: Vec<Cidr> = Vec::new();
+    let mut errs = Vec::new();
     for (i, r) in v.routes.unwrap_or_default().iter().enumerate() {
-        let dst_field = format!("spec.routes[{i}].dst");
-        let dst = Cidr::parse_in(v.family, &r.dst).map_err(|e| {
-            FieldError::invalid(
-                &dst_field,
-                format!(
-                    "invalid CIDR format in IPv{} '{}': {}",
-                    v.family.version(),
-                    r.dst,
-                    reason(&e)
-                ),
-            )
-        })?;
-        if dst.prefix_len() == 0 {
-            return Err(FieldError::invalid(
-                &dst_field,
-                format!(
-                    "{:?}: please specify 'spec.gateway' to configure the default route",
-                    r.dst
-                ),
-            ));
+        match check_route_dst(v, i, r, &seen) {
+            Ok(net) => seen.push(net),
+            Err(e) => errs.push(e),
         }
-        let net = dst.trunc();
-        if seen.contains(&net) {
-            return Err(FieldError::invalid(
-                &dst_field,
-                format!("{:?}: duplicate route with the same dst", r.dst),
-            ));
+        let gw_field = format!("spec.routes[{i}].gw");
+        if let Err(e) = check_addr_in(v.family, v.cidr, v.subnet, &gw_field, &r.gw, v.owner) {
+            errs.push(e);
         }
-        seen.push(net);
-        check_addr_in(
-            v.family,
-            v.cidr,
-            v.subnet,
-            &format!("spec.routes[{i}].gw"),
-            &r.gw,
-            v.owner,
-        )?;
     }
-    Ok(())
+    errs
+}
+
+/// The destination of route `i`: a CIDR of the family, not the default route, not a
+/// duplicate of one in `seen`. Returns its network.
+fn check_route_dst(
+    v: &SpecView<'_>,
+    i: usize,
+    r: &Route,
+    seen: &[Cidr],
+) -> Result<Cidr, FieldError> {
+    let dst_field = format!("spec.routes[{i}].dst");
+    let dst = Cidr::parse_in(v.family, &r.dst).map_err(|e| {
+        FieldError::invalid(
+            &dst_field,
+            format!(
+                "invalid CIDR format in IPv{} '{}': {}",
+                v.family.version(),
+                r.dst,
+                reason(&e)
+            ),
+        )
+    })?;
+    if dst.prefix_len() == 0 {
+        return Err(FieldError::invalid(
+            &dst_field,
+            format!(
+                "{:?}: please specify 'spec.gateway' to configure the default route",
+                r.dst
+            ),
+        ));
+    }
+    let net = dst.trunc();
+    if seen.contains(&net) {
+        return Err(FieldError::invalid(
+            &dst_field,
+            format!("{:?}: duplicate route with the same dst", r.dst),
+        ));
+    }
+    Ok(net)
 }
 
 /// Forbidden error of an UPDATE to an object being deleted.
@@ -460,16 +501,16 @@ mod tests {
             routes: Some(&routes),
             owner: "IPPool",
         };
-        let e = check_routes(&view).unwrap_err();
-        assert_eq!(e.path, "spec.routes[1].dst");
-        assert!(e.message.contains("duplicate route with the same dst"));
+        let e = check_routes(&view);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "spec.routes[1].dst");
+        assert!(e[0].message.contains("duplicate route with the same dst"));
         let default = [Route::new("10.0.0.0/0", "10.6.0.1")];
         let e = check_routes(&SpecView {
             routes: Some(&default),
             ..view
-        })
-        .unwrap_err();
-        assert!(e.message.contains("to configure the default route"));
+        });
+        assert!(e[0].message.contains("to configure the default route"));
     }
 
     #[test]

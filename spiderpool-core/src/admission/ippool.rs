@@ -2,8 +2,9 @@
 //!
 //! Mutation: finalizer, `ipVersion` and the `ippool-cidr` label from `subnet`, adoption by the
 //! SpiderSubnet of the same CIDR (owner reference, label, inherited gateway/routes), merged
-//! `ips`/`excludeIPs`. Validation follows upstream's order: the first failing step wins,
-//! except that the spec checks and the podAffinity checks are reported together on CREATE.
+//! `ips`/`excludeIPs`. Validation follows upstream's order of steps but reports every
+//! problem it can find (upstream stops at the first failing step), with field paths that
+//! index the lists as the user wrote them.
 //! All range math is on intervals, so a /64 pool validates as fast as a /24.
 
 use super::common::{
@@ -12,7 +13,7 @@ use super::common::{
     delete_in_use, go_list, lenient_effective, merge_in_place, not_changeable, parse_entries,
     set_of, stored_family, terminating,
 };
-use super::{ClusterState, FieldError, Operation, Switches};
+use super::{ClusterState, FieldError, Lists, Operation, Switches};
 use crate::ip::{Cidr, IpFamily, IpRange, IpRangeSet, cidr_label_value_str, ip_to_u128, parse_ip};
 use crate::meta::{ObjectMeta, OwnerReference, SelectorProblemKind};
 use crate::objects::keys::{
@@ -136,48 +137,54 @@ fn set_controller(meta: &mut ObjectMeta, name: &str, uid: &str) {
 }
 
 /// Validating webhook (upstream `ValidateCreate`/`ValidateUpdate`/`ValidateDelete`).
+///
+/// Upstream stops at the first failing step; here every problem that can be found is
+/// reported (checks on the effective IPs run only when every entry parses). `lists` says
+/// whether the mutating webhook merged `ips`/`excludeIPs` (then overlapping entries are fine).
 pub(super) fn validate(
     op: Operation,
     obj: &SpiderIPPool,
     old: Option<&SpiderIPPool>,
     cluster: &ClusterState,
     switches: &Switches,
+    lists: Lists,
 ) -> Vec<FieldError> {
     if op == Operation::Delete {
         return validate_delete(obj, switches);
     }
-    let name_errors = check_name(&obj.metadata);
-    if !name_errors.is_empty() {
-        return name_errors;
+    let mut errs = check_name(&obj.metadata);
+    match op {
+        Operation::Create => validate_create(obj, cluster, switches, lists, &mut errs),
+        _ => validate_update(obj, old, cluster, switches, lists, &mut errs),
     }
-    let result = match op {
-        Operation::Create => validate_create(obj, cluster, switches),
-        _ => validate_update(obj, old, cluster, switches),
-    };
-    result.err().unwrap_or_default()
+    errs
 }
 
-/// CREATE: version, CIDR (format, AlreadyExists, overlap with other pools' CIDRs), then the
-/// spec and podAffinity checks together, then the controller subnet.
+/// CREATE: version, CIDR (format, AlreadyExists, overlap with other pools' CIDRs), the spec
+/// and podAffinity checks, then the controller subnet.
 fn validate_create(
     pool: &SpiderIPPool,
     cluster: &ClusterState,
     switches: &Switches,
-) -> Result<(), Vec<FieldError>> {
-    let (family, cidr) = version_and_cidr(pool, switches).map_err(|e| vec![e])?;
-    check_cidr_overlap(pool, family, &cidr, cluster).map_err(|e| vec![e])?;
-    let mut errs = Vec::new();
-    let total = check_spec(pool, family, &cidr, cluster)
-        .map_err(|e| errs.push(e))
-        .ok();
+    lists: Lists,
+    errs: &mut Vec<FieldError>,
+) {
+    let (family, cidr) = match version_and_cidr(pool, switches) {
+        Ok(v) => v,
+        Err(e) => {
+            errs.push(e);
+            errs.extend(check_pod_affinity(pool));
+            return;
+        }
+    };
+    if let Err(e) = check_cidr_overlap(pool, family, &cidr, cluster) {
+        errs.push(e);
+    }
+    let total = check_spec(pool, family, &cidr, cluster, lists, errs);
     errs.extend(check_pod_affinity(pool));
-    if !errs.is_empty() {
-        return Err(errs);
-    }
     if let (true, Some(total)) = (switches.enable_spider_subnet, total) {
-        check_controller_subnet(pool, family, &total, cluster).map_err(|e| vec![e])?;
+        errs.extend(check_controller_subnet(pool, family, &total, cluster).err());
     }
-    Ok(())
 }
 
 /// UPDATE: terminating rule, immutable fields, version, spec, podAffinity, IPs in use, then
@@ -187,36 +194,44 @@ fn validate_update(
     old: Option<&SpiderIPPool>,
     cluster: &ClusterState,
     switches: &Switches,
-) -> Result<(), Vec<FieldError>> {
+    lists: Lists,
+    errs: &mut Vec<FieldError>,
+) {
     if pool.metadata.is_terminating() {
         // Removing the finalizer (and other updates once it is gone) must get through, or
         // the pool could never be deleted.
         if pool.metadata.has_finalizer(SPIDER_FINALIZER) {
-            return Err(vec![terminating("cannot update a terminating IPPool")]);
+            errs.push(terminating("cannot update a terminating IPPool"));
         }
-        return Ok(());
+        return;
     }
     if let Some(old) = old {
         if let (Some(new_v), Some(old_v)) = (pool.spec.ip_version, old.spec.ip_version)
             && new_v != old_v
         {
-            return Err(vec![not_changeable("spec.ipVersion")]);
+            errs.push(not_changeable("spec.ipVersion"));
         }
         if pool.spec.subnet != old.spec.subnet {
-            return Err(vec![not_changeable("spec.subnet")]);
+            errs.push(not_changeable("spec.subnet"));
         }
     }
-    let (family, cidr) = version_and_cidr(pool, switches).map_err(|e| vec![e])?;
-    let total = check_spec(pool, family, &cidr, cluster).map_err(|e| vec![e])?;
-    let affinity = check_pod_affinity(pool);
-    if !affinity.is_empty() {
-        return Err(affinity);
-    }
-    check_in_use(pool, old, &total).map_err(|e| vec![e])?;
+    let (family, cidr) = match version_and_cidr(pool, switches) {
+        Ok(v) => v,
+        Err(e) => {
+            errs.push(e);
+            errs.extend(check_pod_affinity(pool));
+            return;
+        }
+    };
+    let total = check_spec(pool, family, &cidr, cluster, lists, errs);
+    errs.extend(check_pod_affinity(pool));
+    let Some(total) = total else {
+        return;
+    };
+    errs.extend(check_in_use(pool, old, &total).err());
     if switches.enable_spider_subnet {
-        check_controller_subnet(pool, family, &total, cluster).map_err(|e| vec![e])?;
+        errs.extend(check_controller_subnet(pool, family, &total, cluster).err());
     }
-    Ok(())
 }
 
 /// DELETE, only with `enableValidatingResourcesDeletedWebhook`: no allocated IPs.
@@ -296,35 +311,42 @@ fn check_cidr_overlap(
 }
 
 /// Steps 4 to 6: the entries of `ips` and `excludeIPs`, the effective IPs against the other
-/// pools of the same CIDR, the gateway, the routes. Returns the effective IPs
-/// (`ips − excludeIPs`).
+/// pools of the same CIDR, the gateway, the routes. Pushes every problem on `errs` and
+/// returns the effective IPs (`ips − excludeIPs`) when every entry parses.
 fn check_spec(
     pool: &SpiderIPPool,
     family: IpFamily,
     cidr: &Cidr,
     cluster: &ClusterState,
-) -> Result<IpRangeSet, FieldError> {
+    lists: Lists,
+    errs: &mut Vec<FieldError>,
+) -> Option<IpRangeSet> {
     let spec = &pool.spec;
     let ips_raw = spec.ips.as_deref().unwrap_or_default();
     let exclude_raw = spec.exclude_ips.as_deref().unwrap_or_default();
-    let ips = parse_entries(family, cidr, &spec.subnet, IPS, ips_raw, OWNER)?;
-    check_disjoint(IPS, ips_raw, &ips)?;
-    let exclude = parse_entries(family, cidr, &spec.subnet, EXCLUDE_IPS, exclude_raw, OWNER)?;
-    let total = set_of(family, &ips).difference(&set_of(family, &exclude));
-    check_range_overlap(pool, family, cidr, &total, cluster)?;
+    let ips = parse_entries(family, cidr, &spec.subnet, IPS, ips_raw, OWNER);
+    let exclude = parse_entries(family, cidr, &spec.subnet, EXCLUDE_IPS, exclude_raw, OWNER);
+    errs.extend(ips.errors.iter().cloned());
+    errs.extend(exclude.errors.iter().cloned());
+    let (ips_all, exclude_all) = (ips.all(), exclude.all());
+    if let (Lists::AsStored, Some(all)) = (lists, &ips_all) {
+        errs.extend(check_disjoint(IPS, ips_raw, all).err());
+    }
     let view = SpecView {
         family,
         cidr,
         subnet: &spec.subnet,
-        ips: (ips_raw, &ips),
-        exclude: &exclude,
+        ips: (ips_raw, &ips.ranges),
+        exclude: &exclude.ranges,
         gateway: spec.gateway.as_deref(),
         routes: spec.routes.as_deref(),
         owner: OWNER,
     };
-    check_gateway(&view)?;
-    check_routes(&view)?;
-    Ok(total)
+    errs.extend(check_gateway(&view).err());
+    errs.extend(check_routes(&view));
+    let total = set_of(family, &ips_all?).difference(&set_of(family, &exclude_all?));
+    errs.extend(check_range_overlap(pool, family, cidr, &total, cluster).err());
+    Some(total)
 }
 
 /// Step 4, second half: no other pool of the same CIDR may share an effective IP.

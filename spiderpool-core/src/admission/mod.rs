@@ -161,6 +161,16 @@ pub fn mutate(obj: &mut SpiderObject, cluster: &ClusterState, switches: &Switche
     }
 }
 
+/// How the range lists (`ips`, `excludeIPs`) being validated relate to the stored object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lists {
+    /// They are what will be stored: overlapping `ips` entries are refused.
+    AsStored,
+    /// They are as the user wrote them, and the mutating webhook merged them for storing:
+    /// overlapping entries are fine (they were joined).
+    MergedOnStore,
+}
+
 /// Runs the validating webhook of `obj`'s kind for `op`. `old` is the existing object for
 /// UPDATE and DELETE. Returns every problem found (empty = admitted).
 pub fn validate(
@@ -170,13 +180,25 @@ pub fn validate(
     cluster: &ClusterState,
     switches: &Switches,
 ) -> Vec<FieldError> {
+    validate_lists(op, obj, old, cluster, switches, Lists::AsStored)
+}
+
+/// [`validate`], with what the range lists of `obj` are.
+fn validate_lists(
+    op: Operation,
+    obj: &SpiderObject,
+    old: Option<&SpiderObject>,
+    cluster: &ClusterState,
+    switches: &Switches,
+    lists: Lists,
+) -> Vec<FieldError> {
     match (obj, old) {
         (SpiderObject::IPPool(o), old) => {
             let old = match old {
                 Some(SpiderObject::IPPool(p)) => Some(p),
                 _ => None,
             };
-            ippool::validate(op, o, old, cluster, switches)
+            ippool::validate(op, o, old, cluster, switches, lists)
         }
         (SpiderObject::Subnet(o), old) => {
             let old = match old {
@@ -204,8 +226,41 @@ pub fn validate(
     }
 }
 
+/// The defaulted object with its range lists put back as the user wrote them, when the
+/// mutating webhook changed (sorted, merged) them; `None` when it did not.
+///
+/// Validating the lists as written checks the same addresses (the merge only sorts and
+/// joins entries) while the field paths (`spec.ips[2]`) and quoted entries are the user's.
+fn with_lists_as_written(defaulted: &SpiderObject, written: &SpiderObject) -> Option<SpiderObject> {
+    let mut view = defaulted.clone();
+    let changed = match (&mut view, written) {
+        (SpiderObject::IPPool(v), SpiderObject::IPPool(w)) => {
+            let changed = v.spec.ips != w.spec.ips || v.spec.exclude_ips != w.spec.exclude_ips;
+            v.spec.ips.clone_from(&w.spec.ips);
+            v.spec.exclude_ips.clone_from(&w.spec.exclude_ips);
+            changed
+        }
+        (SpiderObject::Subnet(v), SpiderObject::Subnet(w)) => {
+            let changed = v.spec.ips != w.spec.ips || v.spec.exclude_ips != w.spec.exclude_ips;
+            v.spec.ips.clone_from(&w.spec.ips);
+            v.spec.exclude_ips.clone_from(&w.spec.exclude_ips);
+            changed
+        }
+        (SpiderObject::ReservedIP(v), SpiderObject::ReservedIP(w)) => {
+            let changed = v.spec.ips != w.spec.ips;
+            v.spec.ips.clone_from(&w.spec.ips);
+            changed
+        }
+        _ => false,
+    };
+    changed.then_some(view)
+}
+
 /// Admission as the apiserver runs it: mutate, then validate. Returns the defaulted object,
 /// or every field error. For DELETE nothing is defaulted and `obj` is the object deleted.
+///
+/// Field errors name list entries by the index the user wrote, even when defaulting sorted
+/// and merged `ips` / `excludeIPs`.
 pub fn admit(
     op: Operation,
     mut obj: SpiderObject,
@@ -213,10 +268,16 @@ pub fn admit(
     cluster: &ClusterState,
     switches: &Switches,
 ) -> Result<SpiderObject, Vec<FieldError>> {
-    if op != Operation::Delete {
+    let errors = if op == Operation::Delete {
+        validate(op, &obj, old, cluster, switches)
+    } else {
+        let written = obj.clone();
         mutate(&mut obj, cluster, switches);
-    }
-    let errors = validate(op, &obj, old, cluster, switches);
+        match with_lists_as_written(&obj, &written) {
+            Some(view) => validate_lists(op, &view, old, cluster, switches, Lists::MergedOnStore),
+            None => validate(op, &obj, old, cluster, switches),
+        }
+    };
     if errors.is_empty() {
         Ok(obj)
     } else {

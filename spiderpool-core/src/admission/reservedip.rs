@@ -50,36 +50,34 @@ pub(super) fn validate(
     if op == Operation::Delete {
         return Vec::new();
     }
-    let name_errors = check_name(&obj.metadata);
-    if !name_errors.is_empty() {
-        return name_errors;
-    }
+    let mut errs = check_name(&obj.metadata);
     if op == Operation::Update {
         if obj.metadata.is_terminating() {
             // The update that starts the deletion passes; later ones are refused (reserved
             // IPs have no finalizer, so there is nothing left to change).
-            return match old {
-                Some(o) if o.metadata.is_terminating() => {
-                    vec![terminating("cannot update a terminating ReservedIP")]
-                }
-                _ => Vec::new(),
-            };
+            if old.is_some_and(|o| o.metadata.is_terminating()) {
+                errs.push(terminating("cannot update a terminating ReservedIP"));
+            }
+            return errs;
         }
         if let Some(old) = old
             && let (Some(new_v), Some(old_v)) = (obj.spec.ip_version, old.spec.ip_version)
             && new_v != old_v
         {
-            return vec![not_changeable("spec.ipVersion")];
+            errs.push(not_changeable("spec.ipVersion"));
+            return errs;
         }
     }
     let family = match check_version(obj.spec.ip_version, switches, VERSION_UNSET) {
         Ok(f) => f,
-        Err(e) => return vec![e],
-    };
-    for (i, entry) in obj.spec.ips.iter().flatten().enumerate() {
-        if let Err(e) = parse_range_entry(family, IPS, i, entry) {
-            return vec![e];
+        Err(e) => {
+            errs.push(e);
+            return errs;
         }
+    };
+    // Every bad entry, each on its index as written.
+    for (i, entry) in obj.spec.ips.iter().flatten().enumerate() {
+        errs.extend(parse_range_entry(family, IPS, i, entry).err());
     }
-    Vec::new()
+    errs
 }

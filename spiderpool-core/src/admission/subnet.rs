@@ -54,34 +54,31 @@ pub(super) fn validate(
             _ => Vec::new(),
         };
     }
-    let name_errors = check_name(&obj.metadata);
-    if !name_errors.is_empty() {
-        return name_errors;
+    let mut errs = check_name(&obj.metadata);
+    match op {
+        Operation::Create => validate_create(obj, cluster, switches, &mut errs),
+        _ => validate_update(obj, old, switches, &mut errs),
     }
-    let result = match op {
-        Operation::Create => validate_create(obj, cluster, switches),
-        _ => validate_update(obj, old, switches),
-    };
-    result.err().into_iter().collect()
+    errs
 }
 
 /// CREATE: version, CIDR (format, AlreadyExists, overlap with other subnets, orphan pools),
-/// then `ips`/`excludeIPs`, gateway and routes.
+/// then `ips`/`excludeIPs`, gateway and routes; every problem found is pushed on `errs`.
 fn validate_create(
     subnet: &SpiderSubnet,
     cluster: &ClusterState,
     switches: &Switches,
-) -> Result<(), FieldError> {
-    let (family, cidr) = version_and_cidr(subnet, switches)?;
-    check_other_subnets(subnet, family, &cidr, cluster)?;
-    // The orphan-pool check needs the subnet's effective IPs; when its entries are bad, the
-    // entry error is reported right after (upstream fails that step when it cannot
-    // assemble them).
-    let entries = parse_all(subnet, family, &cidr);
-    let total = entries.as_ref().ok().map(|(i, e)| effective(family, i, e));
-    check_orphan_pools(subnet, family, &cidr, total.as_ref(), cluster)?;
-    let (ips, exclude) = entries?;
-    check_gateway_routes(subnet, family, &cidr, &ips, &exclude)
+    errs: &mut Vec<FieldError>,
+) {
+    let (family, cidr) = match version_and_cidr(subnet, switches) {
+        Ok(v) => v,
+        Err(e) => return errs.push(e),
+    };
+    errs.extend(check_other_subnets(subnet, family, &cidr, cluster).err());
+    // The orphan-pool check needs the subnet's effective IPs, so it runs only when every
+    // entry parses (upstream fails that step when it cannot assemble them).
+    let total = check_spec(subnet, family, &cidr, errs);
+    errs.extend(check_orphan_pools(subnet, family, &cidr, total.as_ref(), cluster).err());
 }
 
 /// UPDATE: terminating rule, immutable fields, version, spec, then the controlled pools'
@@ -90,28 +87,32 @@ fn validate_update(
     subnet: &SpiderSubnet,
     old: Option<&SpiderSubnet>,
     switches: &Switches,
-) -> Result<(), FieldError> {
+    errs: &mut Vec<FieldError>,
+) {
     if subnet.metadata.is_terminating() {
         if subnet.metadata.has_finalizer(SPIDER_FINALIZER) {
             // Upstream's text, typo included: users grep for it.
-            return Err(terminating("cannot update a terminaing Subnet"));
+            errs.push(terminating("cannot update a terminaing Subnet"));
         }
-        return Ok(());
+        return;
     }
     if let Some(old) = old {
         if let (Some(new_v), Some(old_v)) = (subnet.spec.ip_version, old.spec.ip_version)
             && new_v != old_v
         {
-            return Err(not_changeable("spec.ipVersion"));
+            errs.push(not_changeable("spec.ipVersion"));
         }
         if subnet.spec.subnet != old.spec.subnet {
-            return Err(not_changeable("spec.subnet"));
+            errs.push(not_changeable("spec.subnet"));
         }
     }
-    let (family, cidr) = version_and_cidr(subnet, switches)?;
-    let (ips, exclude) = parse_all(subnet, family, &cidr)?;
-    check_gateway_routes(subnet, family, &cidr, &ips, &exclude)?;
-    check_in_use(subnet, old, family, &effective(family, &ips, &exclude))
+    let (family, cidr) = match version_and_cidr(subnet, switches) {
+        Ok(v) => v,
+        Err(e) => return errs.push(e),
+    };
+    if let Some(total) = check_spec(subnet, family, &cidr, errs) {
+        errs.extend(check_in_use(subnet, old, family, &total).err());
+    }
 }
 
 /// `subnet` present, `ipVersion` valid and enabled, `subnet` a canonical CIDR of it.
@@ -193,7 +194,7 @@ fn check_orphan_pools(
             continue;
         }
         let Some(total) = total else {
-            // The subnet's own entry error is reported by the caller.
+            // The subnet's own entry errors are reported by the caller.
             continue;
         };
         let pool_ips =
@@ -211,46 +212,35 @@ fn check_orphan_pools(
     Ok(())
 }
 
-/// Step 4: every `ips` and `excludeIPs` entry a range inside `subnet`.
-fn parse_all(
+/// Steps 4 and 5: every `ips` and `excludeIPs` entry a range inside `subnet`, gateway and
+/// routes as for pools. Pushes every problem on `errs`; returns the effective IPs
+/// (`ips − excludeIPs`) when every entry parses.
+fn check_spec(
     subnet: &SpiderSubnet,
     family: IpFamily,
     cidr: &Cidr,
-) -> Result<(Vec<IpRange>, Vec<IpRange>), FieldError> {
+    errs: &mut Vec<FieldError>,
+) -> Option<IpRangeSet> {
     let spec = &subnet.spec;
     let ips_raw = spec.ips.as_deref().unwrap_or_default();
     let exclude_raw = spec.exclude_ips.as_deref().unwrap_or_default();
-    let ips = parse_entries(family, cidr, &spec.subnet, IPS, ips_raw, OWNER)?;
-    let exclude = parse_entries(family, cidr, &spec.subnet, EXCLUDE_IPS, exclude_raw, OWNER)?;
-    Ok((ips, exclude))
-}
-
-/// `ips − excludeIPs`.
-fn effective(family: IpFamily, ips: &[IpRange], exclude: &[IpRange]) -> IpRangeSet {
-    set_of(family, ips).difference(&set_of(family, exclude))
-}
-
-/// Step 5: gateway and routes, as for pools.
-fn check_gateway_routes(
-    subnet: &SpiderSubnet,
-    family: IpFamily,
-    cidr: &Cidr,
-    ips: &[IpRange],
-    exclude: &[IpRange],
-) -> Result<(), FieldError> {
-    let spec = &subnet.spec;
+    let ips = parse_entries(family, cidr, &spec.subnet, IPS, ips_raw, OWNER);
+    let exclude = parse_entries(family, cidr, &spec.subnet, EXCLUDE_IPS, exclude_raw, OWNER);
+    errs.extend(ips.errors.iter().cloned());
+    errs.extend(exclude.errors.iter().cloned());
     let view = SpecView {
         family,
         cidr,
         subnet: &spec.subnet,
-        ips: (spec.ips.as_deref().unwrap_or_default(), ips),
-        exclude,
+        ips: (ips_raw, &ips.ranges),
+        exclude: &exclude.ranges,
         gateway: spec.gateway.as_deref(),
         routes: spec.routes.as_deref(),
         owner: OWNER,
     };
-    check_gateway(&view)?;
-    check_routes(&view)
+    errs.extend(check_gateway(&view).err());
+    errs.extend(check_routes(&view));
+    Some(set_of(family, &ips.all()?).difference(&set_of(family, &exclude.all()?)))
 }
 
 /// UPDATE: each pool's share in `status.controlledIPPools` stays inside the effective IPs.
