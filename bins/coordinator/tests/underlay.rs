@@ -12,8 +12,14 @@ use spiderpool_netlink::NetNs;
 const BIN: &str = env!("CARGO_BIN_EXE_coordinator");
 
 #[test]
+#[ignore = "needs root"]
 fn underlay_first_nic_matches_upstream_and_pings() {
-    if !root() || !have("ping") || !have("nft") || !have_file(MACVLAN) {
+    if !gate::ready(&[
+        Need::Root,
+        Need::Program("ping"),
+        Need::Program("nft"),
+        Need::File(MACVLAN),
+    ]) {
         return;
     }
     let seed = Seed::build();

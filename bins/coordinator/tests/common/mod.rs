@@ -4,10 +4,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test uses every helper
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use spiderpool_netlink::NetNs;
@@ -16,35 +15,28 @@ use spiderpool_netlink::link::{self, VethOptions};
 /// The seed's SpiderCoordinator as the agent serves it (upstream-observed §1.2).
 pub const SEED_AGENT: &str = r#"{"mode":"auto","overlayPodCIDR":["10.233.64.0/18"],"serviceCIDR":["10.233.0.0/18"],"hijackCIDR":["169.254.0.0/16"],"tunePodRoutes":true,"hostRuleTable":500,"podRPFilter":0,"podDefaultRouteNIC":""}"#;
 
-/// True when running as root; otherwise says why the test is skipped.
+// Re-exported for the test files; not every test crate uses every one.
+#[allow(unused_imports)]
+pub use spiderpool_test_kit::cni::{Call, Run};
+pub use spiderpool_test_kit::gate::{self, Need};
+#[allow(unused_imports)]
+pub use spiderpool_test_kit::lab::{
+    ip_in, ip_script, ns_path, ping, run_in, run_plugin, sysctl, table,
+};
+
+/// True when running as root; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
 pub fn root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("SKIPPED: needs root to create network namespaces (CI runs as root)");
-        false
-    }
+    gate::ready(&[Need::Root])
 }
 
-/// True when `path` exists; otherwise says why the test is skipped.
+/// True when `path` exists; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
 pub fn have_file(path: &str) -> bool {
-    if Path::new(path).exists() {
-        true
-    } else {
-        eprintln!("SKIPPED: {path} is missing; CI installs it");
-        false
-    }
+    gate::ready(&[Need::File(path)])
 }
 
-/// True when `program` runs; otherwise says why the test is skipped.
+/// True when `program` is on PATH; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
 pub fn have(program: &str) -> bool {
-    match Command::new(program).arg("--version").output() {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: {program} is not installed ({e}); CI installs it");
-            false
-        }
-    }
+    gate::ready(&[Need::Program(program)])
 }
 
 /// One request the fake agent received.
@@ -148,178 +140,6 @@ impl FakeAgent {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// What a plugin run gave.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code.
-    pub code: i32,
-    /// stdout.
-    pub stdout: String,
-    /// stderr.
-    pub stderr: String,
-}
-
-impl Run {
-    /// The CNI error code printed on stdout, if any.
-    pub fn cni_code(&self) -> Option<u64> {
-        serde_json::from_str::<serde_json::Value>(&self.stdout)
-            .ok()?
-            .get("code")?
-            .as_u64()
-    }
-}
-
-/// The CNI environment of one call.
-pub struct Call<'a> {
-    /// ADD, DEL, CHECK...
-    pub command: &'a str,
-    /// `CNI_CONTAINERID`.
-    pub container_id: &'a str,
-    /// `CNI_NETNS` (empty: unset).
-    pub netns: &'a str,
-    /// `CNI_IFNAME`.
-    pub ifname: &'a str,
-    /// `CNI_ARGS`.
-    pub args: &'a str,
-}
-
-impl<'a> Call<'a> {
-    /// An ADD of `ifname` for the seed pod.
-    pub fn add(netns: &'a str, container_id: &'a str, ifname: &'a str) -> Call<'a> {
-        Call {
-            command: "ADD",
-            container_id,
-            netns,
-            ifname,
-            args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=test-pod",
-        }
-    }
-
-    /// The same call with another command.
-    pub fn with(&self, command: &'a str) -> Call<'a> {
-        Call { command, ..*self }
-    }
-}
-
-/// Runs `program` with the call's environment and `stdin`, inside `ns` when given.
-pub fn run_plugin(program: &str, ns: Option<&NetNs>, call: &Call<'_>, stdin: &str) -> Run {
-    let mut env = vec![
-        ("CNI_COMMAND", call.command.to_owned()),
-        ("CNI_CONTAINERID", call.container_id.to_owned()),
-        ("CNI_IFNAME", call.ifname.to_owned()),
-        ("CNI_PATH", "/usr/lib/cni:/opt/cni/bin".to_owned()),
-        ("CNI_ARGS", call.args.to_owned()),
-    ];
-    if !call.netns.is_empty() {
-        env.push(("CNI_NETNS", call.netns.to_owned()));
-    }
-    let stdin = stdin.to_owned();
-    let program = program.to_owned();
-    let go = move || -> spiderpool_netlink::Result<Output> {
-        let mut child = Command::new(&program)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        // VERSION does not read stdin: a broken pipe here is expected.
-        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-        Ok(child.wait_with_output().unwrap())
-    };
-    // A child forked from a thread inside `ns` starts in `ns`.
-    let out = match ns {
-        Some(ns) => ns.run(go).unwrap(),
-        None => go().unwrap(),
-    };
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs `program ARGS` inside `ns`.
-pub fn run_in(ns: &NetNs, program: &str, args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let program = program.to_string();
-    ns.run(move || {
-        Ok(Command::new(&program)
-            .args(&args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}")))
-    })
-    .unwrap()
-}
-
-/// `ip ARGS` inside `ns`; asserts success; stdout with trailing spaces trimmed per line
-/// (iproute2 versions differ there).
-pub fn ip_in(ns: &NetNs, args: &[&str]) -> String {
-    let out = run_in(ns, "ip", args);
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
-}
-
-/// `ip route show table N`, empty when the table does not exist.
-pub fn table(ns: &NetNs, n: &str) -> String {
-    let out = run_in(ns, "ip", &["route", "show", "table", n]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
-}
-
-/// Several `ip` commands, one per line.
-pub fn ip_script(ns: &NetNs, script: &str) {
-    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let args: Vec<&str> = line.split_whitespace().collect();
-        ip_in(ns, &args);
-    }
-}
-
-/// `sysctl -w key=value` inside `ns`.
-pub fn sysctl(ns: &NetNs, key: &str, value: &str) {
-    let out = run_in(ns, "sysctl", &["-qw", &format!("{key}={value}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `ping -c 2 -W 1 [-I src] dst` inside `ns`: true when replies came back.
-pub fn ping(ns: &NetNs, src: Option<&str>, dst: &str) -> bool {
-    let mut args = vec!["-n", "-c", "2", "-W", "1"];
-    if let Some(src) = src {
-        args.extend(["-I", src]);
-    }
-    args.push(dst);
-    let out = run_in(ns, "ping", &args);
-    if !out.status.success() {
-        eprintln!(
-            "ping {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out.status.success()
-}
-
-/// A path other processes can open the netns by (it lives as long as this process keeps
-/// the handle).
-pub fn ns_path(ns: &NetNs) -> String {
-    format!("/proc/{}/fd/{}", std::process::id(), ns.as_fd().as_raw_fd())
 }
 
 /// The seed topology of upstream-observed §1.1: a router with 10.6.0.1, a node with `ens192`
