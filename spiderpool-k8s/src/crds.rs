@@ -98,7 +98,10 @@ pub async fn install(client: &Client, timeout: Duration) -> Result<()> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
     for crd in all_crds() {
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         api.patch(&name, &params, &Patch::Apply(&crd))
             .await
             .map_err(|e| Error::api(format!("apply CRD {name}"), e))?;

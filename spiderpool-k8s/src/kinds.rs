@@ -49,7 +49,8 @@ pub fn from_dynamic<T: SpiderResource + DeserializeOwned>(obj: &DynamicObject) -
         if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             meta.remove("managedFields");
         }
-        map.entry("apiVersion").or_insert_with(|| API_VERSION.into());
+        map.entry("apiVersion")
+            .or_insert_with(|| API_VERSION.into());
         map.entry("kind").or_insert_with(|| T::INFO.kind.into());
     }
     serde_json::from_value(value).map_err(|e| decode(e.to_string()))

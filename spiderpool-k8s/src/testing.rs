@@ -41,11 +41,16 @@ impl TestCluster {
     /// Connects through `$KUBECONFIG`, installs the CRDs once per process, and creates a
     /// namespace named after `test` (made unique).
     pub async fn new(test: &str) -> Result<Self> {
+        if std::env::var_os("KUBECONFIG").is_none() {
+            return Err(Error::Config(
+                "this test needs a kube-apiserver: run `hack/control-plane.sh up` and export \
+                 KUBECONFIG=<the path it prints> (scripts/test.sh does both)"
+                    .to_owned(),
+            ));
+        }
         let client = crate::client::connect(None).await?;
-        CRDS.get_or_try_init(|| async {
-            crds::install(&client, Duration::from_secs(60)).await
-        })
-        .await?;
+        CRDS.get_or_try_init(|| async { crds::install(&client, Duration::from_secs(60)).await })
+            .await?;
         let namespace = unique_name(&test.replace('_', "-"));
         let ns: Namespace = serde_json::from_value(json!({
             "metadata": {"name": namespace}
@@ -104,7 +109,10 @@ impl TestCluster {
     /// Deletes a Pod at once (grace period 0).
     pub async fn delete_pod(&self, name: &str) -> Result<()> {
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
-        match api.delete(name, &DeleteParams::default().grace_period(0)).await {
+        match api
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(Error::api(format!("delete pod {name}"), e)),

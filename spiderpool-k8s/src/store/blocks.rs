@@ -224,7 +224,10 @@ impl PoolBlocks {
     /// address of the pool.
     pub fn transfer(&mut self, node: &str, ip: IpAddr) -> Result<(), BlockError> {
         if !self.usable.contains(ip) {
-            return Err(invalid(&self.name, format!("{ip} is not an address of the pool")));
+            return Err(invalid(
+                &self.name,
+                format!("{ip} is not an address of the pool"),
+            ));
         }
         for set in self.blocks.values_mut() {
             set.remove(ip);
@@ -344,7 +347,10 @@ mod tests {
         let again = PoolBlocks::from_pool(&p).unwrap();
         assert_eq!(again, b);
         assert_eq!(again.free_elsewhere("n2"), 2);
-        b.hand_back("n1", &IpRangeSet::parse(IpFamily::V4, &["10.6.0.12-10.6.0.13"]).unwrap());
+        b.hand_back(
+            "n1",
+            &IpRangeSet::parse(IpFamily::V4, &["10.6.0.12-10.6.0.13"]).unwrap(),
+        );
         assert_eq!(b.block("n1").to_strings(), ["10.6.0.10-10.6.0.11"]);
     }
 

@@ -160,17 +160,21 @@ impl EndpointIndex {
 
     /// Every held address of `pool` as a pool record (`ns/name`, pod UID).
     pub fn records(&self, pool: &str) -> impl Iterator<Item = (IpAddr, PoolIPAllocation)> + '_ {
-        self.by_pool.get(pool).into_iter().flatten().filter_map(|(ip, key)| {
-            self.by_key.get(key).map(|e| {
-                (
-                    *ip,
-                    PoolIPAllocation {
-                        pod: key.to_string(),
-                        pod_uid: e.uid.clone(),
-                    },
-                )
+        self.by_pool
+            .get(pool)
+            .into_iter()
+            .flatten()
+            .filter_map(|(ip, key)| {
+                self.by_key.get(key).map(|e| {
+                    (
+                        *ip,
+                        PoolIPAllocation {
+                            pod: key.to_string(),
+                            pod_uid: e.uid.clone(),
+                        },
+                    )
+                })
             })
-        })
     }
 
     /// Number of endpoints.

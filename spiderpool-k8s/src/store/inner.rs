@@ -90,8 +90,7 @@ impl Inner {
                 !old.layout.same_layout(&layout)
                     || old.object.spec != object.spec
                     || old.object.metadata.labels != object.metadata.labels
-                    || old.object.metadata.deletion_timestamp
-                        != object.metadata.deletion_timestamp
+                    || old.object.metadata.deletion_timestamp != object.metadata.deletion_timestamp
             }
             None => true,
         };

@@ -273,14 +273,13 @@ impl KubeStore {
             return;
         };
         let node = self.opts.node.clone();
-        let res = self.rt.block_on(self.writer.edit_pool_status(
-            object,
-            &self.shared.stats,
-            |l| {
-                l.set_waiting(&node, waiting);
-                Ok(())
-            },
-        ));
+        let res = self.rt.block_on(
+            self.writer
+                .edit_pool_status(object, &self.shared.stats, |l| {
+                    l.set_waiting(&node, waiting);
+                    Ok(())
+                }),
+        );
         match res {
             Ok((v, written, ())) => {
                 lock(&self.shared.inner).put_pool(v, written);
@@ -459,12 +458,13 @@ impl IpamStore for KubeStore {
                 }
             }
         }
-        // The endpoints are written: the addresses are held. Record the pool side locally
-        // (the endpoint events rebuild the same records when they arrive).
-        let versions = inner.state.assign_versions(&pool_part);
-        inner.state.apply(&pool_part, &versions)?;
-        committed.pools = versions.pools;
+        // The endpoints are written, and the index already rebuilt the views of their pools
+        // from them (the endpoints are the records): nothing else to apply.
+        let snap = inner.state.snapshot(&[]);
         for pc in &changes.pools {
+            if let Some(v) = snap.pool_version(&pc.pool) {
+                committed.pools.insert(pc.pool.clone(), v);
+            }
             inner.dirty.insert(pc.pool.clone());
         }
         Ok(committed)
@@ -522,44 +522,35 @@ impl KubeStoreHandle {
     }
 
     /// Hands back the free addresses of this node's blocks in pools where another node
-    /// waits. The local view shrinks first, so nothing is allocated from them meanwhile.
+    /// waits. Done under the store's lock, write included: no commit of this node can take
+    /// one of those addresses between computing them and the status write (a commit would
+    /// otherwise see them as "unclaimed" in a view already shrunk, and keep one while the
+    /// write removes it from the block).
     fn hand_back(&self, shared: &Shared) {
         let node = &self.opts.node;
-        let work: Vec<(SpiderIPPool, spiderpool_core::ip::IpRangeSet)> = {
-            let mut inner = lock(&shared.inner);
-            let pools: Vec<String> = inner
-                .pools
-                .iter()
-                .filter(|(_, e)| e.layout.waiting().iter().any(|n| n != node))
-                .map(|(n, _)| n.clone())
-                .collect();
-            let mut work = Vec::new();
-            for p in pools {
-                let Some(free) = inner.free_in_my_block(&p) else {
-                    continue;
-                };
-                if free.is_empty() {
-                    continue;
-                }
-                if let Some(e) = inner.pools.get_mut(&p) {
-                    e.layout.hand_back(node, &free);
-                    work.push((e.object.clone(), free));
-                }
-                inner.rebuild(&p);
-            }
-            work
-        };
-        for (pool, free) in work {
-            let name = pool.metadata.name.clone().unwrap_or_default();
+        let mut inner = lock(&shared.inner);
+        let pools: Vec<String> = inner
+            .pools
+            .iter()
+            .filter(|(_, e)| e.layout.waiting().iter().any(|n| n != node))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in pools {
+            let Some(free) = inner.free_in_my_block(&name).filter(|f| !f.is_empty()) else {
+                continue;
+            };
+            let Some(object) = inner.pools.get(&name).map(|e| e.object.clone()) else {
+                continue;
+            };
             let res = self
                 .rt
-                .block_on(self.writer.edit_pool_status(pool, &shared.stats, |l| {
+                .block_on(self.writer.edit_pool_status(object, &shared.stats, |l| {
                     l.hand_back(node, &free);
                     Ok(())
                 }));
             match res {
                 Ok((v, written, ())) => {
-                    lock(&shared.inner).put_pool(v, written);
+                    inner.put_pool(v, written);
                 }
                 Err(e) => log::warn!("SpiderIPPool {name}: cannot hand back {free}: {e}"),
             }

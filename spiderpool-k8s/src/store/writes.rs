@@ -58,7 +58,8 @@ impl WriteError {
     /// As an IPAM engine error: conflicts make it re-plan, the rest fail the request.
     pub fn into_core(self) -> spiderpool_core::Error {
         match self {
-            WriteError::Conflict(object) | WriteError::Block(BlockError::Taken { pool: object, .. }) => {
+            WriteError::Conflict(object)
+            | WriteError::Block(BlockError::Taken { pool: object, .. }) => {
                 spiderpool_core::Error::IpamConflict {
                     object,
                     expected: "the version planned on".to_owned(),
@@ -225,7 +226,8 @@ impl Writer {
         stats: &Stats,
     ) -> Result<(), WriteError> {
         let api = self.endpoints(&key.namespace);
-        let patch = json!({"metadata": {"finalizers": null, "resourceVersion": expected.to_string()}});
+        let patch =
+            json!({"metadata": {"finalizers": null, "resourceVersion": expected.to_string()}});
         stats.wrote();
         let uid = match api
             .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -238,7 +240,9 @@ impl Writer {
                 return Err(WriteError::Conflict(format!("SpiderEndpoint/{key}")));
             }
             Err(e) => {
-                return Err(Error::api(format!("remove finalizer of SpiderEndpoint {key}"), e).into());
+                return Err(
+                    Error::api(format!("remove finalizer of SpiderEndpoint {key}"), e).into(),
+                );
             }
         };
         let params = DeleteParams {
