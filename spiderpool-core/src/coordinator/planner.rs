@@ -190,7 +190,41 @@ struct VethEnds {
     host_mac: Option<MacAddr>,
 }
 
-/// Plans a coordinator ADD for `req.ifname` (spec §4.4). `disable` gives an empty plan.
+/// What every step of one ADD needs to know, worked out before the first step is planned.
+struct Add<'a> {
+    cfg: &'a CoordinatorConfig,
+    req: &'a AddRequest,
+    /// The NIC being configured (`CNI_IFNAME`).
+    cur: &'a str,
+    /// The pod's first NIC (`podDefaultCNINIC`, `eth0`).
+    first: &'a str,
+    /// cur's usable addresses, and their families.
+    cur_ips: Vec<IpAddr>,
+    families: Families,
+    res: ModeResolution,
+    /// The host IPs the pod must reach through its veth.
+    host_ips: Vec<IpAddr>,
+    /// The IPv4 source for the pod's new routes: the first NIC's (IPv6 routes get none).
+    src4: Option<IpAddr>,
+}
+
+impl Add<'_> {
+    fn src_for(&self, f: Family) -> Option<IpAddr> {
+        if f == Family::V4 { self.src4 } else { None }
+    }
+
+    /// The first host IP of `f`: the gateway of the hijack and reply-via-veth routes.
+    fn gw(&self, f: Family) -> Option<IpAddr> {
+        self.host_ips.iter().copied().find(|h| Family::of(h) == f)
+    }
+
+    fn underlay_first(&self) -> bool {
+        self.res.mode == ResolvedMode::Underlay && self.res.first_invoke
+    }
+}
+
+/// Plans a coordinator ADD for `req.ifname` (spec §4.4), one helper per step of the algorithm.
+/// `disable` gives an empty plan.
 pub fn plan_add(
     cfg: &CoordinatorConfig,
     req: &AddRequest,
@@ -201,34 +235,57 @@ pub fn plan_add(
     if cfg.mode == super::config::Mode::Disable {
         return Ok(Plan::default());
     }
-    let cur_name = req.ifname.as_str();
-    let first = cfg.pod_default_cni_nic.as_str();
-    let hijack = cfg.hijack_list();
-
-    // Step 4: families of cur's usable addresses.
-    let cur = pod
-        .link(cur_name)
-        .ok_or_else(|| Error::CoordinatorInterfaceMissing {
-            ifname: cur_name.into(),
-        })?;
-    let cur_ips = cur.usable_ips();
-    if cur_ips.is_empty() {
-        return Err(Error::CoordinatorNoUsableIp {
-            ifname: cur_name.into(),
-        });
-    }
-    let families = Families::of(&cur_ips);
-
-    // Step 6.
-    let Some(res) = resolve_mode(cfg.mode, cur_name, first, pod)? else {
+    let Some(a) = facts(cfg, req, pod, host)? else {
         return Ok(Plan::default());
     };
-    let ModeResolution {
-        mode,
-        first_invoke,
-        current_table: table,
-    } = res;
+    let mut b = Builder {
+        pod: pod.clone(),
+        host: host.clone(),
+        plan: Plan {
+            resolution: Some(a.res),
+            ..Plan::default()
+        },
+    };
+    // Step 5.
+    b.step(Side::Pod, Step::SetLinkUp { dev: a.cur.into() });
+    let ends = veth_ends(&mut b, &a)?;
+    link_settings(&mut b, &a);
+    neighbours(&mut b, &a, &ends)?;
+    host_routes(&mut b, &a, &ends);
+    hijack_routes(&mut b, &a, &ends);
+    reply_via_veth(&mut b, &a);
+    // Step 21: route tuning.
+    if cfg.tune_pod_routes && (!a.res.first_invoke || a.res.mode == ResolvedMode::Overlay) {
+        tune(&mut b, &a)?;
+    }
+    policy_routes(&mut b, &a);
+    b.plan.host_veth = ends.host;
+    Ok(b.plan)
+}
 
+/// Steps 4 and 6–8 (and 16's source address): cur's addresses and families, the mode (`None`
+/// when the coordinator does not run for cur), the pod's and the host's IPs.
+fn facts<'a>(
+    cfg: &'a CoordinatorConfig,
+    req: &'a AddRequest,
+    pod: &PodView,
+    host: &HostView,
+) -> Result<Option<Add<'a>>, Error> {
+    let cur = req.ifname.as_str();
+    let first = cfg.pod_default_cni_nic.as_str();
+    // Step 4: families of cur's usable addresses.
+    let cur_link = pod
+        .link(cur)
+        .ok_or_else(|| Error::CoordinatorInterfaceMissing { ifname: cur.into() })?;
+    let cur_ips = cur_link.usable_ips();
+    if cur_ips.is_empty() {
+        return Err(Error::CoordinatorNoUsableIp { ifname: cur.into() });
+    }
+    let families = Families::of(&cur_ips);
+    // Step 6.
+    let Some(res) = resolve_mode(cfg.mode, cur, first, pod)? else {
+        return Ok(None);
+    };
     // Step 7: pod IPs of the families in use, every interface but lo.
     let all_pod_ips: Vec<IpAddr> = pod
         .links
@@ -236,163 +293,180 @@ pub fn plan_add(
         .filter(|l| l.name != "lo")
         .flat_map(|l| usable_of(&l.addresses, families))
         .collect();
-    // Step 8.
-    let host_ips = host_ips(host, &all_pod_ips, families);
+    // Step 16: IPv4 source for routes.
+    let src4 = pod
+        .link(first)
+        .and_then(|l| l.usable_ips().into_iter().find(IpAddr::is_ipv4));
+    Ok(Some(Add {
+        cfg,
+        req,
+        cur,
+        first,
+        cur_ips,
+        families,
+        res,
+        // Step 8.
+        host_ips: host_ips(host, &all_pod_ips, families),
+        src4,
+    }))
+}
 
-    let mut b = Builder {
-        pod: pod.clone(),
-        host: host.clone(),
-        plan: Plan {
-            resolution: Some(res),
-            ..Plan::default()
-        },
-    };
+/// Step 9: the veth ends, created by the underlay first NIC.
+fn veth_ends(b: &mut Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
+    match (a.res.mode, a.res.first_invoke) {
+        (ResolvedMode::Underlay, true) => Ok(create_underlay_veth(b, a)),
+        (ResolvedMode::Underlay, false) => existing_underlay_veth(b, a),
+        (ResolvedMode::Overlay, _) => overlay_veth(b, a),
+    }
+}
 
-    // Step 5.
+fn create_underlay_veth(b: &mut Builder, a: &Add<'_>) -> VethEnds {
+    let host_name = host_veth_name(&a.req.container_id);
+    let macs = a
+        .req
+        .veth_macs
+        .unwrap_or_else(|| VethMacs::derive(&a.req.container_id));
+    b.step(
+        Side::Pod,
+        Step::CreateVeth(VethPair {
+            name: POD_VETH.into(),
+            mac: macs.pod,
+            peer_name: host_name.clone(),
+            peer_mac: macs.host,
+            mtu: a.cfg.veth_mtu,
+        }),
+    );
     b.step(
         Side::Pod,
         Step::SetLinkUp {
-            dev: cur_name.into(),
+            dev: POD_VETH.into(),
         },
     );
+    if let (true, Some(addr)) = (a.families.v4, a.cfg.veth_link_address) {
+        b.step(
+            Side::Pod,
+            Step::AddAddress {
+                dev: POD_VETH.into(),
+                addr: IpNet::from(IpAddr::V4(addr)),
+            },
+        );
+    }
+    b.step(
+        Side::Host,
+        Step::SetLinkUp {
+            dev: host_name.clone(),
+        },
+    );
+    VethEnds {
+        pod: POD_VETH.into(),
+        pod_mac: macs.pod,
+        host: host_name,
+        host_mac: Some(macs.host),
+    }
+}
 
-    // Step 9: the veth ends.
-    let ends = match mode {
-        ResolvedMode::Underlay => {
-            let host_name = host_veth_name(&req.container_id);
-            if first_invoke {
-                let macs = req
-                    .veth_macs
-                    .unwrap_or_else(|| VethMacs::derive(&req.container_id));
-                b.step(
-                    Side::Pod,
-                    Step::CreateVeth(VethPair {
-                        name: POD_VETH.into(),
-                        mac: macs.pod,
-                        peer_name: host_name.clone(),
-                        peer_mac: macs.host,
-                        mtu: cfg.veth_mtu,
-                    }),
-                );
-                b.step(
-                    Side::Pod,
-                    Step::SetLinkUp {
-                        dev: POD_VETH.into(),
-                    },
-                );
-                if let (true, Some(addr)) = (families.v4, cfg.veth_link_address) {
-                    b.step(
-                        Side::Pod,
-                        Step::AddAddress {
-                            dev: POD_VETH.into(),
-                            addr: IpNet::from(IpAddr::V4(addr)),
-                        },
-                    );
-                }
-                b.step(
-                    Side::Host,
-                    Step::SetLinkUp {
-                        dev: host_name.clone(),
-                    },
-                );
-                VethEnds {
-                    pod: POD_VETH.into(),
-                    pod_mac: macs.pod,
-                    host: host_name,
-                    host_mac: Some(macs.host),
-                }
-            } else {
-                let veth = pod
-                    .link(POD_VETH)
-                    .ok_or_else(|| missing("pod", POD_VETH, "does not exist"))?;
-                let pod_mac = veth
-                    .mac
-                    .ok_or_else(|| missing("pod", POD_VETH, "has no MAC address in the view"))?;
-                let host_link = host.link(&host_name).ok_or_else(|| {
-                    missing(
-                        "host",
-                        &host_name,
-                        "does not exist (the underlay veth made by the first NIC's ADD)",
-                    )
-                })?;
-                VethEnds {
-                    pod: POD_VETH.into(),
-                    pod_mac,
-                    host: host_name,
-                    host_mac: host_link.mac,
-                }
-            }
-        }
-        ResolvedMode::Overlay => {
-            let eth0 = pod
-                .link(first)
-                .ok_or_else(|| missing("pod", first, "the first NIC does not exist"))?;
-            let pod_mac = eth0
-                .mac
-                .ok_or_else(|| missing("pod", first, "has no MAC address in the view"))?;
-            let peer = eth0.peer_index.ok_or_else(|| {
-                missing(
-                    "pod",
-                    first,
-                    "has no veth peer index, so its host side cannot be found",
-                )
-            })?;
-            let host_link = host.link_by_index(peer).ok_or_else(|| {
-                missing(
-                    "host",
-                    &format!("with index {peer}"),
-                    format!("does not exist (peer of the pod's {first})"),
-                )
-            })?;
-            VethEnds {
-                pod: first.into(),
-                pod_mac,
-                host: host_link.name.clone(),
-                host_mac: host_link.mac,
-            }
-        }
-    };
+/// The veth the first NIC's ADD made (underlay, later NICs).
+fn existing_underlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
+    let host_name = host_veth_name(&a.req.container_id);
+    let veth = b
+        .pod
+        .link(POD_VETH)
+        .ok_or_else(|| missing("pod", POD_VETH, "does not exist"))?;
+    let pod_mac = veth
+        .mac
+        .ok_or_else(|| missing("pod", POD_VETH, "has no MAC address in the view"))?;
+    let host_link = b.host.link(&host_name).ok_or_else(|| {
+        missing(
+            "host",
+            &host_name,
+            "does not exist (the underlay veth made by the first NIC's ADD)",
+        )
+    })?;
+    Ok(VethEnds {
+        pod: POD_VETH.into(),
+        pod_mac,
+        host_mac: host_link.mac,
+        host: host_name,
+    })
+}
 
-    // Step 11: MAC from the prefix and the first address of cur.
-    if let (Some(prefix), Some(first_ip)) = (cfg.pod_mac_prefix, cur_ips.first()) {
+/// The overlay CNI's veth: the pod's first NIC and its peer on the host.
+fn overlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
+    let first = a.first;
+    let eth0 = b
+        .pod
+        .link(first)
+        .ok_or_else(|| missing("pod", first, "the first NIC does not exist"))?;
+    let pod_mac = eth0
+        .mac
+        .ok_or_else(|| missing("pod", first, "has no MAC address in the view"))?;
+    let peer = eth0.peer_index.ok_or_else(|| {
+        missing(
+            "pod",
+            first,
+            "has no veth peer index, so its host side cannot be found",
+        )
+    })?;
+    let host_link = b.host.link_by_index(peer).ok_or_else(|| {
+        missing(
+            "host",
+            &format!("with index {peer}"),
+            format!("does not exist (peer of the pod's {first})"),
+        )
+    })?;
+    Ok(VethEnds {
+        pod: first.into(),
+        pod_mac,
+        host: host_link.name.clone(),
+        host_mac: host_link.mac,
+    })
+}
+
+/// Steps 11–14: cur's MAC (from the prefix and its first address) and its announcement,
+/// txqueuelen (inside the pod: upstream ran it in the host netns by mistake), sysctls.
+fn link_settings(b: &mut Builder, a: &Add<'_>) {
+    let cur = a.cur;
+    if let (Some(prefix), Some(first_ip)) = (a.cfg.pod_mac_prefix, a.cur_ips.first()) {
+        let mac = prefix.mac_for(*first_ip);
         b.step(
             Side::Pod,
             Step::SetMac {
-                dev: cur_name.into(),
-                mac: prefix.mac_for(*first_ip),
+                dev: cur.into(),
+                mac,
             },
         );
         b.step(
             Side::Pod,
             Step::Announce {
-                dev: cur_name.into(),
-                addrs: cur_ips.clone(),
+                dev: cur.into(),
+                addrs: a.cur_ips.clone(),
             },
         );
     }
-    // Step 12, inside the pod (upstream ran it in the host netns by mistake).
-    if let Some(len) = cfg.tx_queue_len {
+    if let Some(len) = a.cfg.tx_queue_len {
         b.step(
             Side::Pod,
             Step::SetTxQueueLen {
-                dev: cur_name.into(),
+                dev: cur.into(),
                 len,
             },
         );
     }
-    // Steps 13–14.
-    if families.v6 {
+    if a.families.v6 {
         b.step(Side::Pod, sysctl("net.ipv6.conf.all.disable_ipv6", "0"));
     }
-    if let Some(v) = cfg.pod_rp_filter {
+    if let Some(v) = a.cfg.pod_rp_filter {
         b.step(
             Side::Pod,
             sysctl("net.ipv4.conf.all.rp_filter", &v.to_string()),
         );
     }
+}
 
-    // Step 15: neighbours.
-    for ip in &cur_ips {
+/// Step 15: permanent neighbours. Host: cur's addresses → the pod veth's MAC on the host veth
+/// (after deleting old entries); pod, first NIC only: host IPs → the host veth's MAC.
+fn neighbours(b: &mut Builder, a: &Add<'_>, ends: &VethEnds) -> Result<(), Error> {
+    for ip in &a.cur_ips {
         b.step(Side::Host, Step::DeleteNeighbour { ip: *ip, dev: None });
         b.step(
             Side::Host,
@@ -403,70 +477,80 @@ pub fn plan_add(
             },
         );
     }
-    if first_invoke {
-        let host_mac = ends
-            .host_mac
-            .ok_or_else(|| missing("host", &ends.host, "has no MAC address in the view"))?;
-        for h in &host_ips {
-            b.step(
-                Side::Pod,
-                Step::AddNeighbour {
-                    ip: *h,
-                    dev: ends.pod.clone(),
-                    lladdr: host_mac,
-                },
-            );
-        }
+    if !a.res.first_invoke {
+        return Ok(());
     }
+    let host_mac = ends
+        .host_mac
+        .ok_or_else(|| missing("host", &ends.host, "has no MAC address in the view"))?;
+    for h in &a.host_ips {
+        b.step(
+            Side::Pod,
+            Step::AddNeighbour {
+                ip: *h,
+                dev: ends.pod.clone(),
+                lladdr: host_mac,
+            },
+        );
+    }
+    Ok(())
+}
 
-    // Step 16: IPv4 source for routes; IPv6 routes get none.
-    let src4 = pod
-        .link(first)
-        .and_then(|l| l.usable_ips().into_iter().find(IpAddr::is_ipv4));
-    let src_for = |f: Family| if f == Family::V4 { src4 } else { None };
-
-    // Step 17: host routes in the pod, the host rule and the host's route to each cur address.
-    for h in &host_ips {
+/// Step 17: host routes in the pod (table N, and main for the first NIC), the host rule and
+/// the host's route to each cur address.
+fn host_routes(b: &mut Builder, a: &Add<'_>, ends: &VethEnds) {
+    for h in &a.host_ips {
         let r = Route::new(host_net(*h), ends.pod.clone())
             .with_scope(Scope::Link)
-            .with_src(src_for(Family::of(h)));
-        b.route(Side::Pod, r.clone().in_table(table), RouteOrigin::New);
-        if first_invoke {
+            .with_src(a.src_for(Family::of(h)));
+        b.route(
+            Side::Pod,
+            r.clone().in_table(a.res.current_table),
+            RouteOrigin::New,
+        );
+        if a.res.first_invoke {
             b.route(Side::Pod, r, RouteOrigin::New);
         }
     }
-    for f in families.list() {
+    let host_table = a.cfg.host_rule_table;
+    for f in a.families.list() {
         b.rule_at(
             Side::Host,
-            Rule::lookup(f, cfg.host_rule_table).at(RULE_PRIORITY_1000),
+            Rule::lookup(f, host_table).at(RULE_PRIORITY_1000),
         );
     }
-    for ip in &cur_ips {
+    for ip in &a.cur_ips {
         let dst = host_net(*ip);
         b.step(
             Side::Host,
             Step::DeleteRoutesTo {
-                table: cfg.host_rule_table,
+                table: host_table,
                 dst,
             },
         );
         let r = Route::new(dst, ends.host.clone())
             .with_scope(Scope::Link)
-            .in_table(cfg.host_rule_table);
+            .in_table(host_table);
         b.route(Side::Host, r, RouteOrigin::New);
     }
+}
 
-    // Steps 18–19: hijack routes via the first host IP of each family.
-    let gw = |f: Family| host_ips.iter().copied().find(|h| Family::of(h) == f);
-    let hijack_table = if first_invoke { TABLE_MAIN } else { table };
-    for c in &hijack {
+/// Steps 18–19: hijack routes (pod CIDRs, service CIDRs, hijackCIDR) via the first host IP of
+/// each family.
+fn hijack_routes(b: &mut Builder, a: &Add<'_>, ends: &VethEnds) {
+    let table = if a.res.first_invoke {
+        TABLE_MAIN
+    } else {
+        a.res.current_table
+    };
+    for c in &a.cfg.hijack_list() {
         let f = Family::of_net(c);
-        match gw(f).filter(|_| families.has(f)) {
+        match a.gw(f).filter(|_| a.families.has(f)) {
             Some(g) => {
                 let r = Route::new(*c, ends.pod.clone())
                     .via(g)
-                    .with_src(src_for(f))
-                    .in_table(hijack_table);
+                    .with_src(a.src_for(f))
+                    .in_table(table);
                 b.route(Side::Pod, r, RouteOrigin::New);
             }
             None => b.plan.warnings.push(format!(
@@ -475,58 +559,57 @@ pub fn plan_add(
             )),
         }
     }
+}
 
-    // Step 20: underlay first NIC, replies to connections that came in by veth0 leave by veth0.
-    if mode == ResolvedMode::Underlay && first_invoke {
-        b.step(
-            Side::Pod,
-            Step::ReplyViaVethMark(ReplyViaVethMark {
-                iface: POD_VETH.into(),
-                mark: 1,
-                table: TABLE_FIRST_NIC,
-                families: families.list(),
-            }),
-        );
-        for f in families.list() {
-            let rule = Rule {
-                fwmark: Some(1),
-                ..Rule::lookup(f, TABLE_FIRST_NIC).at(RULE_PRIORITY_1000)
-            };
-            b.rule_at(Side::Pod, rule);
-        }
-        for f in families.list() {
-            if let Some(g) = gw(f) {
-                let r = Route::new(default_net(f), POD_VETH)
-                    .via(g)
-                    .with_src(src_for(f))
-                    .in_table(TABLE_FIRST_NIC);
-                b.route(Side::Pod, r, RouteOrigin::New);
-            }
+/// Step 20: underlay first NIC, replies to connections that came in by veth0 leave by veth0.
+fn reply_via_veth(b: &mut Builder, a: &Add<'_>) {
+    if !a.underlay_first() {
+        return;
+    }
+    let families = a.families.list();
+    b.step(
+        Side::Pod,
+        Step::ReplyViaVethMark(ReplyViaVethMark {
+            iface: POD_VETH.into(),
+            mark: 1,
+            table: TABLE_FIRST_NIC,
+            families: families.clone(),
+        }),
+    );
+    for f in &families {
+        let rule = Rule {
+            fwmark: Some(1),
+            ..Rule::lookup(*f, TABLE_FIRST_NIC).at(RULE_PRIORITY_1000)
+        };
+        b.rule_at(Side::Pod, rule);
+    }
+    for f in families {
+        if let Some(g) = a.gw(f) {
+            let r = Route::new(default_net(f), POD_VETH)
+                .via(g)
+                .with_src(a.src_for(f))
+                .in_table(TABLE_FIRST_NIC);
+            b.route(Side::Pod, r, RouteOrigin::New);
         }
     }
+}
 
-    // Step 21: route tuning.
-    if cfg.tune_pod_routes && (!first_invoke || mode == ResolvedMode::Overlay) {
-        tune(&mut b, cfg, req, cur_name, &cur_ips, families, res)?;
-    }
-
-    // Step 22: policy routes via cur.
-    let policy_table = if mode == ResolvedMode::Underlay && first_invoke {
+/// Step 22: policy routes via cur.
+fn policy_routes(b: &mut Builder, a: &Add<'_>) {
+    let table = if a.underlay_first() {
         TABLE_MAIN
     } else {
-        table
+        a.res.current_table
     };
-    for p in cfg
+    for p in a
+        .cfg
         .policy_routes
         .iter()
-        .filter(|p| families.has(Family::of_net(&p.dst)))
+        .filter(|p| a.families.has(Family::of_net(&p.dst)))
     {
-        let r = Route::new(p.dst, cur_name).via(p.gw).in_table(policy_table);
+        let r = Route::new(p.dst, a.cur).via(p.gw).in_table(table);
         b.route(Side::Pod, r, RouteOrigin::New);
     }
-
-    b.plan.host_veth = ends.host;
-    Ok(b.plan)
 }
 
 fn sysctl(key: &str, value: &str) -> Step {
@@ -565,34 +648,29 @@ fn default_via(route: &Route, dev: &str, table: u32) -> Option<Route> {
     Some(r)
 }
 
-/// Step 21 (spec §4.4).
-fn tune(
-    b: &mut Builder,
-    cfg: &CoordinatorConfig,
-    req: &AddRequest,
-    cur: &str,
-    cur_ips: &[IpAddr],
-    families: Families,
-    res: ModeResolution,
-) -> Result<(), Error> {
-    let table = res.current_table;
-    let in_use = |r: &Route| families.has(r.family());
-    let main_defaults = |b: &Builder, dev: &str| -> Vec<Route> {
-        b.pod
-            .routes
-            .iter()
-            .filter(|r| r.table == TABLE_MAIN && r.is_default() && in_use(r) && r.uses_dev(dev))
-            .cloned()
-            .collect()
-    };
+/// The routes of main that are default routes of a family in use and leave by `dev`.
+fn main_defaults(b: &Builder, a: &Add<'_>, dev: &str) -> Vec<Route> {
+    b.pod
+        .routes
+        .iter()
+        .filter(|r| {
+            r.table == TABLE_MAIN && r.is_default() && a.families.has(r.family()) && r.uses_dev(dev)
+        })
+        .cloned()
+        .collect()
+}
 
+/// Step 21: rules so each NIC's addresses use its table, and the default route of the NIC
+/// that is not the pod's default moved out of main.
+fn tune(b: &mut Builder, a: &Add<'_>) -> Result<(), Error> {
+    let cur = a.cur;
     // 21.1: the first other interface owning a default route in main.
     let dflt = b
         .pod
         .links
         .iter()
         .filter(|l| l.name != "lo" && l.name != cur)
-        .find(|l| !main_defaults(b, &l.name).is_empty())
+        .find(|l| !main_defaults(b, a, &l.name).is_empty())
         .map(|l| l.name.clone());
     let Some(dflt) = dflt else {
         b.plan.warnings.push(format!(
@@ -600,10 +678,10 @@ fn tune(
         ));
         return Ok(());
     };
-
-    // 21.2.
-    let want = cfg
-        .default_route_nic(req.default_route_nic_annotation.as_deref())
+    // 21.2: the NIC that keeps main's default (`want`) and the one whose routes move.
+    let want = a
+        .cfg
+        .default_route_nic(a.req.default_route_nic_annotation.as_deref())
         .filter(|w| *w != dflt.as_str());
     let (want, move_if) = match want {
         None => (dflt.clone(), cur.to_string()),
@@ -614,69 +692,64 @@ fn tune(
             (w.to_string(), dflt.clone())
         }
     };
+    tune_rules(b, a, &dflt, want == cur)?;
+    move_routes(b, a, &move_if);
+    Ok(())
+}
 
-    // 21.3: rules.
+/// 21.3: `from <addr> lookup N` rules for the NIC that leaves main (dflt's addresses when cur
+/// keeps the default, else cur's); an overlay first NIC also gets eth0's rules and default
+/// route in table 100.
+fn tune_rules(
+    b: &mut Builder,
+    a: &Add<'_>,
+    dflt: &str,
+    cur_keeps_default: bool,
+) -> Result<(), Error> {
+    let table = a.res.current_table;
     let dflt_ips = b
         .pod
-        .link(&dflt)
-        .map(|l| usable_of(&l.addresses, families))
+        .link(dflt)
+        .map(|l| usable_of(&l.addresses, a.families))
         .unwrap_or_default();
-    if want == cur {
+    if cur_keeps_default {
         for ip in &dflt_ips {
             b.rule_auto(Rule::from_addr(*ip, table))?;
         }
-    } else {
-        for ip in cur_ips {
-            b.rule_auto(Rule::from_addr(*ip, table))?;
+        return Ok(());
+    }
+    for ip in &a.cur_ips {
+        b.rule_auto(Rule::from_addr(*ip, table))?;
+    }
+    if a.res.mode == ResolvedMode::Overlay && a.res.first_invoke {
+        for ip in &dflt_ips {
+            b.rule_auto(Rule::from_addr(*ip, TABLE_FIRST_NIC))?;
         }
-        if res.mode == ResolvedMode::Overlay && res.first_invoke {
-            for ip in &dflt_ips {
-                b.rule_auto(Rule::from_addr(*ip, TABLE_FIRST_NIC))?;
-            }
-            for r in main_defaults(b, &dflt) {
-                if let Some(copy) = default_via(&r, &dflt, TABLE_FIRST_NIC) {
-                    b.route(Side::Pod, copy, RouteOrigin::CopiedFrom(TABLE_MAIN));
-                }
+        for r in main_defaults(b, a, dflt) {
+            if let Some(copy) = default_via(&r, dflt, TABLE_FIRST_NIC) {
+                b.route(Side::Pod, copy, RouteOrigin::CopiedFrom(TABLE_MAIN));
             }
         }
     }
+    Ok(())
+}
 
-    // 21.4: move move_if's default route(s) from main to the table; copy its other routes.
+/// 21.4: move `move_if`'s default route(s) from main to the NIC's table; copy its other routes.
+fn move_routes(b: &mut Builder, a: &Add<'_>, move_if: &str) {
+    let table = a.res.current_table;
     let snapshot: Vec<Route> = b
         .pod
         .routes
         .iter()
-        .filter(|r| r.table == TABLE_MAIN && in_use(r) && r.uses_dev(&move_if))
+        .filter(|r| r.table == TABLE_MAIN && a.families.has(r.family()) && r.uses_dev(move_if))
         .cloned()
         .collect();
     for r in snapshot {
         if r.is_default() {
-            let Some(moved) = default_via(&r, &move_if, table) else {
-                continue;
-            };
-            b.route(Side::Pod, moved, RouteOrigin::MovedFrom(TABLE_MAIN));
-            b.step(Side::Pod, Step::DeleteRoute { route: r.clone() });
-            // A multipath default keeps its other nexthops in main.
-            let rest: Vec<_> = r
-                .nexthops
-                .iter()
-                .filter(|n| n.dev != move_if)
-                .cloned()
-                .collect();
-            if !r.nexthops.is_empty() && !rest.is_empty() {
-                let mut remainder = r.clone();
-                if rest.len() == 1 {
-                    remainder.dev = rest[0].dev.clone();
-                    remainder.gw = rest[0].gw;
-                    remainder.nexthops.clear();
-                } else {
-                    remainder.nexthops = rest;
-                }
-                b.route(Side::Pod, remainder, RouteOrigin::Remainder);
-            }
+            move_default(b, &r, move_if, table);
         } else if !is_fe80_64(&r.dst) && r.nexthops.is_empty() {
             // A copy keeps dst, gw, scope and src only (proto and metric fall back to defaults).
-            let mut copy = Route::new(r.dst, move_if.clone())
+            let mut copy = Route::new(r.dst, move_if)
                 .with_scope(r.scope)
                 .with_src(r.src)
                 .in_table(table);
@@ -684,7 +757,34 @@ fn tune(
             b.route(Side::Pod, copy, RouteOrigin::CopiedFrom(TABLE_MAIN));
         }
     }
-    Ok(())
+}
+
+/// Moves `move_if`'s nexthop of default route `r` to `table`; a multipath default keeps its
+/// other nexthops in main.
+fn move_default(b: &mut Builder, r: &Route, move_if: &str, table: u32) {
+    let Some(moved) = default_via(r, move_if, table) else {
+        return;
+    };
+    b.route(Side::Pod, moved, RouteOrigin::MovedFrom(TABLE_MAIN));
+    b.step(Side::Pod, Step::DeleteRoute { route: r.clone() });
+    let rest: Vec<_> = r
+        .nexthops
+        .iter()
+        .filter(|n| n.dev != move_if)
+        .cloned()
+        .collect();
+    if r.nexthops.is_empty() || rest.is_empty() {
+        return;
+    }
+    let mut remainder = r.clone();
+    if let [only] = rest.as_slice() {
+        remainder.dev = only.dev.clone();
+        remainder.gw = only.gw;
+        remainder.nexthops.clear();
+    } else {
+        remainder.nexthops = rest;
+    }
+    b.route(Side::Pod, remainder, RouteOrigin::Remainder);
 }
 
 #[cfg(test)]
