@@ -7,6 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use spiderpool_plugin_support::agent_client::AgentClient;
+use spiderpool_test_kit::gate::{self, Need};
+// Re-exported for the test files: `ip ARGS` and named network namespaces (not every test
+// crate uses them).
+#[allow(unused_imports)]
+pub use spiderpool_test_kit::lab::{NamedNetns as Netns, ip};
 
 /// The agent binary under test.
 pub const AGENT: &str = env!("CARGO_BIN_EXE_spiderpool-agent");
@@ -143,58 +148,8 @@ impl Drop for RunningAgent {
 /// Debian's macvlan plugin (package containernetworking-plugins).
 pub const DEBIAN_MACVLAN: &str = "/usr/lib/cni/macvlan";
 
-/// Why a root end-to-end test cannot run here (`needs` says what root is needed for), or
-/// `None`.
-pub fn skip_reason(needs: &str) -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some(format!("needs root ({needs})"));
-    }
-    if !Path::new(DEBIAN_MACVLAN).is_file() {
-        return Some(format!(
-            "{DEBIAN_MACVLAN} is missing (apt-get install containernetworking-plugins)"
-        ));
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("the ip command is missing (iproute2)".into());
-    }
-    None
-}
-
-/// Runs `ip ARGS`, failing the test with its stderr.
-pub fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Named network namespaces, deleted on drop.
-pub struct Netns(pub Vec<String>);
-
-impl Netns {
-    /// Creates `name` (replacing a stale one) and returns it.
-    pub fn add(&mut self, name: &str) -> String {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        ip(&["netns", "add", name]);
-        self.0.push(name.to_owned());
-        name.to_owned()
-    }
-
-    /// Deletes `name` now.
-    pub fn del(&mut self, name: &str) {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        self.0.retain(|n| n != name);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in self.0.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", n]).output();
-        }
-    }
+/// Whether a root end-to-end test can run here (root, Debian's macvlan, `ip`); else it
+/// skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1` (CI).
+pub fn ready() -> bool {
+    gate::ready(&[Need::Root, Need::File(DEBIAN_MACVLAN), Need::Program("ip")])
 }
