@@ -271,6 +271,18 @@ pub fn validate_ifname(name: &str) -> Result<(), CniError> {
     Ok(())
 }
 
+/// Problems with `uid` as a pod UID (see [`CniArgs::validate_pod_identity`]).
+fn pod_uid_problems(uid: &str) -> Vec<String> {
+    if uid.len() <= 128 && is_valid_cni_name(uid) {
+        return Vec::new();
+    }
+    vec![
+        "a pod UID must be 1 to 128 alphanumeric characters, '_', '.' or '-', starting with an \
+         alphanumeric character"
+            .to_owned(),
+    ]
+}
+
 /// `CNI_ARGS`: `KEY=VALUE` pairs separated by `;`, in the order given.
 ///
 /// Parsing is Go's `types.LoadArgs` split: every `;`-separated item must contain exactly one
@@ -354,6 +366,39 @@ impl CniArgs {
         self.get(Self::K8S_POD_INFRA_CONTAINER_ID)
     }
 
+    /// Checks the pod identity keys that are present, as Kubernetes names them:
+    /// `K8S_POD_NAMESPACE` must be a DNS-1123 label (a namespace name), `K8S_POD_NAME` a
+    /// DNS-1123 subdomain (a pod name), `K8S_POD_UID` 1 to 128 characters of
+    /// `[a-zA-Z0-9][a-zA-Z0-9_.\-]*` (a UUID in practice). So no newline, NUL, `/` or space
+    /// reaches a log line, an endpoint key (`namespace/name`) or the agent. Code 4 (an
+    /// environment variable is invalid), naming the key, with the value quoted in `details`.
+    pub fn validate_pod_identity(&self) -> Result<(), CniError> {
+        use crate::meta::validation::{dns1123_label_problems, dns1123_subdomain_problems};
+        for key in [
+            Self::K8S_POD_NAMESPACE,
+            Self::K8S_POD_NAME,
+            Self::K8S_POD_UID,
+        ] {
+            // An empty value counts as absent (the plugins fall back on the container ID).
+            let Some(value) = self.get(key).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let problems = match key {
+                Self::K8S_POD_NAMESPACE => dns1123_label_problems(value),
+                Self::K8S_POD_NAME => dns1123_subdomain_problems(value),
+                _ => pod_uid_problems(value),
+            };
+            if !problems.is_empty() {
+                return Err(CniError::invalid_env(format!(
+                    "invalid {key} in {ENV_ARGS}: {}",
+                    problems.join("; ")
+                ))
+                .with_details(format!("{key}={value:?}")));
+            }
+        }
+        Ok(())
+    }
+
     /// `IgnoreUnknown`: `1`/`true` (any case) is true, `0`/`false` or absent is false; any other
     /// value is code 4, as Go's boolean argument parsing.
     pub fn ignore_unknown(&self) -> Result<bool, CniError> {
@@ -386,6 +431,42 @@ impl CniArgs {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_identity_is_checked_as_kubernetes_names_it() {
+        let ok = |a: &str| CniArgs::parse(a).unwrap().validate_pod_identity();
+        ok("K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=web-0.a;K8S_POD_UID=9666672f-uid").unwrap();
+        // Absent or empty keys are left to the plugins' fallbacks.
+        ok("").unwrap();
+        ok("K8S_POD_NAME=;K8S_POD_UID=").unwrap();
+        ok(&format!("K8S_POD_NAME={}", "a".repeat(253))).unwrap();
+        for (args, key) in [
+            ("K8S_POD_NAME=a\nb", "K8S_POD_NAME"),
+            ("K8S_POD_NAME=a/b", "K8S_POD_NAME"),
+            ("K8S_POD_NAME=a\0b", "K8S_POD_NAME"),
+            ("K8S_POD_NAME=Web", "K8S_POD_NAME"),
+            ("K8S_POD_NAME=a b", "K8S_POD_NAME"),
+            ("K8S_POD_NAMESPACE=a.b", "K8S_POD_NAMESPACE"),
+            ("K8S_POD_NAMESPACE=a/b", "K8S_POD_NAMESPACE"),
+            ("K8S_POD_NAMESPACE=-a", "K8S_POD_NAMESPACE"),
+            ("K8S_POD_UID=u\nid", "K8S_POD_UID"),
+            ("K8S_POD_UID=a/b", "K8S_POD_UID"),
+        ] {
+            let e = ok(args).unwrap_err();
+            assert_eq!(e.code, 4, "{args:?}");
+            assert!(
+                e.msg.starts_with(&format!("invalid {key} in CNI_ARGS: ")),
+                "{}",
+                e.msg
+            );
+            assert!(!e.msg.contains('\n'), "{}", e.msg);
+            assert!(e.details.starts_with(&format!("{key}=\"")), "{}", e.details);
+        }
+        let e = ok(&format!("K8S_POD_NAME={}", "a".repeat(254))).unwrap_err();
+        assert!(e.msg.contains("no more than 253"), "{}", e.msg);
+        let e = ok(&format!("K8S_POD_NAMESPACE={}", "a".repeat(64))).unwrap_err();
+        assert!(e.msg.contains("no more than 63"), "{}", e.msg);
+    }
 
     fn add_env() -> Vec<(&'static str, &'static str)> {
         vec![
