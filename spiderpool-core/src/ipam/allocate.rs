@@ -7,17 +7,21 @@
 //!    changed, release that NIC's addresses and allocate afresh.
 //! 3. Other pods: same UID and NIC recorded → the recorded addresses (idempotent retry); an
 //!    unnamed positional `ippools` entry is claimed by this NIC; a different UID means a
-//!    previous pod of that name: its endpoint is replaced (its records are left to DEL / GC,
-//!    as upstream).
-//! 4. Otherwise: candidates → filters → order → lowest free address of the first pool that has
-//!    one, per NIC and family; results with routes; the endpoint record.
+//!    previous pod of that name, which Kubernetes only allows once that pod is gone: its
+//!    endpoint is replaced and its addresses are released in the same commit (upstream deletes
+//!    the endpoint and its garbage collector then releases every record whose UID is not the
+//!    pod's; the old sandbox's DEL finds another UID and releases nothing, so without this the
+//!    addresses would leak where no collector runs). The new pod does not get them in this
+//!    ADD: the snapshot still holds them.
+//! 4. Otherwise ([`allocate_fresh`]): candidates → filters → order → lowest free address of the
+//!    first pool that has one, per NIC and family; results with routes; the endpoint record.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::affinity::{FilterContext, PoolRejection, RejectReason};
 use super::annotations::parse_routes;
-use super::candidates::{Candidates, filter_and_order, pool_candidates};
+use super::candidates::{Candidates, NicCandidates, filter_and_order, pool_candidates};
 use super::pool_state::PoolState;
 use super::request::{AllocateRequest, CORE_V1, KIND_POD};
 use super::result::{AllocationResult, IpConfig};
@@ -53,7 +57,8 @@ pub struct AllocationDecision {
     /// Pool records and endpoint to write (empty for [`DecisionKind::Existing`] unless an
     /// unnamed entry was claimed).
     pub changes: ChangeSet,
-    /// Things worth logging: custom routes that matched no address.
+    /// Things worth logging: custom routes that matched no address; addresses of a previous
+    /// pod of the same name released.
     pub warnings: Vec<String>,
 }
 
@@ -100,7 +105,11 @@ pub fn plan_allocation(
                 None => base = Some(ep.clone()),
             }
         } else if status.current.uid != req.pod.uid {
-            // A previous pod of this name: replace its endpoint (expected version below).
+            // A previous pod of this name: its endpoint is replaced (expected version below)
+            // and its addresses released (module docs, step 3).
+            for detail in &status.current.ips {
+                release_detail(snap, detail, &status.current.uid, &mut changes)?;
+            }
         } else if nic_idx.is_some() {
             return Ok(AllocationDecision {
                 kind: DecisionKind::Existing,
@@ -137,7 +146,27 @@ pub fn plan_allocation(
     }
 
     let cands = pool_candidates(req, snap)?;
-    allocate_fresh(req, snap, key, ep_version, base, &cands, changes)
+    let previous = replaced_warnings(req, &changes);
+    let mut decision = allocate_fresh(req, snap, key, ep_version, base, &cands, changes)?;
+    decision.warnings.extend(previous);
+    Ok(decision)
+}
+
+/// One line per address of a previous pod of the same name that `changes` releases.
+fn replaced_warnings(req: &AllocateRequest, changes: &ChangeSet) -> Vec<String> {
+    changes
+        .pools
+        .iter()
+        .flat_map(|p| p.ops.iter().map(move |op| (p.pool.as_str(), op)))
+        .filter_map(|(pool, op)| match op {
+            PoolOp::Release { ip, uid } if *uid != req.pod.uid => Some(format!(
+                "released {ip} (pool {pool}) of the previous pod {}/{} with UID {uid}, replaced \
+                 by UID {}",
+                req.pod.namespace, req.pod.name, req.pod.uid
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the pools recorded for the NIC at `idx` are still among its candidates.
@@ -270,11 +299,28 @@ fn readopt(
     })
 }
 
+/// An address chosen by this plan: which endpoint entry it went to, and its pool.
 struct Chosen<'s> {
     detail_idx: usize,
     pool: &'s PoolState,
 }
 
+/// What [`allocate_fresh`] carries from step to step.
+struct Fresh<'r, 's> {
+    req: &'r AllocateRequest,
+    snap: &'s Snapshot,
+    /// The pool record every new address gets.
+    holder: PoolIPAllocation,
+    /// Addresses already recorded in the endpoint, and those chosen by this plan, per pool.
+    taken: BTreeMap<String, BTreeSet<u128>>,
+    chosen: Vec<Chosen<'s>>,
+    changes: ChangeSet,
+}
+
+/// Step 4 of the module docs, one helper per step: set up from the endpoint
+/// ([`Fresh::new`]); an entry per NIC not recorded yet ([`Fresh::allocate_nic`]); routes
+/// ([`attach_routes`]); this NIC's claim on a positional entry ([`claim_positional`]); the
+/// endpoint write and the answer ([`finish`]).
 fn allocate_fresh(
     req: &AllocateRequest,
     snap: &Snapshot,
@@ -282,7 +328,7 @@ fn allocate_fresh(
     ep_version: Option<Version>,
     base: Option<SpiderEndpoint>,
     cands: &Candidates,
-    mut changes: ChangeSet,
+    changes: ChangeSet,
 ) -> Result<AllocationDecision, Error> {
     let custom_routes = match req.pod.annotation(ANNO_POD_ROUTES) {
         Some(t) => parse_routes(t)?,
@@ -290,29 +336,58 @@ fn allocate_fresh(
     };
     let mut ep = base.unwrap_or_else(|| new_endpoint(req, &key));
     let mut status = ep.status.take().unwrap_or_default();
-    let holder = PoolIPAllocation {
-        pod: key.to_string(),
-        pod_uid: req.pod.uid.clone(),
-    };
-    // Addresses already recorded in the endpoint, and those chosen by this plan, per pool.
-    let mut taken: BTreeMap<String, BTreeSet<u128>> = BTreeMap::new();
-    for d in &status.current.ips {
-        for (ip, pool) in detail_addresses(d)? {
-            taken.entry(pool).or_default().insert(ip_to_u128(ip));
-        }
-    }
-    let mut chosen: Vec<Chosen<'_>> = Vec::new();
+    let mut fresh = Fresh::new(req, snap, &key, &status, changes)?;
     for (pos, nc) in cands.nics.iter().enumerate() {
-        let name = if cands.positional {
-            if pos == 0 { "eth0" } else { "" }
-        } else {
-            nc.nic.as_str()
-        };
+        let name = entry_name(cands, pos, nc);
         if !name.is_empty() && status.current.ips.iter().any(|d| d.interface == name) {
             continue; // allocated by an earlier ADD of the same pod
         }
-        let ctx = FilterContext::new(req, &nc.nic);
-        let detail_idx = status.current.ips.len();
+        let detail = fresh.allocate_nic(nc, name, status.current.ips.len())?;
+        status.current.ips.push(detail);
+    }
+    let warnings = attach_routes(&mut status, &fresh.chosen, custom_routes);
+    claim_positional(&mut status, &req.ifname);
+    ep.status = Some(status);
+    finish(req, key, ep_version, ep, fresh.changes, warnings)
+}
+
+impl<'r, 's> Fresh<'r, 's> {
+    /// The holder record for this pod and the addresses the endpoint already records.
+    fn new(
+        req: &'r AllocateRequest,
+        snap: &'s Snapshot,
+        key: &EndpointKey,
+        status: &SpiderEndpointStatus,
+        changes: ChangeSet,
+    ) -> Result<Self, Error> {
+        let mut taken: BTreeMap<String, BTreeSet<u128>> = BTreeMap::new();
+        for d in &status.current.ips {
+            for (ip, pool) in detail_addresses(d)? {
+                taken.entry(pool).or_default().insert(ip_to_u128(ip));
+            }
+        }
+        Ok(Fresh {
+            req,
+            snap,
+            holder: PoolIPAllocation {
+                pod: key.to_string(),
+                pod_uid: req.pod.uid.clone(),
+            },
+            taken,
+            chosen: Vec::new(),
+            changes,
+        })
+    }
+
+    /// The endpoint entry `name` (at `detail_idx`) for the NIC `nc`: one address per family
+    /// it has pools for, and `cleanGateway` when one of them has a gateway.
+    fn allocate_nic(
+        &mut self,
+        nc: &NicCandidates,
+        name: &str,
+        detail_idx: usize,
+    ) -> Result<IPAllocationDetail, Error> {
+        let ctx = FilterContext::new(self.req, &nc.nic);
         let mut detail = IPAllocationDetail {
             interface: name.to_owned(),
             ..Default::default()
@@ -322,80 +397,110 @@ fn allocate_fresh(
             if names.is_empty() {
                 continue;
             }
-            let pools = filter_and_order(&ctx, family, names, snap)?;
-            let mut rejections = Vec::new();
-            let mut pick = None;
-            for pool in pools {
-                let t = taken.entry(pool.name().to_owned()).or_default();
-                // A record of this pod that no NIC holds (a crash between a pool write and the
-                // endpoint write in a non-atomic store) is reused, as upstream does.
-                let orphan = pool.addresses_of_uid(&req.pod.uid).find(|ip| {
-                    !t.contains(&ip_to_u128(*ip))
-                        && pool.record(*ip).is_some_and(|r| r.pod == holder.pod)
-                });
-                let ip = orphan
-                    .map(|ip| (ip, true))
-                    .or_else(|| pool.lowest_free_excluding(t).map(|ip| (ip, false)));
-                match ip {
-                    Some((ip, reused)) => {
-                        t.insert(ip_to_u128(ip));
-                        if !reused && let Some(v) = snap.pool_version(pool.name()) {
-                            changes.push_pool_op(
-                                pool.name(),
-                                v,
-                                PoolOp::Allocate {
-                                    ip,
-                                    record: holder.clone(),
-                                },
-                            );
-                        }
-                        pick = Some((pool, ip));
-                        break;
-                    }
-                    None => rejections.push(PoolRejection {
-                        pool: pool.name().to_owned(),
-                        reason: RejectReason::Exhausted,
-                    }),
-                }
-            }
-            let Some((pool, ip)) = pick else {
-                return Err(Error::IpamAllocationFailed {
-                    nic: nc.nic.clone(),
-                    family,
-                    rejections,
-                });
-            };
-            let config = IpConfig {
-                address: ip,
-                prefix_len: pool.prefix_len(),
-                pool: pool.name().to_owned(),
-                gateway: pool.gateway(),
-            };
-            let (addr, pname, gw) = (
-                Some(config.cidr()),
-                Some(pool.name().to_owned()),
-                pool.gateway().map(|g| g.to_string()),
-            );
-            match family {
-                IpFamily::V4 => {
-                    (detail.ipv4, detail.ipv4_pool, detail.ipv4_gateway) = (addr, pname, gw)
-                }
-                IpFamily::V6 => {
-                    (detail.ipv6, detail.ipv6_pool, detail.ipv6_gateway) = (addr, pname, gw)
-                }
-            }
-            chosen.push(Chosen { detail_idx, pool });
+            let (pool, ip) = self.pick(&ctx, &nc.nic, family, names)?;
+            record_address(&mut detail, family, pool, ip);
+            self.chosen.push(Chosen { detail_idx, pool });
         }
         if detail.ipv4_gateway.is_some() || detail.ipv6_gateway.is_some() {
             detail.clean_gateway = Some(nc.clean_gateway);
         }
-        status.current.ips.push(detail);
+        Ok(detail)
     }
 
-    // Routes (§3.9): pool routes on the NIC of each address, then each custom route on the NIC
-    // of the first address whose subnet holds its gateway.
+    /// The first pool of `names` (filtered and ordered) with an address for this pod, and the
+    /// address; the allocation is added to the changes. Every pool exhausted: an error that
+    /// names each.
+    fn pick(
+        &mut self,
+        ctx: &FilterContext<'_>,
+        nic: &str,
+        family: IpFamily,
+        names: &[String],
+    ) -> Result<(&'s PoolState, IpAddr), Error> {
+        let mut rejections = Vec::new();
+        for pool in filter_and_order(ctx, family, names, self.snap)? {
+            match self.address_in(pool) {
+                Some(ip) => return Ok((pool, ip)),
+                None => rejections.push(PoolRejection {
+                    pool: pool.name().to_owned(),
+                    reason: RejectReason::Exhausted,
+                }),
+            }
+        }
+        Err(Error::IpamAllocationFailed {
+            nic: nic.to_owned(),
+            family,
+            rejections,
+        })
+    }
+
+    /// This pod's address in `pool`: a record of its UID that no NIC holds (a crash between a
+    /// pool write and the endpoint write in a non-atomic store; reused, as upstream does),
+    /// else the lowest free address not taken by this plan (recorded as a new allocation).
+    fn address_in(&mut self, pool: &'s PoolState) -> Option<IpAddr> {
+        let taken = self.taken.entry(pool.name().to_owned()).or_default();
+        let holder = &self.holder;
+        let orphan = pool.addresses_of_uid(&self.req.pod.uid).find(|ip| {
+            !taken.contains(&ip_to_u128(*ip))
+                && pool.record(*ip).is_some_and(|r| r.pod == holder.pod)
+        });
+        let ip = match orphan {
+            Some(ip) => ip,
+            None => {
+                let ip = pool.lowest_free_excluding(taken)?;
+                if let Some(v) = self.snap.pool_version(pool.name()) {
+                    let record = holder.clone();
+                    self.changes
+                        .push_pool_op(pool.name(), v, PoolOp::Allocate { ip, record });
+                }
+                ip
+            }
+        };
+        taken.insert(ip_to_u128(ip));
+        Some(ip)
+    }
+}
+
+/// The endpoint entry name of candidate NIC `pos`: its name, or for positional `ippools`
+/// items `eth0` for the first and unnamed (claimed by a later ADD) for the others.
+fn entry_name<'c>(cands: &Candidates, pos: usize, nc: &'c NicCandidates) -> &'c str {
+    match (cands.positional, pos) {
+        (true, 0) => "eth0",
+        (true, _) => "",
+        (false, _) => nc.nic.as_str(),
+    }
+}
+
+/// Writes `ip` of `pool` into the `family` fields of `detail`: address with the pool's prefix,
+/// pool name, gateway.
+fn record_address(detail: &mut IPAllocationDetail, family: IpFamily, pool: &PoolState, ip: IpAddr) {
+    let config = IpConfig {
+        address: ip,
+        prefix_len: pool.prefix_len(),
+        pool: pool.name().to_owned(),
+        gateway: pool.gateway(),
+    };
+    let (addr, pname, gw) = (
+        Some(config.cidr()),
+        Some(pool.name().to_owned()),
+        pool.gateway().map(|g| g.to_string()),
+    );
+    match family {
+        IpFamily::V4 => (detail.ipv4, detail.ipv4_pool, detail.ipv4_gateway) = (addr, pname, gw),
+        IpFamily::V6 => (detail.ipv6, detail.ipv6_pool, detail.ipv6_gateway) = (addr, pname, gw),
+    }
+}
+
+/// Routes (§3.9): pool routes on the NIC of each chosen address, then each custom route on the
+/// NIC of the first address whose subnet holds its gateway. Returns a warning per custom route
+/// that matched no address (dropped).
+fn attach_routes(
+    status: &mut SpiderEndpointStatus,
+    chosen: &[Chosen<'_>],
+    custom_routes: Vec<Route>,
+) -> Vec<String> {
     let mut routes: BTreeMap<usize, Vec<Route>> = BTreeMap::new();
-    for c in &chosen {
+    for c in chosen {
         routes
             .entry(c.detail_idx)
             .or_default()
@@ -422,18 +527,33 @@ fn allocate_fresh(
             d.routes = Some(list);
         }
     }
+    warnings
+}
 
-    // This NIC claims the first positional entry if it is not named yet.
-    if !status.current.ips.iter().any(|d| d.interface == req.ifname)
+/// This NIC claims the first positional entry if it is not named yet.
+fn claim_positional(status: &mut SpiderEndpointStatus, ifname: &str) {
+    if !status.current.ips.iter().any(|d| d.interface == ifname)
         && let Some(d) = status
             .current
             .ips
             .iter_mut()
             .find(|d| d.interface.is_empty())
     {
-        d.interface = req.ifname.clone();
+        d.interface = ifname.to_owned();
     }
+}
 
+/// The endpoint now belongs to this pod (UID, node); written with the version read (`None`:
+/// must not exist); the answer for every NIC.
+fn finish(
+    req: &AllocateRequest,
+    key: EndpointKey,
+    ep_version: Option<Version>,
+    mut ep: SpiderEndpoint,
+    mut changes: ChangeSet,
+    warnings: Vec<String>,
+) -> Result<AllocationDecision, Error> {
+    let mut status = ep.status.take().unwrap_or_default();
     status.current.uid = req.pod.uid.clone();
     status.current.node = req.pod.node.clone();
     let result = AllocationResult::from_status(&req.ifname, &status)?;

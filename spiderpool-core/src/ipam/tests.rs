@@ -463,7 +463,79 @@ fn ipam_stateless_recreated_pod_gets_new_endpoint() {
     alloc(&s, &req("a", "u1", "eth0")).unwrap();
     let d = alloc(&s, &req("a", "u2", "eth0")).unwrap();
     assert_eq!(d.kind, DecisionKind::Allocated);
-    assert_eq!(v4_of(&d), "10.6.1.2/16", "old records left to DEL/GC");
+    assert_eq!(
+        v4_of(&d),
+        "10.6.1.2/16",
+        "not the old address in the same ADD"
+    );
+}
+
+#[test]
+fn ipam_same_name_new_uid_releases_every_address_of_the_old_pod() {
+    let s = store(vec![
+        with(v4pool("d", "10.6.1.1-10.6.1.9"), |s| s.default = Some(true)),
+        v4pool("nad", "10.6.2.1-10.6.2.9"),
+    ]);
+    let holder = |pool: &str, a: &str| s.pool_state(pool).unwrap().record(ip(a)).cloned();
+    // The old pod: eth0 from the default pool, net1 from the NAD's.
+    alloc(&s, &req("a", "u1", "eth0")).unwrap();
+    let mut net1 = req("a", "u1", "net1");
+    net1.default_ipv4_ippool = vec!["nad".into()];
+    alloc(&s, &net1).unwrap();
+    // The pod is re-created with the same name and a new UID.
+    let d = alloc(&s, &req("a", "u2", "eth0")).unwrap();
+    assert_eq!(d.kind, DecisionKind::Allocated);
+    assert_eq!(
+        v4_of(&d),
+        "10.6.1.2/16",
+        "not the old address in the same ADD"
+    );
+    assert_eq!(
+        holder("d", "10.6.1.1"),
+        None,
+        "the old eth0 address is free"
+    );
+    assert_eq!(
+        holder("nad", "10.6.2.1"),
+        None,
+        "the old net1 address is free"
+    );
+    assert_eq!(holder("d", "10.6.1.2").unwrap().pod_uid, "u2");
+    assert_eq!(
+        d.warnings,
+        [
+            "released 10.6.1.1 (pool d) of the previous pod ns/a with UID u1, replaced by UID u2",
+            "released 10.6.2.1 (pool nad) of the previous pod ns/a with UID u1, replaced by UID u2"
+        ]
+    );
+    let key = EndpointKey::new("ns", "a");
+    let ep = s.endpoint(&key).unwrap();
+    assert_eq!(ep.metadata.owner_references.unwrap()[0].uid, "u2");
+    let current = ep.status.unwrap().current;
+    assert_eq!((current.uid.as_str(), current.ips.len()), ("u2", 1));
+    // The old sandbox's DEL finds another UID: nothing to release, and nothing leaked.
+    let mut del = ReleaseRequest {
+        container_id: "c-u1".into(),
+        ifname: "eth0".into(),
+        endpoint: key.clone(),
+        pod_uid: Some("u1".into()),
+        ..Default::default()
+    };
+    let r = release_with_retry(&s, &del, 4).unwrap();
+    assert_eq!(r.outcome, ReleaseOutcome::NotOwner);
+    assert_eq!(holder("d", "10.6.1.2").unwrap().pod_uid, "u2");
+    // The old addresses go to the next pods.
+    assert_eq!(
+        v4_of(&alloc(&s, &req("b", "u3", "eth0")).unwrap()),
+        "10.6.1.1/16"
+    );
+    let mut c = req("c", "u4", "eth0");
+    c.default_ipv4_ippool = vec!["nad".into()];
+    assert_eq!(v4_of(&alloc(&s, &c).unwrap()), "10.6.2.1/16");
+    // The new pod's own DEL releases its address.
+    del.pod_uid = Some("u2".into());
+    let r = release_with_retry(&s, &del, 4).unwrap();
+    assert_eq!(r.released, [("d".to_owned(), ip("10.6.1.2"))]);
 }
 
 fn sts_req(uid: &str, node: &str) -> AllocateRequest {
