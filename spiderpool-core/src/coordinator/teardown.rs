@@ -134,14 +134,15 @@ mod tests {
 
     /// eth0 with 10.6.212.145 and net1 with 10.7.0.5 (and an address for no interface).
     fn prev() -> Result100 {
-        let mut r = Result100::default();
-        r.interfaces = vec![Interface::new("eth0"), Interface::new("net1")];
-        r.ips = vec![
-            IpConfig::new("10.6.212.145/16".parse().unwrap()).with_interface(0),
-            IpConfig::new("10.7.0.5/16".parse().unwrap()).with_interface(1),
-            IpConfig::new("fd00::5/64".parse().unwrap()),
-        ];
-        r
+        Result100 {
+            interfaces: vec![Interface::new("eth0"), Interface::new("net1")],
+            ips: vec![
+                IpConfig::new("10.6.212.145/16".parse().unwrap()).with_interface(0),
+                IpConfig::new("10.7.0.5/16".parse().unwrap()).with_interface(1),
+                IpConfig::new("fd00::5/64".parse().unwrap()),
+            ],
+            ..Result100::default()
+        }
     }
 
     /// The addresses whose node-side entries the plan deletes, and the links it deletes.
@@ -215,9 +216,11 @@ mod tests {
             .push(IpConfig::new("10.9.0.1/16".parse().unwrap()).with_interface(7));
         let nic = prev_nic(Some(&r), "eth0").unwrap();
         assert_eq!(nic.usable_ips(), [ip("10.6.212.145"), ip("fd00::5")]);
-        let mut only_other = Result100::default();
-        only_other.interfaces = vec![Interface::new("net1")];
-        only_other.ips = vec![IpConfig::new("10.7.0.5/16".parse().unwrap()).with_interface(0)];
+        let only_other = Result100 {
+            interfaces: vec![Interface::new("net1")],
+            ips: vec![IpConfig::new("10.7.0.5/16".parse().unwrap()).with_interface(0)],
+            ..Result100::default()
+        };
         assert_eq!(prev_nic(Some(&only_other), "eth0"), None);
     }
 }
