@@ -4,13 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
+use spiderpool_test_kit::gate::{self, Need};
 
 /// `target/<profile>/examples/quickstart`, built by `cargo test` beside this test.
 fn example() -> PathBuf {
@@ -23,9 +17,15 @@ fn example() -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn quickstart_runs_the_seed_end_to_end() {
-    if !is_root() {
-        eprintln!("skipped: the quick start builds network namespaces and needs root");
+    let needs = [
+        Need::Root,
+        Need::Program("ip"),
+        Need::Program("ping"),
+        Need::File("/usr/lib/cni/macvlan"),
+    ];
+    if !gate::ready(&needs) {
         return;
     }
     let bin = example();
