@@ -1123,7 +1123,8 @@ fn admission_subnets_never_overlap() {
     );
     accepted(create(subnet("b", json!({"subnet": "10.7.0.0/16"})), &c));
     // Different families never overlap.
-    accepted(create(subnet("b", json!({"subnet": "::/0"})), &c));
+    // (`::/0` would hold IPv4-mapped addresses, refused since issue 9.)
+    accepted(create(subnet("b", json!({"subnet": "fd00::/8"})), &c));
 }
 
 #[test]
@@ -1515,4 +1516,57 @@ fn admission_subnet_and_reserved_ip_report_every_bad_entry_as_written() {
         paths(create(r, &ClusterState::default())),
         ["spec.ips[1]", "spec.ips[3]"]
     );
+}
+
+// ---------- IPv4-mapped IPv6 (issue 9, defect 13) ----------
+
+#[test]
+fn admission_v4_mapped_ipv6_is_refused() {
+    let c = ClusterState::default();
+    // A v4-mapped pool would hand out ::ffff:10.6.0.5, which is 10.6.0.5 to the kernel: the
+    // address of a v4 pool's pod (these were accepted).
+    for net in [
+        "::ffff:0:0/96",
+        "::ffff:0.0.0.0/96",
+        "::ffff:10.6.0.0/112",
+        "::/64",
+    ] {
+        refused(
+            create(pool("p", json!({"subnet": net})), &c),
+            "spec.subnet",
+            Reason::Invalid,
+            "IPv4-mapped",
+        );
+        refused(
+            create(subnet("s", json!({"subnet": net})), &c),
+            "spec.subnet",
+            Reason::Invalid,
+            "IPv4-mapped",
+        );
+    }
+    refused(
+        create(
+            reserved(
+                "r",
+                json!({"ips": ["fd00::5", "::ffff:10.6.0.5", "::fffe:ffff:ffff-::ffff:0:1"]}),
+            ),
+            &c,
+        ),
+        "spec.ips[1]",
+        Reason::Invalid,
+        "\"::ffff:10.6.0.5\": holds IPv4-mapped IPv6 addresses",
+    );
+    let r = reserved(
+        "r",
+        json!({"ips": ["fd00::5", "::ffff:10.6.0.5", "::fffe:ffff:ffff-::ffff:0:1"]}),
+    );
+    assert_eq!(paths(create(r, &c)), ["spec.ips[1]", "spec.ips[2]"]);
+    // Prefixes that embed an IPv4 address but are distinct IPv6 addresses stay accepted.
+    for net in ["64:ff9b::/96", "2002:a06::/32", "fd00:ffff::/96"] {
+        accepted(create(pool("p", json!({"subnet": net})), &c));
+    }
+    accepted(create(
+        reserved("r", json!({"ips": ["64:ff9b::a06:5"]})),
+        &c,
+    ));
 }

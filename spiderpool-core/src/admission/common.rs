@@ -98,9 +98,22 @@ pub(super) fn check_cidr(family: IpFamily, subnet: &str) -> Result<Cidr, FieldEr
             ),
         )
     })?;
+    // Before the canonical form: rewriting `::ffff:0:0/96` as asked would not help.
+    if cidr.aliases_ipv4() {
+        return Err(FieldError::invalid(SUBNET, aliases_ipv4_message(subnet)));
+    }
     // The canonical-form error text is upstream's "unformatted subnet X, please change it to Y".
     Cidr::parse_canonical(subnet).map_err(|e| FieldError::invalid(SUBNET, e.to_string()))?;
     Ok(cidr)
+}
+
+/// Why an IPv6 network or range holding IPv4-mapped addresses is refused (upstream accepts
+/// it; see `docs/compatibility.md`).
+pub(super) fn aliases_ipv4_message(value: &str) -> String {
+    format!(
+        "{value:?}: holds IPv4-mapped IPv6 addresses (::ffff:0:0/96), which are IPv4 addresses \
+         to the kernel and would alias the addresses of IPv4 pools; use IPv4 addresses instead"
+    )
 }
 
 /// `spec.subnet` must be given: the CRD schema marks it required.

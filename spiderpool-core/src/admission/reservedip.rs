@@ -5,7 +5,8 @@
 //! range of that version. Deletion is always allowed.
 
 use super::common::{
-    IPS, check_name, check_version, merge_in_place, not_changeable, parse_range_entry, terminating,
+    IPS, aliases_ipv4_message, check_name, check_version, merge_in_place, not_changeable,
+    parse_range_entry, terminating,
 };
 use super::{FieldError, Operation, Switches};
 use crate::ip::IpRange;
@@ -77,7 +78,14 @@ pub(super) fn validate(
     };
     // Every bad entry, each on its index as written.
     for (i, entry) in obj.spec.ips.iter().flatten().enumerate() {
-        errs.extend(parse_range_entry(family, IPS, i, entry).err());
+        match parse_range_entry(family, IPS, i, entry) {
+            Ok(r) if r.aliases_ipv4() => errs.push(FieldError::invalid(
+                format!("{IPS}[{i}]"),
+                aliases_ipv4_message(entry),
+            )),
+            Ok(_) => {}
+            Err(e) => errs.push(e),
+        }
     }
     errs
 }

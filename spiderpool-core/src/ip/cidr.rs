@@ -147,6 +147,13 @@ impl Cidr {
         self.contains_cidr(other) || other.contains_cidr(self)
     }
 
+    /// Whether the network holds an IPv4-mapped IPv6 address (see
+    /// [`IpRange::aliases_ipv4`]): `::ffff:0:0/96`, anything inside it, or anything
+    /// containing it such as `::/64`.
+    pub fn aliases_ipv4(&self) -> bool {
+        self.as_range().aliases_ipv4()
+    }
+
     /// Every address of the network as one range (network address to last address).
     pub fn as_range(&self) -> IpRange {
         IpRange::from_bounds(

@@ -155,6 +155,26 @@ impl IpRange {
     }
 }
 
+/// `::ffff:0.0.0.0`, first IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2).
+const V4_MAPPED_FIRST: u128 = 0xffff_0000_0000;
+/// `::ffff:255.255.255.255`, the last one.
+const V4_MAPPED_LAST: u128 = 0xffff_ffff_ffff;
+
+impl IpRange {
+    /// Whether the range holds an IPv4-mapped IPv6 address (`::ffff:0:0/96`). To the kernel's
+    /// sockets such an address *is* the IPv4 address it embeds, so handing it out would alias
+    /// the addresses of IPv4 pools; admission refuses pools, subnets and reserved IPs that
+    /// hold one. (Other prefixes that embed an IPv4 address, `64:ff9b::/96`, `2002::/16` or
+    /// the deprecated `::/96`, are distinct IPv6 addresses and are not concerned.)
+    pub fn aliases_ipv4(&self) -> bool {
+        if self.family() != IpFamily::V6 {
+            return false;
+        }
+        let (lo, hi) = self.bounds();
+        lo <= V4_MAPPED_LAST && hi >= V4_MAPPED_FIRST
+    }
+}
+
 impl fmt::Display for IpRange {
     /// A single address without dash, otherwise `start-end`, both in canonical text
     /// (lower-case, compressed IPv6).
@@ -282,5 +302,36 @@ mod tests {
         assert!(IpRange::new(a, b).is_err());
         assert!(IpRange::new(b, a).is_ok());
         assert!(IpRange::new(b, parse_ip("::1").unwrap()).is_err());
+    }
+
+    #[test]
+    fn v4_mapped_ranges_alias_ipv4() {
+        let r = |s: &str| IpRange::parse(s).unwrap();
+        for yes in [
+            "::ffff:10.6.0.1",
+            "::ffff:0.0.0.0",
+            "::ffff:255.255.255.255",
+            "::fffe:ffff:ffff-::ffff:0:0",
+            "::ffff:255.255.255.255-::1:0:0:0",
+        ] {
+            assert!(r(yes).aliases_ipv4(), "{yes}");
+        }
+        for no in [
+            "10.6.0.1",
+            "::fffe:ffff:ffff",
+            "::1:0:0:0",
+            "::10.6.0.1",
+            "64:ff9b::10.6.0.1",
+            "::ffff:0:10.6.0.1",
+            "2002:a06:1::1",
+        ] {
+            assert!(!r(no).aliases_ipv4(), "{no}");
+        }
+        let c = |s: &str| crate::ip::Cidr::parse(s).unwrap();
+        assert!(c("::ffff:0:0/96").aliases_ipv4());
+        assert!(c("::ffff:10.6.0.0/112").aliases_ipv4());
+        assert!(c("::/64").aliases_ipv4());
+        assert!(!c("fd00::/64").aliases_ipv4());
+        assert!(!c("10.0.0.0/8").aliases_ipv4());
     }
 }
