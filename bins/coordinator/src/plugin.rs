@@ -2,18 +2,23 @@
 //!
 //! | command | agent | kernel | failures |
 //! |---|---|---|---|
-//! | ADD | `GET /v1/coordinator/config` | plan, apply pod then node (all or nothing) | 7 config / missing prevResult; 11 agent unreachable; 999 agent refusal, planner refusal, kernel step |
-//! | DEL | same; a refusal falls back on the NAD keys | node-side teardown; netns may be gone | 7; 11 agent unreachable; 999 teardown |
+//! | ADD | `GET /v1/coordinator/config` | plan, apply pod then node (all or nothing) | 4 bad pod identity; 7 config / missing prevResult; 8 `CNI_NETNS` missing, not a netns, or the node's own; 11 agent unreachable; 999 agent refusal, planner refusal, kernel step |
+//! | DEL | same; a refusal falls back on the NAD keys | node-side teardown; netns may be gone, a leftover file, or the node's own (then node side only) | 4; 7; 11 agent unreachable; 999 teardown |
 //! | CHECK | same | re-plan, `verify` both netns | 999 naming the drift |
 //! | GC | none | none | none |
 //! | STATUS | `GET /v1/ipam/healthy` | none | 50 |
 
+use std::path::Path;
+
 use spiderpool_core::agentapi::GetCoordinatorArgs;
-use spiderpool_core::cni::{CniError, ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE};
+use spiderpool_core::cni::{
+    CniError, Command, ERR_INTERNAL, ERR_INVALID_NETNS, ERR_PLUGIN_NOT_AVAILABLE,
+};
 use spiderpool_core::coordinator::{
     AddRequest, AgentCoordinatorConfig, CoordinatorConfig, DelRequest, Mode, merge,
 };
-use spiderpool_plugin_support::log::{LogConfig, init};
+use spiderpool_plugin_support::log::{LogConfig, init, vet_path};
+use spiderpool_plugin_support::runner::{NetnsKind, netns_kind};
 use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, PendingCall, Plugin};
 
 use crate::config::PluginConf;
@@ -26,8 +31,20 @@ pub const AGENT_ERROR_PREFIX: &str = "failed to GetCoordinatorConfig: ";
 pub struct Coordinator;
 
 /// Parses the keys and starts logging (prefix: command, container ID, interface).
+///
+/// A `logOptions.logFile` the logger refuses ([`vet_path`]) fails ADD and CHECK with code 7;
+/// other commands still run (DEL must be able to clean up) and log to stderr, saying why.
 fn setup(ctx: &Context) -> Result<PluginConf, CniError> {
     let conf = PluginConf::from_conf(&ctx.conf)?;
+    if matches!(ctx.env.command(), Command::Add | Command::Check)
+        && let Some(path) = &conf.log_file
+    {
+        vet_path(path).map_err(|e| {
+            CniError::invalid_config(format!(
+                "invalid coordinator configuration key \"logOptions.logFile\": {e}"
+            ))
+        })?;
+    }
     let prefix = [
         Some(ctx.env.command().as_str()),
         ctx.env.container_id(),
@@ -50,11 +67,13 @@ fn setup(ctx: &Context) -> Result<PluginConf, CniError> {
 }
 
 /// `{podName, podNamespace}` from `CNI_ARGS`; without Kubernetes keys, the same fallbacks as
-/// the `spiderpool` IPAM plugin (namespace `default`, name = container ID).
-fn pod_args(ctx: &Context) -> GetCoordinatorArgs {
+/// the `spiderpool` IPAM plugin (namespace `default`, name = container ID). Keys that are
+/// present must be valid Kubernetes names (code 4), as for `spiderpool`.
+fn pod_args(ctx: &Context) -> Result<GetCoordinatorArgs, CniError> {
     let args = ctx.env.args();
+    args.validate_pod_identity()?;
     let cid = ctx.env.container_id().unwrap_or_default();
-    GetCoordinatorArgs {
+    Ok(GetCoordinatorArgs {
         pod_name: args
             .k8s_pod_name()
             .filter(|s| !s.is_empty())
@@ -65,7 +84,7 @@ fn pod_args(ctx: &Context) -> GetCoordinatorArgs {
             .filter(|s| !s.is_empty())
             .unwrap_or("default")
             .to_owned(),
-    }
+    })
 }
 
 /// Maps an agent failure: unreachable, slow or broken off: code 11 (the runtime retries); a
@@ -87,7 +106,7 @@ fn send_to_agent(
     conf: &PluginConf,
     ctx: &Context,
 ) -> Result<PendingCall<AgentCoordinatorConfig>, Result<CniError, CniError>> {
-    let args = pod_args(ctx);
+    let args = pod_args(ctx).map_err(Err)?;
     log::debug!(
         "GET /v1/coordinator/config for {}/{} on {}",
         args.pod_namespace,
@@ -125,6 +144,44 @@ fn config(conf: &PluginConf, ctx: &Context) -> Result<CoordinatorConfig, CniErro
     merged(conf, &agent)
 }
 
+/// ADD and CHECK: a `CNI_NETNS` that exists but is not a network namespace (a netns mount
+/// point left behind, a directory...) is code 8, as a missing one is. The runner already
+/// refused the plugin's own netns; a missing path is reported when it is opened.
+fn require_netns(ctx: &Context) -> Result<(), CniError> {
+    let path = ctx.env.netns().unwrap_or_default();
+    match netns_kind(Path::new(path)) {
+        Ok(NetnsKind::NotNetns(what)) => Err(CniError::new(
+            ERR_INVALID_NETNS,
+            format!("CNI_NETNS {path} is not a network namespace but {what}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// DEL: the pod netns to read, or `None` for the "netns gone" path (node-side teardown from
+/// `prevResult`). Besides a missing path, that is a path that is not a network namespace (a
+/// leftover mount point: DEL must still succeed) and the plugin's own netns (reading the
+/// node as if it were the pod would tear down the node's own entries).
+fn del_netns(ctx: &Context) -> Option<&str> {
+    let path = ctx.env.netns().filter(|p| !p.is_empty())?;
+    match netns_kind(Path::new(path)) {
+        Ok(NetnsKind::NotNetns(what)) => {
+            log::warn!(
+                "CNI_NETNS {path} is not a network namespace but {what} (a mount point left \
+                 behind?); node-side teardown only"
+            );
+            None
+        }
+        Ok(NetnsKind::Own) if !ctx.env.netns_override() => {
+            log::warn!(
+                "CNI_NETNS {path} is the node's own network namespace; node-side teardown only"
+            );
+            None
+        }
+        _ => Some(path),
+    }
+}
+
 fn add_request(ctx: &Context, conf: &PluginConf) -> AddRequest {
     let mut req = AddRequest::new(
         ctx.env.container_id().unwrap_or_default(),
@@ -149,6 +206,7 @@ impl Plugin for Coordinator {
             log::debug!("mode disable in the NAD: nothing to do");
             return Ok(out);
         }
+        require_netns(ctx)?;
         let pending = send_to_agent(&conf, ctx).map_err(|e| e.unwrap_or_else(|e| e))?;
         // Read the pod and the node while the agent answers. Reading changes nothing, and its
         // errors are reported only after the agent's, in the order of a sequential ADD.
@@ -203,7 +261,7 @@ impl Plugin for Coordinator {
         };
         // A prevResult that does not parse only costs the address hints.
         let prev = ctx.conf.prev_result().ok().flatten().map(|p| p.result);
-        live::del(&cfg, &req, ctx.env.netns(), prev.as_ref())
+        live::del(&cfg, &req, del_netns(ctx), prev.as_ref())
             .inspect_err(|e| log::error!("DEL failed: {}", e.msg))?;
         Ok(())
     }
@@ -216,6 +274,7 @@ impl Plugin for Coordinator {
         if conf.nad_disables() {
             return Ok(());
         }
+        require_netns(ctx)?;
         let cfg = config(&conf, ctx)?;
         if cfg.mode == Mode::Disable {
             return Ok(());

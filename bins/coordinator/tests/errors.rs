@@ -174,8 +174,9 @@ fn snapshot(seed: &Seed) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn default_route_nic_that_does_not_exist_changes_nothing() {
-    if !root() || !have_file(MACVLAN) {
+    if !gate::ready(&[Need::Root, Need::File(MACVLAN)]) {
         return;
     }
     let seed = Seed::build();
@@ -210,8 +211,9 @@ fn default_route_nic_that_does_not_exist_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn node_plan_failure_rolls_the_pod_plan_back() {
-    if !root() || !have_file(MACVLAN) {
+    if !gate::ready(&[Need::Root, Need::File(MACVLAN)]) {
         return;
     }
     let seed = Seed::build();
@@ -245,4 +247,177 @@ fn node_plan_failure_rolls_the_pod_plan_back() {
         r.stdout
     );
     assert_eq!(snapshot(&seed), before);
+}
+
+#[test]
+fn a_netns_path_that_is_not_a_netns_is_code_8_for_add_and_check() {
+    let agent = FakeAgent::start();
+    let dir = tempfile::tempdir().unwrap();
+    // What a netns mount point becomes once the netns is unmounted: an empty regular file.
+    let leftover = dir.path().join("leftover");
+    std::fs::write(&leftover, b"").unwrap();
+    let leftover = leftover.to_str().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    for (command, version, what) in [
+        ("ADD", "0.3.1", "a regular file"),
+        ("CHECK", "1.0.0", "a regular file"),
+        ("ADD", "0.3.1", "a directory"),
+    ] {
+        let path = if what == "a directory" {
+            dir.path().to_str().unwrap()
+        } else {
+            leftover
+        };
+        let conf = coordinator_conf(
+            version,
+            &agent.socket,
+            &logs.path().join("c.log"),
+            "",
+            Some(PREV),
+        );
+        let r = run_plugin(
+            BIN,
+            None,
+            &Call::add(path, "cid-1", "net1").with(command),
+            &conf,
+        );
+        assert_eq!(r.cni_code(), Some(8), "{command}: {}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!(
+                "CNI_NETNS {path} is not a network namespace but {what}"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(agent.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_forged_pod_identity_is_code_4_before_the_agent_is_asked() {
+    let agent = FakeAgent::start();
+    let logs = tempfile::tempdir().unwrap();
+    let conf = coordinator_conf(
+        "0.3.1",
+        &agent.socket,
+        &logs.path().join("c.log"),
+        "",
+        Some(PREV),
+    );
+    for (args, key) in [
+        (
+            "K8S_POD_NAMESPACE=default;K8S_POD_NAME=a\nb",
+            "K8S_POD_NAME",
+        ),
+        ("K8S_POD_NAMESPACE=a/b;K8S_POD_NAME=c", "K8S_POD_NAMESPACE"),
+    ] {
+        for command in ["ADD", "DEL"] {
+            let call = Call {
+                args,
+                ..Call::add(NO_NETNS, "cid-1", "net1").with(command)
+            };
+            let r = run_plugin(BIN, None, &call, &conf);
+            assert_eq!(r.cni_code(), Some(4), "{command} {args:?}: {}", r.stdout);
+            assert!(
+                r.stdout.contains(&format!("invalid {key} in CNI_ARGS")),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+    assert!(agent.seen.lock().unwrap().is_empty());
+    let log = std::fs::read_to_string(logs.path().join("c.log")).unwrap_or_default();
+    assert!(!log.lines().any(|l| l == "b"), "a forged log line: {log}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_nodes_own_netns_is_refused_and_nothing_changes() {
+    if !gate::ready(&[Need::Root, Need::File(MACVLAN)]) {
+        return;
+    }
+    let seed = Seed::build();
+    let agent = FakeAgent::start();
+    let prev = add_net1(&seed, "cid-own-1", "net1");
+    let before = snapshot(&seed);
+    let logs = tempfile::tempdir().unwrap();
+    let node_path = ns_path(&seed.node);
+    for (command, version) in [("ADD", "0.3.1"), ("CHECK", "0.4.0")] {
+        let conf = coordinator_conf(
+            version,
+            &agent.socket,
+            &logs.path().join("c.log"),
+            "",
+            Some(&prev),
+        );
+        // The plugin runs in the node: its own netns by /proc/self and by another path.
+        for path in ["/proc/self/ns/net", node_path.as_str()] {
+            let call = Call::add(path, "cid-own-1", "net1").with(command);
+            let r = run_plugin(BIN, Some(&seed.node), &call, &conf);
+            assert_eq!(r.cni_code(), Some(8), "{command} {path}: {}", r.stdout);
+            assert!(
+                r.stdout
+                    .contains("plugin's netns and netns from CNI_NETNS should not be the same"),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+    assert!(agent.seen.lock().unwrap().is_empty());
+    assert_eq!(snapshot(&seed), before);
+    // DEL with the node's own netns does the node-side teardown only and succeeds.
+    let conf = coordinator_conf(
+        "0.3.1",
+        &agent.socket,
+        &logs.path().join("c.log"),
+        "",
+        Some(&prev),
+    );
+    let call = Call::add("/proc/self/ns/net", "cid-own-1", "net1").with("DEL");
+    let r = run_plugin(BIN, Some(&seed.node), &call, &conf);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    assert_eq!(snapshot(&seed), before);
+    let log = std::fs::read_to_string(logs.path().join("c.log")).unwrap();
+    assert!(log.contains("is the node's own network namespace"), "{log}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn del_with_a_leftover_netns_file_tears_down_the_node_side_and_succeeds() {
+    if !gate::ready(&[Need::Root, Need::File(MACVLAN)]) {
+        return;
+    }
+    let seed = Seed::build();
+    let agent = FakeAgent::start();
+    let path = ns_path(&seed.pod);
+    let prev = add_net1(&seed, "cid-left-1", "net1");
+    let logs = tempfile::tempdir().unwrap();
+    let conf = coordinator_conf(
+        "0.3.1",
+        &agent.socket,
+        &logs.path().join("c.log"),
+        "",
+        Some(&prev),
+    );
+    let r = run_plugin(
+        BIN,
+        Some(&seed.node),
+        &Call::add(&path, "cid-left-1", "net1"),
+        &conf,
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert!(table(&seed.node, "500").contains("10.6.212.145"));
+    // The runtime's netns mount point, left behind as a plain file.
+    let dir = tempfile::tempdir().unwrap();
+    let leftover = dir.path().join("cni-1234");
+    std::fs::write(&leftover, b"").unwrap();
+    let call = Call::add(leftover.to_str().unwrap(), "cid-left-1", "net1").with("DEL");
+    let r = run_plugin(BIN, Some(&seed.node), &call, &conf);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    assert_eq!(table(&seed.node, "500"), "", "the node side is torn down");
+    let log = std::fs::read_to_string(logs.path().join("c.log")).unwrap();
+    assert!(
+        log.contains("is not a network namespace but a regular file"),
+        "{log}"
+    );
 }

@@ -15,10 +15,10 @@ use spiderpool_core::agentapi::{
     self, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
 };
 use spiderpool_core::cni::{
-    CniError, Dns, ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, ERR_TRY_AGAIN_LATER, IpConfig,
+    CniError, Command, Dns, ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, ERR_TRY_AGAIN_LATER, IpConfig,
     Result100, Route,
 };
-use spiderpool_plugin_support::log::{LogConfig, init};
+use spiderpool_plugin_support::log::{LogConfig, init, vet_path};
 use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, Plugin};
 
 use crate::config::IpamConf;
@@ -32,8 +32,20 @@ pub const ALLOCATION_ERROR_PREFIX: &str = "spiderpool IP allocation error: ";
 pub struct SpiderpoolIpam;
 
 /// Parses the `ipam` keys and starts logging (prefix: command, container ID, interface).
+///
+/// A `log_file_path` the logger refuses ([`vet_path`]) fails ADD and CHECK with code 7; other
+/// commands still run (DEL must be able to release) and log to stderr, saying why.
 fn setup(ctx: &Context) -> Result<(IpamConf, AgentClient), CniError> {
     let conf = IpamConf::from_conf(&ctx.conf)?;
+    if matches!(ctx.env.command(), Command::Add | Command::Check)
+        && let Some(path) = &conf.log_file_path
+    {
+        vet_path(path).map_err(|e| {
+            CniError::invalid_config(format!(
+                "invalid ipam configuration key \"log_file_path\": {e}"
+            ))
+        })?;
+    }
     let prefix = [
         Some(ctx.env.command().as_str()),
         ctx.env.container_id(),
@@ -78,7 +90,7 @@ impl Plugin for SpiderpoolIpam {
     fn add(&self, ctx: &Context) -> Result<Output, CniError> {
         let (conf, client) = setup(ctx)?;
         let ifname = ctx.env.ifname().unwrap_or_default();
-        let pod = PodIdentity::from_env(&ctx.env);
+        let pod = PodIdentity::from_env(&ctx.env)?;
         let args = IpamAddArgs {
             container_id: ctx.env.container_id().unwrap_or_default().to_owned(),
             if_name: ifname.to_owned(),
@@ -129,7 +141,7 @@ impl Plugin for SpiderpoolIpam {
 
     fn del(&self, ctx: &Context) -> Result<(), CniError> {
         let (_conf, client) = setup(ctx)?;
-        let pod = PodIdentity::from_env(&ctx.env);
+        let pod = PodIdentity::from_env(&ctx.env)?;
         let args = IpamDelArgs {
             container_id: ctx.env.container_id().unwrap_or_default().to_owned(),
             if_name: ctx.env.ifname().unwrap_or_default().to_owned(),
@@ -178,7 +190,8 @@ impl Plugin for SpiderpoolIpam {
     fn status(&self, ctx: &Context) -> Result<(), CniError> {
         let (_conf, client) = setup(ctx)?;
         client.healthy().map_err(|e| {
-            log::warn!("STATUS: agent not available: {e}");
+            // The line's prefix already names the command.
+            log::warn!("agent not available: {e}");
             CniError::new(ERR_PLUGIN_NOT_AVAILABLE, "plugin not available")
                 .with_details(e.to_string())
         })

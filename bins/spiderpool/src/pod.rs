@@ -24,12 +24,14 @@ pub struct PodIdentity {
 impl PodIdentity {
     /// Reads `CNI_ARGS`. Each missing key falls back on its own, so that a runtime without
     /// Kubernetes (plain containerd, podman, `cnitool`) still gives a stable identity: the
-    /// container ID names the "pod" and is its UID.
-    pub fn from_env(env: &CniEnv) -> Self {
+    /// container ID names the "pod" and is its UID. Keys that are present must be valid
+    /// Kubernetes names ([`spiderpool_core::cni::CniArgs::validate_pod_identity`], code 4).
+    pub fn from_env(env: &CniEnv) -> Result<Self, CniError> {
         let args = env.args();
+        args.validate_pod_identity()?;
         let cid = env.container_id().unwrap_or_default();
         let or_cid = |v: Option<&str>| v.filter(|s| !s.is_empty()).unwrap_or(cid).to_owned();
-        Self {
+        Ok(Self {
             namespace: args
                 .k8s_pod_namespace()
                 .filter(|s| !s.is_empty())
@@ -37,7 +39,7 @@ impl PodIdentity {
                 .to_owned(),
             name: or_cid(args.k8s_pod_name()),
             uid: or_cid(args.k8s_pod_uid()),
-        }
+        })
     }
 }
 
@@ -128,21 +130,34 @@ mod tests {
     fn identity_from_cni_args_or_container_id() {
         let p = PodIdentity::from_env(&env(
             "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web-0;K8S_POD_UID=u-1",
-        ));
+        ))
+        .unwrap();
         assert_eq!(
             (p.namespace.as_str(), p.name.as_str(), p.uid.as_str()),
             ("ns", "web-0", "u-1")
         );
-        let p = PodIdentity::from_env(&env(""));
+        let p = PodIdentity::from_env(&env("")).unwrap();
         assert_eq!(
             (p.namespace.as_str(), p.name.as_str(), p.uid.as_str()),
             ("default", "cid1", "cid1")
         );
-        let p = PodIdentity::from_env(&env("K8S_POD_NAME=web-0"));
+        let p = PodIdentity::from_env(&env("K8S_POD_NAME=web-0")).unwrap();
         assert_eq!(
             (p.namespace.as_str(), p.name.as_str(), p.uid.as_str()),
             ("default", "web-0", "cid1")
         );
+    }
+
+    #[test]
+    fn forged_identities_are_refused_with_code_4() {
+        for args in [
+            "K8S_POD_NAME=a\nb",
+            "K8S_POD_NAMESPACE=a/b;K8S_POD_NAME=c",
+            "K8S_POD_NAMESPACE=a;K8S_POD_NAME=b/c",
+        ] {
+            let e = PodIdentity::from_env(&env(args)).unwrap_err();
+            assert_eq!(e.code, 4, "{args:?}");
+        }
     }
 
     fn conf(extra: &str) -> NetConf {

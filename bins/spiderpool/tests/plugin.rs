@@ -507,3 +507,117 @@ fn a_failed_detection_releases_every_address_of_the_pod() {
         );
     }
 }
+
+/// `base_env(command)` with `key` replaced by `value`.
+fn env_with(command: &str, key: &'static str, value: &str) -> Vec<(&'static str, String)> {
+    let mut env = base_env(command);
+    env.retain(|(k, _)| *k != key);
+    env.push((key, value.to_owned()));
+    env
+}
+
+#[test]
+fn the_plugins_own_netns_is_refused_before_the_agent_is_asked() {
+    let agent = FakeAgent::healthy();
+    let conf = stdin("1.0.0", &agent.socket, &agent.log_file(), "");
+    for command in ["ADD", "CHECK"] {
+        let out = run(&env_with(command, "CNI_NETNS", "/proc/self/ns/net"), &conf);
+        let e = error_json(&out);
+        assert_eq!(e["code"], 8, "{command}: {}", out.stdout);
+        assert_eq!(
+            e["msg"],
+            "plugin's netns and netns from CNI_NETNS should not be the same"
+        );
+    }
+    assert!(agent.seen().is_empty(), "{:?}", agent.seen());
+    // DEL does not touch the netns: it still releases.
+    let out = run(&env_with("DEL", "CNI_NETNS", "/proc/self/ns/net"), &conf);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn a_log_path_next_to_a_library_is_refused_and_nothing_is_deleted() {
+    let agent = FakeAgent::healthy();
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("libfoo.so");
+    let so6 = dir.path().join("libfoo.so.6");
+    std::fs::write(&lib, b"").unwrap();
+    std::fs::write(&so6, b"ELF").unwrap();
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&so6)
+        .unwrap()
+        .set_modified(month_ago)
+        .unwrap();
+    let conf = stdin(
+        "1.0.0",
+        &agent.socket,
+        &lib,
+        r#","log_file_max_age":1,"log_file_max_count":1"#,
+    );
+    let out = run(&base_env("ADD"), &conf);
+    let e = error_json(&out);
+    assert_eq!(e["code"], 7, "{}", out.stdout);
+    assert!(
+        e["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid ipam configuration key \"log_file_path\": log file"),
+        "{}",
+        out.stdout
+    );
+    assert!(e["msg"].as_str().unwrap().contains("shared library"));
+    assert!(agent.seen().is_empty());
+    // DEL still releases (logging to stderr, saying why) and leaves the library alone.
+    let out = run(&base_env("DEL"), &conf);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    assert!(out.stderr.contains("logging to stderr"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&so6).unwrap(), b"ELF");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn a_forged_pod_identity_is_refused_with_code_4() {
+    let agent = FakeAgent::healthy();
+    let conf = stdin("1.0.0", &agent.socket, &agent.log_file(), "");
+    for (args, key) in [
+        (
+            "K8S_POD_NAMESPACE=default;K8S_POD_NAME=a\nb",
+            "K8S_POD_NAME",
+        ),
+        ("K8S_POD_NAMESPACE=a/b;K8S_POD_NAME=c", "K8S_POD_NAMESPACE"),
+        ("K8S_POD_NAMESPACE=a;K8S_POD_NAME=b/c", "K8S_POD_NAME"),
+        ("K8S_POD_NAME=web;K8S_POD_UID=x\ny", "K8S_POD_UID"),
+    ] {
+        for command in ["ADD", "DEL"] {
+            let out = run(&env_with(command, "CNI_ARGS", args), &conf);
+            let e = error_json(&out);
+            assert_eq!(e["code"], 4, "{command} {args:?}: {}", out.stdout);
+            let msg = e["msg"].as_str().unwrap();
+            assert!(
+                msg.starts_with(&format!("invalid {key} in CNI_ARGS: ")),
+                "{msg}"
+            );
+        }
+    }
+    assert!(agent.seen().is_empty());
+    let log = std::fs::read_to_string(agent.log_file()).unwrap_or_default();
+    assert!(!log.lines().any(|l| l == "b"), "a forged log line: {log}");
+}
+
+#[test]
+fn status_lines_name_the_command_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("l.log");
+    let down = stdin("1.1.0", &dir.path().join("gone.sock"), &log, "");
+    let env = vec![
+        ("CNI_COMMAND", "STATUS".to_owned()),
+        ("CNI_PATH", "/opt/cni/bin".to_owned()),
+    ];
+    let out = run(&env, &down);
+    assert_eq!(error_json(&out)["code"], 50);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("] STATUS: agent not available: "), "{text}");
+    assert!(!text.contains("STATUS: STATUS:"), "{text}");
+}
