@@ -7,10 +7,7 @@ use crate::{EXIT_BAD_INPUT, EXIT_OK, Format, output};
 /// Prints the CRDs of all six kinds as YAML documents.
 pub fn run() -> u8 {
     match output::render(&custom_resource_definitions(), Format::Yaml) {
-        Ok(text) => {
-            print!("{text}");
-            EXIT_OK
-        }
+        Ok(text) => output::emit_then(&text, EXIT_OK),
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_BAD_INPUT

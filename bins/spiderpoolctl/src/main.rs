@@ -82,26 +82,29 @@ enum Format {
     Json,
 }
 
-/// The cluster switches shared by `validate` and `render`.
+/// The cluster switches shared by `validate` and `render`: `--ipv6`, `--ipv6=false` and
+/// `--ipv6 false` all work (a bare flag means `true`).
 #[derive(Args)]
 struct SwitchArgs {
     /// enableIPv4: allow IPv4 pools, subnets and reserved IPs.
     #[arg(long = "ipv4", value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set)]
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     ipv4: bool,
     /// enableIPv6: allow IPv6 pools, subnets and reserved IPs.
     #[arg(long = "ipv6", value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set)]
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     ipv6: bool,
     /// enableSpiderSubnet: pools are adopted by and checked against SpiderSubnets.
     #[arg(long = "spider-subnet", value_name = "BOOL", default_value_t = true, num_args = 0..=1,
-          default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set)]
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     spider_subnet: bool,
 }
 
 #[derive(Args)]
 struct ValidateArgs {
-    /// Manifest file (YAML, multi-document, or JSON object / List); repeatable.
+    /// Manifest (YAML, multi-document, or JSON object / List), `-` for standard input, or a
+    /// directory (its *.yaml, *.yml and *.json files); repeatable. Objects of other kinds
+    /// are skipped and counted.
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
     /// Objects already in the cluster (e.g. `kubectl get sp,ss,sr,smc -o yaml`).

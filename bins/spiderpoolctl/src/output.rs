@@ -1,9 +1,11 @@
-//! Printing objects as YAML documents or JSON.
+//! Printing objects as YAML documents or JSON, and writing stdout.
+
+use std::io::{ErrorKind, Write};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::Format;
+use crate::{EXIT_BAD_INPUT, Format};
 
 /// Serializes values for stdout: YAML documents separated by `---`, or JSON (a single
 /// object as is, several as a `v1` `List`, as kubectl prints them).
@@ -39,4 +41,24 @@ pub fn render<T: Serialize>(items: &[T], format: Format) -> Result<String, Strin
             Ok(out)
         }
     }
+}
+
+/// Writes `text` to stdout. When the reader went away (`spiderpoolctl crds | head`) the
+/// output ends quietly, as Unix tools do: `print!` would panic on the broken pipe. Returns
+/// `Err(exit code)` only for another write error, which is reported on stderr.
+pub fn emit(text: &str) -> Result<(), u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            Err(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// [`emit`], then `code` when it worked: the usual last step of a command.
+pub fn emit_then(text: &str, code: u8) -> u8 {
+    emit(text).err().unwrap_or(code)
 }

@@ -26,7 +26,7 @@ use spiderpool_core::coordinator::{
 };
 use spiderpool_core::manifest::{SpiderObject, parse_documents};
 
-use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_REJECTED, PlanArgs, PlanOutput};
+use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_REJECTED, PlanArgs, PlanOutput, output};
 
 /// The topology file (also read by `verify`).
 #[derive(Deserialize)]
@@ -119,10 +119,10 @@ pub fn run(args: &PlanArgs) -> u8 {
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
-    match args.output {
-        PlanOutput::Commands => print!("{}", render_plan(&plan)),
+    let text = match args.output {
+        PlanOutput::Commands => render_plan(&plan),
         PlanOutput::Json => match serde_json::to_string_pretty(&plan) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => s + "\n",
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_BAD_INPUT;
@@ -130,20 +130,22 @@ pub fn run(args: &PlanArgs) -> u8 {
         },
         PlanOutput::Tables => {
             let (pod, host) = plan.apply(&topo.pod, &topo.host);
-            print_tables("pod", &pod.rules, &pod.routes, &pod.neighbours);
-            print_tables("node", &host.rules, &host.routes, &host.neighbours);
+            let mut text = tables("pod", &pod.rules, &pod.routes, &pod.neighbours);
+            text.push_str(&tables("node", &host.rules, &host.routes, &host.neighbours));
+            text
         }
-    }
-    EXIT_OK
+    };
+    output::emit_then(&text, EXIT_OK)
 }
 
-/// Prints `ip rule`, `ip route` and every policy table as iproute2 shows them.
-fn print_tables(
+/// `ip rule`, `ip route` and every policy table as iproute2 shows them.
+fn tables(
     who: &str,
     rules: &[spiderpool_core::coordinator::Rule],
     routes: &[Route],
     neighbours: &[spiderpool_core::coordinator::Neighbour],
-) {
+) -> String {
+    let mut out = String::new();
     for family in [Family::V4, Family::V6] {
         let has = routes.iter().any(|r| r.family() == family)
             || rules
@@ -153,10 +155,10 @@ fn print_tables(
             continue;
         }
         let ip = if family == Family::V6 { "ip -6" } else { "ip" };
-        println!("# {who}: {ip} rule");
-        print!("{}", render_ip_rule(rules, family));
-        println!("# {who}: {ip} route");
-        print!("{}", render_ip_route(routes, TABLE_MAIN, family));
+        out.push_str(&format!("# {who}: {ip} rule\n"));
+        out.push_str(&render_ip_rule(rules, family));
+        out.push_str(&format!("# {who}: {ip} route\n"));
+        out.push_str(&render_ip_route(routes, TABLE_MAIN, family));
         let tables: BTreeSet<u32> = routes
             .iter()
             .filter(|r| r.family() == family)
@@ -164,13 +166,14 @@ fn print_tables(
             .filter(|t| ![TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT].contains(t))
             .collect();
         for t in tables {
-            println!("# {who}: {ip} route show table {t}");
-            print!("{}", render_ip_route(routes, t, family));
+            out.push_str(&format!("# {who}: {ip} route show table {t}\n"));
+            out.push_str(&render_ip_route(routes, t, family));
         }
     }
     let neigh = render_ip_neigh(neighbours, None);
     if !neigh.is_empty() {
-        println!("# {who}: ip neigh (permanent entries)");
-        print!("{neigh}");
+        out.push_str(&format!("# {who}: ip neigh (permanent entries)\n"));
+        out.push_str(&neigh);
     }
+    out
 }

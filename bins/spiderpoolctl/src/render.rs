@@ -44,10 +44,7 @@ pub fn run(args: &RenderArgs) -> u8 {
         return EXIT_BAD_INPUT;
     }
     match output::render(&nads, args.output) {
-        Ok(text) => {
-            print!("{text}");
-            EXIT_OK
-        }
+        Ok(text) => output::emit_then(&text, EXIT_OK),
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_BAD_INPUT

@@ -21,16 +21,22 @@ pub fn run(args: &ValidateArgs) -> u8 {
                 eprintln!("{line}");
             }
         }
+        eprintln!("{}", admitted.summary());
         return EXIT_REJECTED;
     }
     if let Some(format) = args.output {
         match output::render(&admitted.accepted, format) {
-            Ok(text) => print!("{text}"),
+            Ok(text) => {
+                if let Err(code) = output::emit(&text) {
+                    return code;
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_BAD_INPUT;
             }
         }
     }
+    eprintln!("{}", admitted.summary());
     EXIT_OK
 }

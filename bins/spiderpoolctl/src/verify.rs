@@ -22,7 +22,7 @@ use spiderpool_netlink::sysctl::ProcSys;
 use spiderpool_netlink::{Drift, NetNs, read, sysctl_keys, verify};
 
 use crate::plan::{Topology, read_agent_config, read_value};
-use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_REJECTED};
+use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_REJECTED, output};
 
 /// `spiderpoolctl verify` arguments.
 #[derive(Args)]
@@ -97,8 +97,9 @@ pub fn run(args: &VerifyArgs) -> u8 {
     for (who, path, steps) in sides {
         match drift_in(path, steps) {
             Ok(drift) => {
-                for d in &drift {
-                    println!("{who}: {d}");
+                let lines: String = drift.iter().map(|d| format!("{who}: {d}\n")).collect();
+                if let Err(code) = output::emit(&lines) {
+                    return code;
                 }
                 drifted += drift.len();
             }

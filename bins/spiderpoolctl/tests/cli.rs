@@ -1,11 +1,40 @@
 //! Runs the real `spiderpoolctl` binary on files and checks exit codes, stdout and stderr.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn ctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spiderpoolctl"))
         .args(args)
+        .output()
+        .expect("spiderpoolctl runs")
+}
+
+/// Runs `spiderpoolctl` with `stdin` as its standard input.
+fn ctl_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spiderpoolctl"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spiderpoolctl runs");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(pipe);
+    child.wait_with_output().expect("spiderpoolctl exits")
+}
+
+/// Runs `spiderpoolctl` with a stdout pipe whose reader is already gone (`... | head` once
+/// `head` has exited): every write fails with EPIPE, whatever the output size.
+fn ctl_closed_stdout(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_spiderpoolctl"))
+        .args(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
         .output()
         .expect("spiderpoolctl runs")
 }
@@ -193,11 +222,12 @@ fn validate_uses_the_cluster_file_for_updates() {
 #[test]
 fn validate_bad_input_exits_2_with_file_and_document() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // An unknown kind of Spiderpool's own API group is a typo, not another kind to skip.
     let f = write(
         dir.path(),
         "mixed.yaml",
         &format!(
-            "{}---\napiVersion: v1\nkind: Foo\nmetadata: {{name: x}}\n",
+            "{}---\napiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPol\nmetadata: {{name: x}}\n",
             pool("a", "10.7.0.0/16", "10.7.0.1")
         ),
     );
@@ -206,7 +236,10 @@ fn validate_bad_input_exits_2_with_file_and_document() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("mixed.yaml"), "stderr: {stderr}");
     assert!(stderr.contains("document 2"), "stderr: {stderr}");
-    assert!(stderr.contains("unknown kind Foo"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("unknown kind SpiderIPPol"),
+        "stderr: {stderr}"
+    );
 
     let g = write(dir.path(), "garbage.yaml", "key: [unclosed\n");
     let out = ctl(&["validate", "-f", g.to_str().expect("utf8")]);
@@ -387,4 +420,225 @@ fn validate_refuses_the_same_object_twice_in_the_input() {
     );
     assert!(stderr.contains("dup.yaml document 1"), "stderr: {stderr}");
     assert!(stderr.contains("dup.yaml document 2"), "stderr: {stderr}");
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    // Before the fix each of these panicked ("failed printing to stdout: Broken pipe", exit
+    // 101).
+    for args in [
+        &["crds"][..],
+        &["validate", "-f", &seed("ippool.yaml"), "-o", "json"],
+        &["render", "-f", &seed("multusconfig.yaml")],
+        &[
+            "plan",
+            "-f",
+            &seed("topology-overlay.yaml"),
+            "--coordinator",
+            &seed("coordinator.yaml"),
+            "-o",
+            "tables",
+        ],
+    ] {
+        let out = ctl_closed_stdout(args);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn validate_reports_the_index_the_user_wrote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Defaulting sorts and merges `ips` into [10.0.0.1, 172.18.0.10-172.18.0.12]; the
+    // error must still name entry 2 as written (it named spec.ips[0]).
+    let f = write(
+        dir.path(),
+        "p.yaml",
+        "apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata: {name: p}
+spec:
+  subnet: 172.18.0.0/16
+  ips: [172.18.0.10, 172.18.0.11, 10.0.0.1, 172.18.0.12]
+",
+    );
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SpiderIPPool/p: spec.ips[2]: Invalid: \"10.0.0.1\": not pertains"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("spec.ips[0]"), "stderr: {stderr}");
+}
+
+#[test]
+fn validate_reports_every_problem_of_a_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "p.yaml",
+        "apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata: {name: p}
+spec:
+  subnet: 172.18.0.0/16
+  ips: [172.18.0.10-172.18.0.20, 10.0.0.1, 172.18.0.30, nonsense]
+  excludeIPs: [10.9.0.1]
+  gateway: 172.18.0.15
+  routes:
+  - {dst: 10.7.0.0/16, gw: 10.8.0.1}
+",
+    );
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for path in [
+        "spec.ips[1]: Invalid",
+        "spec.ips[3]: Invalid",
+        "spec.excludeIPs[0]: Invalid",
+        "spec.ips[0]: Invalid: \"172.18.0.10-172.18.0.20\": conflicts with 'spec.gateway'",
+        "spec.routes[0].gw: Invalid",
+    ] {
+        assert!(
+            stderr.contains(&format!("SpiderIPPool/p: {path}")),
+            "{path} missing: {stderr}"
+        );
+    }
+    assert!(
+        stderr.ends_with("1 object rejected, 0 accepted\n"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn validate_reads_stdin() {
+    let yaml = std::fs::read_to_string(seed("ippool.yaml")).expect("seed");
+    let out = ctl_stdin(&["validate", "-f", "-", "-o", "yaml"], &yaml);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ipVersion: 4"));
+    assert_eq!(text(&out.stderr), "1 object accepted (SpiderIPPool 1)\n");
+    // Errors name the input as <stdin>.
+    let out = ctl_stdin(&["validate", "-f", "-"], "kind: [unclosed\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("<stdin>: document 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn validate_reads_a_directory_in_name_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // b.yaml overlaps a.yaml: in name order, b is the one refused.
+    write(
+        dir.path(),
+        "b.yaml",
+        &pool("b", "10.7.0.0/16", "10.7.0.15-10.7.0.30"),
+    );
+    write(
+        dir.path(),
+        "a.yml",
+        &pool("a", "10.7.0.0/16", "10.7.0.10-10.7.0.20"),
+    );
+    write(dir.path(), "notes.txt", "not a manifest: {{{\n");
+    let out = ctl(&["validate", "-f", dir.path().to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("SpiderIPPool/b: "), "stderr: {stderr}");
+    assert!(!stderr.contains("SpiderIPPool/a:"), "stderr: {stderr}");
+    std::fs::remove_file(dir.path().join("b.yaml")).expect("rm");
+    write(
+        dir.path(),
+        "c.json",
+        r#"{"apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderReservedIP",
+            "metadata": {"name": "r"}, "spec": {"ips": ["10.7.0.5"]}}"#,
+    );
+    let out = ctl(&["validate", "-f", dir.path().to_str().expect("utf8")]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "2 objects accepted (SpiderIPPool 1, SpiderReservedIP 1)\n"
+    );
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = ctl(&["validate", "-f", empty.path().to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no *.yaml, *.yml or *.json file"));
+}
+
+#[test]
+fn validate_skips_other_kinds_as_in_helm_template_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let helm = format!(
+        "---
+# Source: chart/templates/configmap.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: spiderpool-conf}}
+data: {{conf.yml: 'enableIPv4: true'}}
+---
+# Source: chart/templates/pool.yaml
+{}---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec: {{replicas: 1}}
+",
+        pool("a", "10.7.0.0/16", "10.7.0.10-10.7.0.20")
+    );
+    let f = write(dir.path(), "helm.yaml", &helm);
+    let out = ctl(&["validate", "-f", f.to_str().expect("utf8")]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "1 object accepted (SpiderIPPool 1), 2 other objects skipped\n"
+    );
+    // A kubectl `List` mixing kinds is read the same way.
+    let list = r#"{"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}},
+        {"apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderReservedIP",
+         "metadata": {"name": "r"}, "spec": {"ips": ["10.7.0.5"]}}]}"#;
+    let out = ctl_stdin(&["validate", "-f", "-"], list);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "1 object accepted (SpiderReservedIP 1), 1 other object skipped\n"
+    );
+}
+
+#[test]
+fn bool_switches_take_a_separate_value() {
+    for args in [
+        &["--ipv4", "false"][..],
+        &["--ipv4=false"],
+        &[
+            "--ipv4",
+            "false",
+            "--ipv6",
+            "true",
+            "--spider-subnet",
+            "false",
+        ],
+    ] {
+        let file = seed("ippool.yaml");
+        let mut all = vec!["validate", "-f", &file];
+        all.extend_from_slice(args);
+        let out = ctl(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("spec.ipVersion: Forbidden: IPv4 is disabled"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A bare flag still means true, also right before another option.
+    let out = ctl(&["validate", "--ipv4", "-f", &seed("ippool.yaml")]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
 }
