@@ -69,6 +69,7 @@ fn wait_cached(ns: &NetNs, ip: IpAddr, mac: MacAddr) -> Option<MacAddr> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn announce_after_a_mac_change_updates_the_neighbours_cache() {
     if !root() {
         return;
@@ -131,6 +132,7 @@ fn announce_after_a_mac_change_updates_the_neighbours_cache() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ip_conflict_probe_finds_the_owner_and_nothing_else() {
     if !root() {
         return;
@@ -159,6 +161,7 @@ fn ip_conflict_probe_finds_the_owner_and_nothing_else() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn gateway_probe_sees_a_present_gateway_and_not_an_absent_one() {
     if !root() {
         return;

@@ -18,6 +18,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn route_get_gives_device_source_and_table_like_ip_route_get() {
     if !root() {
         return;

@@ -29,6 +29,7 @@ use spiderpool_netlink::sysctl::{ProcSys, SysctlAccess};
 use spiderpool_netlink::{NetNs, Target, apply, read, read_host, verify};
 
 #[test]
+#[ignore = "needs root"]
 fn underlay_first_nic_replies_via_veth0_and_reaches_the_router() {
     if !root() || !have("nft") || !have("ping") {
         return;

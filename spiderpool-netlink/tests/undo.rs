@@ -35,6 +35,7 @@ fn assert_step_failed(result: Result<spiderpool_netlink::ApplyReport, Error>, in
 }
 
 #[test]
+#[ignore = "needs root"]
 fn rollback_restores_a_replaced_neighbour_entry_with_its_mac_and_state() {
     if !common::root() {
         return;
@@ -87,6 +88,7 @@ fn veth0_mark(mark: u32) -> ReplyViaVethMark {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn rollback_keeps_a_reply_via_veth_marking_that_was_there_before() {
     if !common::root() || !have("nft") {
         return;
@@ -109,6 +111,7 @@ fn rollback_keeps_a_reply_via_veth_marking_that_was_there_before() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn rollback_puts_back_a_different_marking_and_removes_a_new_one() {
     if !common::root() || !have("nft") {
         return;

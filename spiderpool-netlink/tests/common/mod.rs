@@ -5,26 +5,16 @@
 use std::process::{Command, Output};
 
 use spiderpool_netlink::NetNs;
+use spiderpool_test_kit::gate::{self, Need};
 
-/// True when running as root; otherwise prints why the test is skipped.
+/// True when running as root; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1` (CI).
 pub fn root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("SKIPPED: needs root to create network namespaces (CI runs as root)");
-        false
-    }
+    gate::ready(&[Need::Root])
 }
 
-/// True when `program` can be run (`program --version` starts); otherwise prints why.
+/// True when `program` is on PATH; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
 pub fn have(program: &str) -> bool {
-    match Command::new(program).arg("--version").output() {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: {program} is not installed ({e}); CI installs it");
-            false
-        }
-    }
+    gate::ready(&[Need::Program(program)])
 }
 
 /// Runs `program ARGS` inside `ns` (the child inherits the netns of the thread that forks it).
