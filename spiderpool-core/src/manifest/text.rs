@@ -298,4 +298,40 @@ mod tests {
         let text = "{apiVersion: spiderpool.spidernet.io/v2beta1, kind: SpiderReservedIP, metadata: {name: r}}";
         assert_eq!(parse_documents(text).unwrap().len(), 1);
     }
+
+    #[test]
+    fn manifest_lenient_read_skips_other_api_groups_only() {
+        let text = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\n---\n{POOL}---\n\
+             apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: ConfigMap}}\n"
+        );
+        let m = parse_manifest(&text).unwrap();
+        assert_eq!(m.objects.len(), 1);
+        let skipped: Vec<(usize, Option<usize>, &str)> = m
+            .skipped
+            .iter()
+            .map(|f| (f.document, f.item, f.kind.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [(1, None, "Deployment"), (3, Some(1), "ConfigMap")]
+        );
+        // The strict reader still refuses them.
+        assert!(matches!(
+            parse_documents(&text),
+            Err(Error::UnknownKind { document: 1, .. })
+        ));
+        // A misspelt kind of the Spiderpool group is never skipped.
+        let typo = POOL.replace("kind: SpiderIPPool", "kind: SpiderIPPol");
+        assert!(matches!(
+            parse_manifest(&typo),
+            Err(Error::UnknownKind { .. })
+        ));
+        // Nor is a Spiderpool kind under a wrong version of the group.
+        let version = POOL.replace("v2beta1", "v1");
+        assert!(matches!(
+            parse_manifest(&version),
+            Err(Error::BadApiVersion { .. })
+        ));
+    }
 }
