@@ -2,8 +2,8 @@
 //!
 //! | command | agent calls | on failure |
 //! |---|---|---|
-//! | ADD | `GET /v1/ipam/healthy`, `POST /v1/ipam/ip`; after a failed detection `DELETE /v1/ipam/ips` | unreachable/slow/unhealthy agent: 11; agent refusal (HTTP 500): 999 `spiderpool IP allocation error: <agent message>`; no address for `CNI_IFNAME`: 999; IP conflict / unreachable gateway / probe failure: 999; `CNI_NETNS` unopenable for detection: 8 |
-//! | DEL | `GET /v1/ipam/healthy`, `DELETE /v1/ipam/ip` | unreachable/slow/unhealthy agent: 11 (the runtime retries, so addresses do not leak); an agent refusal is logged and DEL succeeds |
+//! | ADD | `GET /v1/ipam/healthy`, `POST /v1/ipam/ip`; after a failed detection `DELETE /v1/ipam/ips` | before the agent is asked: `K8S_POD_*` not a Kubernetes name: 4, refused `log_file_path`: 7, `CNI_NETNS` the node's own: 8 (the runner); unreachable/slow/unhealthy agent: 11; agent refusal (HTTP 500): 999 `spiderpool IP allocation error: <agent message>`; no address for `CNI_IFNAME`: 999; IP conflict / unreachable gateway / probe failure: 999; `CNI_NETNS` unopenable for detection: 8 |
+//! | DEL | `GET /v1/ipam/healthy`, `DELETE /v1/ipam/ip` | `K8S_POD_*` not a Kubernetes name: 4; unreachable/slow/unhealthy agent: 11 (the runtime retries, so addresses do not leak); an agent refusal is logged and DEL succeeds |
 //! | CHECK | none | only configuration errors |
 //! | GC | none: the agent's own garbage collector releases leaked addresses | only configuration errors |
 //! | STATUS | `GET /v1/ipam/healthy` | 50 `plugin not available` |
