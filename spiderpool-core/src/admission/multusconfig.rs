@@ -308,210 +308,251 @@ struct VlanLike<'a> {
     ippools: Option<&'a SpiderpoolPools>,
 }
 
+/// The resource the inject annotations need (path, name) and the pools that go with it.
+struct Resource<'a> {
+    /// Field path of the resource name, e.g. `spec.sriov.resourceName`.
+    path: String,
+    /// The resource name (`""` when unset).
+    name: &'a str,
+    /// The block's `ippools`.
+    pools: Option<&'a SpiderpoolPools>,
+}
+
+impl<'a> Resource<'a> {
+    fn new(path: &str, name: &'a str, pools: Option<&'a SpiderpoolPools>) -> Self {
+        Self {
+            path: path.to_owned(),
+            name,
+            pools,
+        }
+    }
+}
+
+/// The CNI type and its block: the type is known, its block present and valid, no other
+/// block given, and the inject annotations have what they need. Every problem is reported,
+/// except that nothing about the type can be checked without a known type and its block.
 fn validate_cni(obj: &SpiderMultusConfig) -> Vec<FieldError> {
     let spec = &obj.spec;
+    let cni = match cni_type(spec) {
+        Ok(cni) => cni,
+        Err(e) => return vec![e],
+    };
+    let own_key = cni.block_key().unwrap_or("customCNI");
+    let present = cni == CniType::Custom || spec.present_cni_blocks().contains(&own_key);
+    if !present {
+        return vec![FieldError::required(
+            format!("spec.{own_key}"),
+            format!("no spec.{own_key} specified"),
+        )];
+    }
     let mut errs = Vec::new();
+    let resource = block_problems(spec, cni, &mut errs);
+    errs.extend(other_blocks_problem(spec, cni, own_key));
+    errs.extend(inject_problems(obj, cni, resource));
+    errs
+}
+
+/// `spec.cniType`: given and supported.
+fn cni_type(spec: &SpiderMultusConfigSpec) -> Result<CniType, FieldError> {
     let Some(raw) = spec.cni_type.as_deref() else {
-        errs.push(FieldError::required(
+        return Err(FieldError::required(
             "spec.cniType",
             "CniType must not be nil",
         ));
-        return errs;
     };
-    let Ok(cni) = CniType::parse(raw) else {
-        errs.push(FieldError::not_supported(
-            "spec.cniType",
-            raw,
-            CniType::SUPPORTED,
+    CniType::parse(raw)
+        .map_err(|_| FieldError::not_supported("spec.cniType", raw, CniType::SUPPORTED))
+}
+
+/// The checks of the type's own block (pushed on `errs`); returns the resource the inject
+/// annotations need, for the types that have one.
+fn block_problems<'a>(
+    spec: &'a SpiderMultusConfigSpec,
+    cni: CniType,
+    errs: &mut Vec<FieldError>,
+) -> Option<Resource<'a>> {
+    match cni {
+        CniType::Macvlan | CniType::Ipvlan | CniType::Vlan => {
+            let v = vlan_like(spec, cni)?;
+            if cni == CniType::Vlan {
+                errs.extend(vlan_mode_problems(spec));
+            }
+            errs.extend(vlan_like_problems(cni, &v));
+            let path = format!("spec.{}.rdmaResourceName", v.key);
+            let name = v.rdma_resource_name.unwrap_or_default();
+            Some(Resource::new(&path, name, v.ippools))
+        }
+        CniType::Sriov => spec.sriov.as_ref().map(|c| sriov_problems(c, errs)),
+        CniType::IbSriov => spec.ibsriov.as_ref().map(|c| ibsriov_problems(c, errs)),
+        CniType::Ipoib => spec.ipoib.as_ref().map(|c| ipoib_problems(c, errs)),
+        CniType::Ovs => {
+            errs.extend(spec.ovs.as_ref().map(ovs_problems).unwrap_or_default());
+            None
+        }
+        CniType::Custom => {
+            errs.extend(custom_cni_problem(spec));
+            None
+        }
+    }
+}
+
+/// `spec.sriov`: VLAN ID, MTU and rates in range, a resource name.
+fn sriov_problems<'a>(
+    c: &'a crate::objects::SpiderSriovCniConfig,
+    errs: &mut Vec<FieldError>,
+) -> Resource<'a> {
+    errs.extend(vlan_id_problem("spec.sriov.vlanID", c.vlan_id));
+    if let Some(mtu) = c.mtu.filter(|m| *m < 0) {
+        errs.push(FieldError::invalid(
+            "spec.sriov.mtu",
+            format!("MTU must be greater than or equal to 0 (got {mtu})"),
         ));
-        return errs;
-    };
+    }
+    for (field, v) in [
+        ("minTxRateMbps", c.min_tx_rate_mbps),
+        ("maxTxRateMbps", c.max_tx_rate_mbps),
+    ] {
+        if let Some(v) = v.filter(|v| *v < 0) {
+            errs.push(FieldError::invalid(
+                format!("spec.sriov.{field}"),
+                format!("{field} must be greater than or equal to 0 (got {v})"),
+            ));
+        }
+    }
+    if let (Some(min), Some(max)) = (c.min_tx_rate_mbps, c.max_tx_rate_mbps)
+        && min > max
+    {
+        errs.push(FieldError::invalid(
+            "spec.sriov.minTxRateMbps",
+            format!("minTxRateMbps must be less than maxTxRateMbps ({min} > {max})"),
+        ));
+    }
+    let rn = c.resource_name.as_deref().unwrap_or_default();
+    if rn.is_empty() {
+        errs.push(FieldError::required(
+            "spec.sriov.resourceName",
+            "no spec.sriov.resourceName specified",
+        ));
+    }
+    Resource::new("spec.sriov.resourceName", rn, c.ippools.as_ref())
+}
+
+/// `spec.ibsriov`: a resource name, a supported link state.
+fn ibsriov_problems<'a>(
+    c: &'a crate::objects::SpiderIbSriovCniConfig,
+    errs: &mut Vec<FieldError>,
+) -> Resource<'a> {
+    let rn = c.resource_name.as_deref().unwrap_or_default();
+    if rn.is_empty() {
+        errs.push(FieldError::required(
+            "spec.ibsriov.resourceName",
+            "no spec.ibsriov.resourceName specified",
+        ));
+    }
+    if let Some(ls) = c.link_state.as_deref()
+        && c.link_state().is_err()
+    {
+        errs.push(FieldError::not_supported(
+            "spec.ibsriov.linkState",
+            ls,
+            crate::objects::LinkState::SUPPORTED,
+        ));
+    }
+    Resource::new("spec.ibsriov.resourceName", rn, c.ippools.as_ref())
+}
+
+/// `spec.ipoib`: a master.
+fn ipoib_problems<'a>(
+    c: &'a crate::objects::SpiderIpoibCniConfig,
+    errs: &mut Vec<FieldError>,
+) -> Resource<'a> {
+    let master = c.master.as_deref().unwrap_or_default();
+    if master.is_empty() {
+        errs.push(FieldError::required(
+            "spec.ipoib.master",
+            "no spec.ipoib.master specified",
+        ));
+    }
+    Resource::new("spec.ipoib.master", master, c.ippools.as_ref())
+}
+
+/// `spec.customCNI`, when given, is JSON.
+fn custom_cni_problem(spec: &SpiderMultusConfigSpec) -> Option<FieldError> {
+    let text = spec.custom_cni.as_deref().filter(|t| !t.is_empty())?;
+    serde_json::from_str::<serde_json::Value>(text)
+        .is_err()
+        .then(|| {
+            FieldError::forbidden(
+                "spec.customCNI",
+                "customCniConfig isn't a valid JSON encoding",
+            )
+        })
+}
+
+/// Only the type's own block may be given.
+fn other_blocks_problem(
+    spec: &SpiderMultusConfigSpec,
+    cni: CniType,
+    own_key: &str,
+) -> Option<FieldError> {
+    let custom_too = cni != CniType::Custom && spec.custom_cni.is_some();
+    let others = spec.present_cni_blocks().into_iter().any(|k| k != own_key);
+    (others || custom_too).then(|| {
+        FieldError::forbidden(
+            "spec.cniType",
+            format!(
+                "the cniType {cni} only supports spec.{own_key}, please remove other CNI configs"
+            ),
+        )
+    })
+}
+
+/// The RDMA / network resource inject annotations: refused for ovs and custom; otherwise
+/// they need the block's resource name and pools.
+fn inject_problems(
+    obj: &SpiderMultusConfig,
+    cni: CniType,
+    resource: Option<Resource<'_>>,
+) -> Option<FieldError> {
     let rdma_inject = obj.metadata.annotation(ANNO_RDMA_RESOURCE_INJECT).is_some();
     let net_inject = obj
         .metadata
         .annotation(ANNO_NETWORK_RESOURCE_INJECT)
         .is_some();
+    if matches!(cni, CniType::Ovs | CniType::Custom) {
+        return (rdma_inject || net_inject).then(|| {
+            FieldError::forbidden(
+                "metadata.annotations",
+                format!(
+                    "the cniType {cni} does not support RDMA resource or network resource injected"
+                ),
+            )
+        });
+    }
+    let r = resource?;
     let id = format!(
         "{}/{}",
         nad_namespace(obj),
         obj.metadata.name.as_deref().unwrap_or_default()
     );
-
-    // Block presence first: nothing else about the type can be checked without it.
-    let own_key = cni.block_key().unwrap_or("customCNI");
-    let present = match cni {
-        CniType::Custom => true,
-        _ => spec.present_cni_blocks().contains(&own_key),
+    let has_pools = r.pools.is_some_and(SpiderpoolPools::has_pools);
+    let no_pools = || {
+        let block = r.path.rsplit_once('.').map_or("", |(block, _)| block);
+        FieldError::invalid(
+            format!("{block}.ippools"),
+            format!("no any ippools configured for spidermultusconfig {id}"),
+        )
     };
-    if !present {
-        errs.push(FieldError::required(
-            format!("spec.{own_key}"),
-            format!("no spec.{own_key} specified"),
-        ));
-        return errs;
+    if rdma_inject && r.name.is_empty() {
+        Some(FieldError::invalid(
+            r.path.clone(),
+            format!("rdmaResourceName can not empty for spidermultusconfig {id}"),
+        ))
+    } else if (rdma_inject || (net_inject && !r.name.is_empty())) && !has_pools {
+        Some(no_pools())
+    } else {
+        None
     }
-
-    // The resource whose presence the inject annotations need, and the pools that go with it.
-    let mut resource: Option<(String, &str, Option<&SpiderpoolPools>)> = None;
-    match cni {
-        CniType::Macvlan | CniType::Ipvlan | CniType::Vlan => {
-            let v = vlan_like(spec, cni);
-            if let Some(v) = v {
-                if cni == CniType::Vlan {
-                    errs.extend(vlan_mode_problems(spec));
-                }
-                errs.extend(vlan_like_problems(cni, &v));
-                resource = Some((
-                    format!("spec.{}.rdmaResourceName", v.key),
-                    v.rdma_resource_name.unwrap_or_default(),
-                    v.ippools,
-                ));
-            }
-        }
-        CniType::Sriov => {
-            if let Some(c) = spec.sriov.as_ref() {
-                if let Some(e) = vlan_id_problem("spec.sriov.vlanID", c.vlan_id) {
-                    errs.push(e);
-                }
-                if let Some(mtu) = c.mtu.filter(|m| *m < 0) {
-                    errs.push(FieldError::invalid(
-                        "spec.sriov.mtu",
-                        format!("MTU must be greater than or equal to 0 (got {mtu})"),
-                    ));
-                }
-                for (field, v) in [
-                    ("minTxRateMbps", c.min_tx_rate_mbps),
-                    ("maxTxRateMbps", c.max_tx_rate_mbps),
-                ] {
-                    if let Some(v) = v.filter(|v| *v < 0) {
-                        errs.push(FieldError::invalid(
-                            format!("spec.sriov.{field}"),
-                            format!("{field} must be greater than or equal to 0 (got {v})"),
-                        ));
-                    }
-                }
-                if let (Some(min), Some(max)) = (c.min_tx_rate_mbps, c.max_tx_rate_mbps)
-                    && min > max
-                {
-                    errs.push(FieldError::invalid(
-                        "spec.sriov.minTxRateMbps",
-                        format!("minTxRateMbps must be less than maxTxRateMbps ({min} > {max})"),
-                    ));
-                }
-                let rn = c.resource_name.as_deref().unwrap_or_default();
-                if rn.is_empty() {
-                    errs.push(FieldError::required(
-                        "spec.sriov.resourceName",
-                        "no spec.sriov.resourceName specified",
-                    ));
-                }
-                resource = Some(("spec.sriov.resourceName".to_owned(), rn, c.ippools.as_ref()));
-            }
-        }
-        CniType::IbSriov => {
-            if let Some(c) = spec.ibsriov.as_ref() {
-                let rn = c.resource_name.as_deref().unwrap_or_default();
-                if rn.is_empty() {
-                    errs.push(FieldError::required(
-                        "spec.ibsriov.resourceName",
-                        "no spec.ibsriov.resourceName specified",
-                    ));
-                }
-                if let Some(ls) = c.link_state.as_deref()
-                    && c.link_state().is_err()
-                {
-                    errs.push(FieldError::not_supported(
-                        "spec.ibsriov.linkState",
-                        ls,
-                        crate::objects::LinkState::SUPPORTED,
-                    ));
-                }
-                resource = Some((
-                    "spec.ibsriov.resourceName".to_owned(),
-                    rn,
-                    c.ippools.as_ref(),
-                ));
-            }
-        }
-        CniType::Ipoib => {
-            if let Some(c) = spec.ipoib.as_ref() {
-                let master = c.master.as_deref().unwrap_or_default();
-                if master.is_empty() {
-                    errs.push(FieldError::required(
-                        "spec.ipoib.master",
-                        "no spec.ipoib.master specified",
-                    ));
-                }
-                resource = Some(("spec.ipoib.master".to_owned(), master, c.ippools.as_ref()));
-            }
-        }
-        CniType::Ovs => {
-            if let Some(c) = spec.ovs.as_ref() {
-                errs.extend(ovs_problems(c));
-            }
-        }
-        CniType::Custom => {
-            if let Some(text) = spec.custom_cni.as_deref().filter(|t| !t.is_empty())
-                && serde_json::from_str::<serde_json::Value>(text).is_err()
-            {
-                errs.push(FieldError::forbidden(
-                    "spec.customCNI",
-                    "customCniConfig isn't a valid JSON encoding",
-                ));
-            }
-        }
-    }
-
-    let others: Vec<&str> = spec
-        .present_cni_blocks()
-        .into_iter()
-        .filter(|k| *k != own_key)
-        .chain((cni != CniType::Custom && spec.custom_cni.is_some()).then_some("customCNI"))
-        .collect();
-    if !others.is_empty() {
-        errs.push(FieldError::forbidden(
-            "spec.cniType",
-            format!(
-                "the cniType {cni} only supports spec.{own_key}, please remove other CNI configs"
-            ),
-        ));
-    }
-
-    if matches!(cni, CniType::Ovs | CniType::Custom) {
-        if rdma_inject || net_inject {
-            errs.push(FieldError::forbidden(
-                "metadata.annotations",
-                format!(
-                    "the cniType {cni} does not support RDMA resource or network resource injected"
-                ),
-            ));
-        }
-    } else if let Some((path, name, pools)) = resource {
-        let has_pools = pools.is_some_and(SpiderpoolPools::has_pools);
-        let pools_path = path
-            .rsplit_once('.')
-            .map(|(block, _)| format!("{block}.ippools"))
-            .unwrap_or_default();
-        let no_pools = || {
-            FieldError::invalid(
-                pools_path.clone(),
-                format!("no any ippools configured for spidermultusconfig {id}"),
-            )
-        };
-        if rdma_inject {
-            if name.is_empty() {
-                errs.push(FieldError::invalid(
-                    path,
-                    format!("rdmaResourceName can not empty for spidermultusconfig {id}"),
-                ));
-            } else if !has_pools {
-                errs.push(no_pools());
-            }
-        } else if net_inject && !name.is_empty() && !has_pools {
-            errs.push(no_pools());
-        }
-    }
-    errs
 }
 
 fn vlan_like(spec: &SpiderMultusConfigSpec, cni: CniType) -> Option<VlanLike<'_>> {
