@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`client`] | a client from a kubeconfig, `$KUBECONFIG` or the in-cluster account |
+//! | [`cluster`] | watch caches of this node's Pods, Namespaces and Node; top controllers |
 //! | [`crds`] | the CRDs (six Spiderpool kinds + Multus NAD), their files, install |
 //! | [`kinds`] | `spiderpool-core` objects ⇄ the apiserver's dynamic objects |
 //! | [`store`] | [`store::KubeStore`]: the IPAM store on SpiderIPPools (per-node blocks) and SpiderEndpoints |
@@ -12,6 +13,7 @@
 //! [`spiderpool_core::ipam::IpamStore`] so the same engine runs on every store.
 
 pub mod client;
+pub mod cluster;
 pub mod crds;
 mod error;
 pub mod kinds;

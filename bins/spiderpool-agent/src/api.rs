@@ -1,8 +1,9 @@
-//! HTTP routing of the agent API (spec §7.1) onto [`Agent`].
+//! HTTP routing of the agent API (spec §7.1) onto an [`IpamService`]: the local-mode
+//! [`crate::agent::Agent`] or the Kubernetes-mode [`crate::kube_mode::KubeAgent`].
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET /v1/ipam/healthy` | 200, empty body |
+//! | `GET /v1/ipam/healthy` | 200, empty body; 503 with the reason while the service cannot serve |
 //! | `POST /v1/ipam/ip` | 200 `IpamAddResponse`; 500 JSON string (e.g. pool exhausted) |
 //! | `DELETE /v1/ipam/ip` | 200; 500 |
 //! | `POST /v1/ipam/ips` | 200, no-op (as upstream) |
@@ -19,8 +20,9 @@ use spiderpool_core::agentapi::{
     PATH_COORDINATOR_CONFIG, PATH_HEALTHY, PATH_IP, PATH_IPS, PATH_WORKLOAD_ENDPOINT,
 };
 
-use crate::agent::{Agent, ApiError};
+use crate::agent::ApiError;
 use crate::http::{Request, Response};
+use crate::service::IpamService;
 
 /// Our extension: the agent's state as JSON.
 pub const PATH_LOCAL_STATE: &str = "/v1/local/state";
@@ -47,10 +49,13 @@ fn done(r: Result<(), ApiError>) -> Response {
 }
 
 /// Answers one request.
-pub fn handle(agent: &Agent, req: &Request) -> Response {
+pub fn handle(agent: &dyn IpamService, req: &Request) -> Response {
     let path = req.path.trim_end_matches('/');
     match (req.method.as_str(), path) {
-        ("GET", PATH_HEALTHY) => Response::empty(200),
+        ("GET", PATH_HEALTHY) => match agent.healthy() {
+            Ok(()) => Response::empty(200),
+            Err(why) => Response::error(503, &why),
+        },
         ("POST", PATH_IP) => answer(decode(req).and_then(|a| agent.add(&a))),
         ("DELETE", PATH_IP) => done(decode(req).and_then(|a| agent.del(&a))),
         ("POST", PATH_IPS) => Response::empty(200),
@@ -66,7 +71,7 @@ pub fn handle(agent: &Agent, req: &Request) -> Response {
             }
             answer(agent.workload_endpoint(&ns, &name))
         }
-        ("GET", PATH_LOCAL_STATE) => answer(agent.dump()),
+        ("GET", PATH_LOCAL_STATE) => answer(agent.dump_json()),
         (
             _,
             PATH_HEALTHY

@@ -5,7 +5,9 @@
 //! | [`localstore`] | the durable, crash-safe [`spiderpool_core::ipam::IpamStore`] on local disk |
 //! | [`config_dir`] | the local-mode configuration directory, admitted file by file |
 //! | [`backend`] | [`backend::AgentStore`]: what the agent needs of a store |
+//! | [`service`] | [`service::IpamService`]: the API's behaviour, whatever the mode |
 //! | [`agent`] | [`agent::Agent`]: the IPAM API's behaviour in local mode |
+//! | [`kube_mode`] | [`kube_mode::KubeAgent`]: the same API on Kubernetes (store, pods from the apiserver) |
 //! | [`api`] | HTTP routing of the API onto the agent |
 //! | [`http`] | the server half of HTTP/1.1 (`httparse`) |
 //! | [`server`] | the UNIX-socket server: bounded worker pool, graceful shutdown |
@@ -17,5 +19,7 @@ pub mod api;
 pub mod backend;
 pub mod config_dir;
 pub mod http;
+pub mod kube_mode;
 pub mod localstore;
 pub mod server;
+pub mod service;

@@ -310,7 +310,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let handler: Handler = {
         let agent = Arc::clone(&agent);
-        Arc::new(move |req| api::handle(&agent, req))
+        Arc::new(move |req| api::handle(agent.as_ref(), req))
     };
     server::serve(listener, handler, cli.workers, &shutdown)
         .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;

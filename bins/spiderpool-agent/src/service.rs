@@ -1,0 +1,149 @@
+//! [`IpamService`]: the agent API's behaviour, whatever the mode. The HTTP routing
+//! ([`crate::api`]) calls it; [`crate::agent::Agent`] (local mode) and
+//! [`crate::kube_mode::KubeAgent`] (Kubernetes mode) implement it.
+
+use spiderpool_core::agentapi::{
+    GetCoordinatorArgs, IpRoute, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+};
+use spiderpool_core::coordinator::AgentCoordinatorConfig;
+use spiderpool_core::ipam::AllocationDecision;
+use spiderpool_core::objects::SpiderEndpointStatus;
+
+use crate::agent::{Agent, ApiError};
+
+/// What the agent's socket API does.
+pub trait IpamService: Send + Sync {
+    /// `POST /v1/ipam/ip`.
+    fn add(&self, args: &IpamAddArgs) -> Result<IpamAddResponse, ApiError>;
+    /// `DELETE /v1/ipam/ip`.
+    fn del(&self, args: &IpamDelArgs) -> Result<(), ApiError>;
+    /// `DELETE /v1/ipam/ips`.
+    fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError>;
+    /// `GET /v1/coordinator/config`.
+    fn coordinator_config(
+        &self,
+        args: &GetCoordinatorArgs,
+    ) -> Result<AgentCoordinatorConfig, ApiError>;
+    /// `GET /v1/workloadendpoint`.
+    fn workload_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<SpiderEndpointStatus, ApiError>;
+    /// `GET /v1/local/state` (`spiderpool-agent dump`).
+    fn dump_json(&self) -> Result<serde_json::Value, ApiError>;
+    /// `Err(why)` while the agent cannot serve (its store failed, its caches are not
+    /// synced): `GET /v1/ipam/healthy` then answers 503.
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Fails with 400 naming the empty required fields.
+pub fn require(fields: &[(&str, &String)]) -> Result<(), ApiError> {
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|(_, v)| v.is_empty())
+        .map(|(k, _)| *k)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: 400,
+            message: format!("missing required fields: {}", missing.join(", ")),
+        })
+    }
+}
+
+/// Detection flags copied into every address of an ADD answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Detection {
+    /// `enableIPConflictDetection`.
+    pub ip_conflict: bool,
+    /// `enableGatewayDetection` (only for addresses with a gateway).
+    pub gateway: bool,
+}
+
+/// The ADD answer for `decision`: every NIC's addresses and routes (the plugin keeps its
+/// own NIC's, as upstream).
+pub fn add_response(decision: &AllocationDecision, detection: Detection) -> IpamAddResponse {
+    let mut resp = IpamAddResponse::default();
+    for nic in &decision.result.nics {
+        for ip in nic.ips() {
+            resp.ips.push(spiderpool_core::agentapi::IpConfig {
+                version: if ip.address.is_ipv4() { 4 } else { 6 },
+                address: ip.cidr(),
+                ip_pool: ip.pool.clone(),
+                gateway: ip.gateway.map(|g| g.to_string()).unwrap_or_default(),
+                nic: nic.interface.clone(),
+                enable_ip_conflict_detection: detection.ip_conflict,
+                // Nothing to probe without a gateway.
+                enable_gateway_detection: detection.gateway && ip.gateway.is_some(),
+                ..Default::default()
+            });
+        }
+        resp.routes.extend(nic.routes.iter().map(|r| IpRoute {
+            if_name: nic.interface.clone(),
+            dst: r.dst.clone(),
+            gw: r.gw.clone(),
+        }));
+    }
+    resp
+}
+
+/// `10.6.212.101/16 (pool), ...` for the NIC `if_name` of `resp`, for logs.
+pub fn addresses_text(resp: &IpamAddResponse, if_name: &str) -> String {
+    resp.ips
+        .iter()
+        .filter(|i| i.nic == if_name)
+        .map(|i| format!("{} ({})", i.address, i.ip_pool))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `ip (pool), ...` of released addresses, for logs.
+pub fn released_text(released: &[(String, std::net::IpAddr)]) -> String {
+    released
+        .iter()
+        .map(|(pool, ip)| format!("{ip} ({pool})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl IpamService for Agent {
+    fn add(&self, args: &IpamAddArgs) -> Result<IpamAddResponse, ApiError> {
+        Agent::add(self, args)
+    }
+
+    fn del(&self, args: &IpamDelArgs) -> Result<(), ApiError> {
+        Agent::del(self, args)
+    }
+
+    fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError> {
+        Agent::batch_del(self, args)
+    }
+
+    fn coordinator_config(
+        &self,
+        args: &GetCoordinatorArgs,
+    ) -> Result<AgentCoordinatorConfig, ApiError> {
+        Agent::coordinator_config(self, args)
+    }
+
+    fn workload_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<SpiderEndpointStatus, ApiError> {
+        Agent::workload_endpoint(self, namespace, name)
+    }
+
+    fn dump_json(&self) -> Result<serde_json::Value, ApiError> {
+        let dump = Agent::dump(self)?;
+        serde_json::to_value(dump).map_err(|e| ApiError {
+            status: 500,
+            message: format!("cannot encode the state: {e}"),
+        })
+    }
+}
