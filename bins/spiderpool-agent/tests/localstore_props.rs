@@ -101,7 +101,7 @@ fn localstore_props_lockstep_with_memory_store_and_reopen() {
     conformance::run(&Config::with_cases(128), || {
         case += 1;
         // Every other case compacts after (almost) every commit.
-        let compact = if case % 2 == 0 {
+        let compact = if case.is_multiple_of(2) {
             u64::MAX
         } else {
             case * 997 % 4096
