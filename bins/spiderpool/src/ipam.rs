@@ -2,23 +2,25 @@
 //!
 //! | command | agent calls | on failure |
 //! |---|---|---|
-//! | ADD | `GET /v1/ipam/healthy`, `POST /v1/ipam/ip`; after a failed detection `DELETE /v1/ipam/ips` | before the agent is asked: `K8S_POD_*` not a Kubernetes name: 4, refused `log_file_path`: 7, `CNI_NETNS` the node's own: 8 (the runner); unreachable/slow/unhealthy agent: 11; agent refusal (HTTP 500): 999 `spiderpool IP allocation error: <agent message>`; no address for `CNI_IFNAME`: 999; IP conflict / unreachable gateway / probe failure: 999; `CNI_NETNS` unopenable for detection: 8 |
+//! | ADD | `GET /v1/ipam/healthy`, `POST /v1/ipam/ip`; after a failed detection `DELETE /v1/ipam/ips` | before the agent is asked: `K8S_POD_*` not a Kubernetes name: 4, refused `log_file_path`: 7, `CNI_NETNS` the node's own (the runner) or not a network namespace: 8; unreachable/slow/unhealthy agent: 11; agent refusal (HTTP 500): 999 `spiderpool IP allocation error: <agent message>`; no address for `CNI_IFNAME`: 999; IP conflict / unreachable gateway / probe failure: 999; `CNI_NETNS` unopenable for detection: 8 |
 //! | DEL | `GET /v1/ipam/healthy`, `DELETE /v1/ipam/ip` | `K8S_POD_*` not a Kubernetes name: 4; unreachable/slow/unhealthy agent: 11 (the runtime retries, so addresses do not leak); an agent refusal is logged and DEL succeeds |
 //! | CHECK | none | only configuration errors |
 //! | GC | none: the agent's own garbage collector releases leaked addresses | only configuration errors |
 //! | STATUS | `GET /v1/ipam/healthy` | 50 `plugin not available` |
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use agent_values::{parse_gateway, parse_net};
 use spiderpool_core::agentapi::{
     self, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
 };
 use spiderpool_core::cni::{
-    CniError, Command, Dns, ERR_INTERNAL, ERR_PLUGIN_NOT_AVAILABLE, ERR_TRY_AGAIN_LATER, IpConfig,
-    Result100, Route,
+    CniError, Command, Dns, ERR_INTERNAL, ERR_INVALID_NETNS, ERR_PLUGIN_NOT_AVAILABLE,
+    ERR_TRY_AGAIN_LATER, IpConfig, Result100, Route,
 };
 use spiderpool_plugin_support::log::{LogConfig, init, vet_path};
+use spiderpool_plugin_support::runner::{NetnsKind, netns_kind};
 use spiderpool_plugin_support::{AgentClient, ClientError, Context, Output, Plugin};
 
 use crate::config::IpamConf;
@@ -68,6 +70,20 @@ fn setup(ctx: &Context) -> Result<(IpamConf, AgentClient), CniError> {
     Ok((conf, client))
 }
 
+/// ADD: a `CNI_NETNS` that exists but is not a network namespace (a netns mount point left
+/// behind, a directory) is code 8 before anything is allocated; detection and the announcement
+/// could not run there. A missing path is left alone: only detection needs the netns, and it
+/// reports a missing one itself (code 8, after releasing).
+fn refuse_non_netns(path: &str) -> Result<(), CniError> {
+    match netns_kind(Path::new(path)) {
+        Ok(NetnsKind::NotNetns(what)) => Err(CniError::new(
+            ERR_INVALID_NETNS,
+            format!("CNI_NETNS {path} is not a network namespace but {what}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The health check every command that talks to the agent starts with: any failure (agent
 /// absent, slow, or answering non-2xx) is code 11, since a restarting agent is the usual cause.
 fn health_check(client: &AgentClient) -> Result<(), CniError> {
@@ -91,6 +107,7 @@ impl Plugin for SpiderpoolIpam {
         let (conf, client) = setup(ctx)?;
         let ifname = ctx.env.ifname().unwrap_or_default();
         let pod = PodIdentity::from_env(&ctx.env)?;
+        refuse_non_netns(ctx.env.netns().unwrap_or_default())?;
         let args = IpamAddArgs {
             container_id: ctx.env.container_id().unwrap_or_default().to_owned(),
             if_name: ifname.to_owned(),

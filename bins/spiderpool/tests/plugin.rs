@@ -530,6 +530,19 @@ fn the_plugins_own_netns_is_refused_before_the_agent_is_asked() {
         );
     }
     assert!(agent.seen().is_empty(), "{:?}", agent.seen());
+    // A netns mount point left behind (an empty regular file): code 8 before allocating.
+    let dir = tempfile::tempdir().unwrap();
+    let leftover = dir.path().join("cni-1234");
+    std::fs::write(&leftover, b"").unwrap();
+    let leftover = leftover.to_str().unwrap().to_owned();
+    let out = run(&env_with("ADD", "CNI_NETNS", &leftover), &conf);
+    let e = error_json(&out);
+    assert_eq!(e["code"], 8, "{}", out.stdout);
+    assert_eq!(
+        e["msg"],
+        format!("CNI_NETNS {leftover} is not a network namespace but a regular file")
+    );
+    assert!(agent.seen().is_empty(), "{:?}", agent.seen());
     // DEL does not touch the netns: it still releases.
     let out = run(&env_with("DEL", "CNI_NETNS", "/proc/self/ns/net"), &conf);
     assert_eq!((out.code, out.stdout.as_str()), (0, ""));
