@@ -196,7 +196,13 @@ pub fn admit_files(
 ) -> Result<Admitted, BadInput> {
     let mut state = ClusterState::default();
     if let Some(path) = cluster {
-        for (_, obj) in read_inputs(std::slice::from_ref(&path.to_path_buf()))?.objects {
+        let path = path.to_path_buf();
+        if path.as_os_str() == STDIN && files.contains(&path) {
+            return Err(BadInput(
+                "standard input (-) cannot be both --cluster and -f".to_owned(),
+            ));
+        }
+        for (_, obj) in read_inputs(std::slice::from_ref(&path))?.objects {
             state.upsert(obj);
         }
     }

@@ -519,6 +519,21 @@ fn validate_reads_stdin() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("ipVersion: 4"));
     assert_eq!(text(&out.stderr), "1 object accepted (SpiderIPPool 1)\n");
+    // Standard input can be read only once.
+    let out = ctl_stdin(&["validate", "-f", "-", "--cluster", "-"], &yaml);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot be both --cluster and -f"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl_stdin(&["validate", "-f", "-", "-f", "-"], &yaml);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("given more than once"),
+        "{}",
+        text(&out.stderr)
+    );
     // Errors name the input as <stdin>.
     let out = ctl_stdin(&["validate", "-f", "-"], "kind: [unclosed\n");
     assert_eq!(out.status.code(), Some(2));
