@@ -125,7 +125,7 @@ fn underlay_first_nic_replies_via_veth0_and_reaches_the_router() {
     let table100 = ip_in(&pod, &["route", "show", "table", "100"]);
     assert_eq!(
         table100,
-        "default via 10.6.212.132 dev veth0 src 10.6.212.145 \n"
+        "default via 10.6.212.132 dev veth0 src 10.6.212.145\n"
     );
 
     // The connectivity matrix (upstream-observed §3 item 9, underlay column).
