@@ -1,5 +1,6 @@
 //! Helpers for the plugin's tests: a request-shape fake of the agent's HTTP API on a UNIX
-//! socket, running the built binary (optionally inside a netns), and the seed's topology.
+//! socket and the seed's topology; the gate, the CNI harness and the netns helpers are
+//! re-exported from `spiderpool-test-kit`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test uses every helper
 
@@ -25,16 +26,19 @@ pub use spiderpool_test_kit::lab::{
 };
 
 /// True when running as root; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
+#[track_caller]
 pub fn root() -> bool {
     gate::ready(&[Need::Root])
 }
 
 /// True when `path` exists; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
+#[track_caller]
 pub fn have_file(path: &str) -> bool {
     gate::ready(&[Need::File(path)])
 }
 
 /// True when `program` is on PATH; else skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1`.
+#[track_caller]
 pub fn have(program: &str) -> bool {
     gate::ready(&[Need::Program(program)])
 }

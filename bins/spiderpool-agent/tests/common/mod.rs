@@ -150,6 +150,7 @@ pub const DEBIAN_MACVLAN: &str = "/usr/lib/cni/macvlan";
 
 /// Whether a root end-to-end test can run here (root, Debian's macvlan, `ip`); else it
 /// skips, or fails under `SPIDERPOOL_REQUIRE_ROOT=1` (CI).
+#[track_caller]
 pub fn ready() -> bool {
     gate::ready(&[Need::Root, Need::File(DEBIAN_MACVLAN), Need::Program("ip")])
 }
