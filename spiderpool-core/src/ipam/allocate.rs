@@ -75,81 +75,137 @@ pub fn plan_allocation(
     let key = endpoint_key(req);
     let existing = snap.endpoint(&key);
     let ep_version = existing.map(|(v, _)| v);
-    let mut changes = ChangeSet::default();
-    let mut base: Option<SpiderEndpoint> = None;
-
-    if let Some((version, ep)) = existing {
-        let status = ep.status.clone().unwrap_or_default();
-        let nic_idx = status
-            .current
-            .ips
-            .iter()
-            .position(|d| d.interface == req.ifname);
-        if req.is_static() {
-            match nic_idx {
-                Some(idx) => {
-                    let cands = pool_candidates(req, snap)?;
-                    if pools_unchanged(&status.current.ips[idx], idx, &cands, &req.ifname) {
-                        return readopt(req, snap, &key, version, ep, status);
-                    }
-                    // The NIC's pools changed: give its addresses back and allocate afresh.
-                    let mut status = status;
-                    let detail = status.current.ips.remove(idx);
-                    release_detail(snap, &detail, &status.current.uid, &mut changes)?;
-                    if !status.current.ips.is_empty() {
-                        let mut ep = ep.clone();
-                        ep.status = Some(status);
-                        base = Some(ep);
-                    }
-                }
-                None => base = Some(ep.clone()),
+    let fresh = match existing {
+        None => Fresh::default(),
+        Some((version, ep)) => {
+            let retrieved = if req.is_static() {
+                retrieve_static(req, snap, &key, version, ep)?
+            } else {
+                retrieve_stateless(req, snap, &key, version, ep)?
+            };
+            match retrieved {
+                Retrieval::Done(decision) => return Ok(decision),
+                Retrieval::Fresh(fresh) => *fresh,
             }
-        } else if status.current.uid != req.pod.uid {
-            // A previous pod of this name: its endpoint is replaced (expected version below)
-            // and its addresses released (module docs, step 3).
-            for detail in &status.current.ips {
-                release_detail(snap, detail, &status.current.uid, &mut changes)?;
-            }
-        } else if nic_idx.is_some() {
-            return Ok(AllocationDecision {
-                kind: DecisionKind::Existing,
-                result: AllocationResult::from_status(&req.ifname, &status)?,
-                changes,
-                warnings: Vec::new(),
-            });
-        } else if let Some(i) = status
-            .current
-            .ips
-            .iter()
-            .position(|d| d.interface.is_empty())
-        {
-            // Positional `ippools` entry allocated by the first ADD: this NIC claims it.
-            let mut ep = ep.clone();
-            let mut status = status;
-            status.current.ips[i].interface = req.ifname.clone();
-            let result = AllocationResult::from_status(&req.ifname, &status)?;
-            ep.status = Some(status);
-            changes.endpoints.push(EndpointChange::Put {
-                key,
-                expected_version: Some(version),
-                endpoint: Box::new(ep),
-            });
-            return Ok(AllocationDecision {
-                kind: DecisionKind::Existing,
-                result,
-                changes,
-                warnings: Vec::new(),
-            });
-        } else {
-            base = Some(ep.clone());
         }
-    }
-
+    };
     let cands = pool_candidates(req, snap)?;
-    let previous = replaced_warnings(req, &changes);
-    let mut decision = allocate_fresh(req, snap, key, ep_version, base, &cands, changes)?;
-    decision.warnings.extend(previous);
+    let mut decision = allocate_fresh(
+        req,
+        snap,
+        key,
+        ep_version,
+        fresh.base,
+        &cands,
+        fresh.changes,
+    )?;
+    decision.warnings.extend(fresh.warnings);
     Ok(decision)
+}
+
+/// What an existing endpoint leads to: the answer itself, or a fresh allocation on top of it.
+enum Retrieval {
+    Done(AllocationDecision),
+    /// Boxed: an endpoint is much larger than a decision.
+    Fresh(Box<Fresh>),
+}
+
+/// Where a fresh allocation starts: the endpoint to extend (`None`: a new one), the writes
+/// already decided (releases), and what to log about them.
+#[derive(Default)]
+struct Fresh {
+    base: Option<SpiderEndpoint>,
+    changes: ChangeSet,
+    warnings: Vec<String>,
+}
+
+/// Step 2 of the module docs (StatefulSet / KubeVirt pods).
+fn retrieve_static(
+    req: &AllocateRequest,
+    snap: &Snapshot,
+    key: &EndpointKey,
+    version: Version,
+    ep: &SpiderEndpoint,
+) -> Result<Retrieval, Error> {
+    let mut status = ep.status.clone().unwrap_or_default();
+    let Some(idx) = nic_index(&status, &req.ifname) else {
+        return Ok(Retrieval::Fresh(Box::new(Fresh {
+            base: Some(ep.clone()),
+            ..Fresh::default()
+        })));
+    };
+    let cands = pool_candidates(req, snap)?;
+    if pools_unchanged(&status.current.ips[idx], idx, &cands, &req.ifname) {
+        return readopt(req, snap, key, version, ep, status).map(Retrieval::Done);
+    }
+    // The NIC's pools changed: give its addresses back and allocate afresh.
+    let mut fresh = Fresh::default();
+    let detail = status.current.ips.remove(idx);
+    release_detail(snap, &detail, &status.current.uid, &mut fresh.changes)?;
+    if !status.current.ips.is_empty() {
+        let mut ep = ep.clone();
+        ep.status = Some(status);
+        fresh.base = Some(ep);
+    }
+    Ok(Retrieval::Fresh(Box::new(fresh)))
+}
+
+/// Step 3 of the module docs (every other pod).
+fn retrieve_stateless(
+    req: &AllocateRequest,
+    snap: &Snapshot,
+    key: &EndpointKey,
+    version: Version,
+    ep: &SpiderEndpoint,
+) -> Result<Retrieval, Error> {
+    let mut status = ep.status.clone().unwrap_or_default();
+    if status.current.uid != req.pod.uid {
+        // A previous pod of this name: its endpoint is replaced (`base` stays `None`; the
+        // expected version is the one read) and its addresses released.
+        let mut fresh = Fresh::default();
+        for detail in &status.current.ips {
+            release_detail(snap, detail, &status.current.uid, &mut fresh.changes)?;
+        }
+        fresh.warnings = replaced_warnings(req, &fresh.changes);
+        return Ok(Retrieval::Fresh(Box::new(fresh)));
+    }
+    let existing = |changes: ChangeSet, status: &SpiderEndpointStatus| {
+        Ok(Retrieval::Done(AllocationDecision {
+            kind: DecisionKind::Existing,
+            result: AllocationResult::from_status(&req.ifname, status)?,
+            changes,
+            warnings: Vec::new(),
+        }))
+    };
+    if nic_index(&status, &req.ifname).is_some() {
+        return existing(ChangeSet::default(), &status);
+    }
+    let Some(i) = nic_index(&status, "") else {
+        return Ok(Retrieval::Fresh(Box::new(Fresh {
+            base: Some(ep.clone()),
+            ..Fresh::default()
+        })));
+    };
+    // Positional `ippools` entry allocated by the first ADD: this NIC claims it.
+    status.current.ips[i].interface = req.ifname.clone();
+    let mut claimed = ep.clone();
+    claimed.status = Some(status.clone());
+    let mut changes = ChangeSet::default();
+    changes.endpoints.push(EndpointChange::Put {
+        key: key.clone(),
+        expected_version: Some(version),
+        endpoint: Box::new(claimed),
+    });
+    existing(changes, &status)
+}
+
+/// The position of the endpoint entry named `ifname` (`""`: the first unnamed one).
+fn nic_index(status: &SpiderEndpointStatus, ifname: &str) -> Option<usize> {
+    status
+        .current
+        .ips
+        .iter()
+        .position(|d| d.interface == ifname)
 }
 
 /// One line per address of a previous pod of the same name that `changes` releases.
@@ -159,7 +215,7 @@ fn replaced_warnings(req: &AllocateRequest, changes: &ChangeSet) -> Vec<String> 
         .iter()
         .flat_map(|p| p.ops.iter().map(move |op| (p.pool.as_str(), op)))
         .filter_map(|(pool, op)| match op {
-            PoolOp::Release { ip, uid } if *uid != req.pod.uid => Some(format!(
+            PoolOp::Release { ip, uid } => Some(format!(
                 "released {ip} (pool {pool}) of the previous pod {}/{} with UID {uid}, replaced \
                  by UID {}",
                 req.pod.namespace, req.pod.name, req.pod.uid
@@ -306,7 +362,7 @@ struct Chosen<'s> {
 }
 
 /// What [`allocate_fresh`] carries from step to step.
-struct Fresh<'r, 's> {
+struct Picker<'r, 's> {
     req: &'r AllocateRequest,
     snap: &'s Snapshot,
     /// The pool record every new address gets.
@@ -318,7 +374,7 @@ struct Fresh<'r, 's> {
 }
 
 /// Step 4 of the module docs, one helper per step: set up from the endpoint
-/// ([`Fresh::new`]); an entry per NIC not recorded yet ([`Fresh::allocate_nic`]); routes
+/// ([`Picker::new`]); an entry per NIC not recorded yet ([`Picker::allocate_nic`]); routes
 /// ([`attach_routes`]); this NIC's claim on a positional entry ([`claim_positional`]); the
 /// endpoint write and the answer ([`finish`]).
 fn allocate_fresh(
@@ -336,22 +392,22 @@ fn allocate_fresh(
     };
     let mut ep = base.unwrap_or_else(|| new_endpoint(req, &key));
     let mut status = ep.status.take().unwrap_or_default();
-    let mut fresh = Fresh::new(req, snap, &key, &status, changes)?;
+    let mut picker = Picker::new(req, snap, &key, &status, changes)?;
     for (pos, nc) in cands.nics.iter().enumerate() {
         let name = entry_name(cands, pos, nc);
         if !name.is_empty() && status.current.ips.iter().any(|d| d.interface == name) {
             continue; // allocated by an earlier ADD of the same pod
         }
-        let detail = fresh.allocate_nic(nc, name, status.current.ips.len())?;
+        let detail = picker.allocate_nic(nc, name, status.current.ips.len())?;
         status.current.ips.push(detail);
     }
-    let warnings = attach_routes(&mut status, &fresh.chosen, custom_routes);
+    let warnings = attach_routes(&mut status, &picker.chosen, custom_routes);
     claim_positional(&mut status, &req.ifname);
     ep.status = Some(status);
-    finish(req, key, ep_version, ep, fresh.changes, warnings)
+    finish(req, key, ep_version, ep, picker.changes, warnings)
 }
 
-impl<'r, 's> Fresh<'r, 's> {
+impl<'r, 's> Picker<'r, 's> {
     /// The holder record for this pod and the addresses the endpoint already records.
     fn new(
         req: &'r AllocateRequest,
@@ -366,7 +422,7 @@ impl<'r, 's> Fresh<'r, 's> {
                 taken.entry(pool).or_default().insert(ip_to_u128(ip));
             }
         }
-        Ok(Fresh {
+        Ok(Picker {
             req,
             snap,
             holder: PoolIPAllocation {
