@@ -473,7 +473,6 @@ pub(super) fn merge_in_place(family: IpFamily, list: &mut Option<Vec<String>>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::admission::Reason;

@@ -212,7 +212,6 @@ fn mac_prefix_problem(prefix: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::meta::ObjectMeta;

@@ -753,7 +753,6 @@ fn cni_plugin_problem(text: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use serde_json::json;
 

@@ -96,7 +96,6 @@ impl FromStr for Command {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

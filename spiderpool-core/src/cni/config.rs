@@ -292,7 +292,6 @@ impl<'de> Deserialize<'de> for NetConf {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

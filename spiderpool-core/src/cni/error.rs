@@ -185,7 +185,6 @@ impl From<crate::Error> for CniError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -283,7 +283,6 @@ impl VersionReply {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -74,7 +74,6 @@ impl AgentCoordinatorConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::manifest::{SpiderObject, parse_documents};

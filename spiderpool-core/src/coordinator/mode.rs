@@ -112,7 +112,6 @@ pub fn resolve_mode(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::coordinator::view::LinkView;

@@ -788,7 +788,6 @@ fn move_default(b: &mut Builder, r: &Route, move_if: &str, table: u32) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

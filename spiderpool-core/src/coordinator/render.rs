@@ -340,7 +340,6 @@ pub fn render_del_plan(plan: &DelPlan) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

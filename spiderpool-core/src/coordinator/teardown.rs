@@ -103,7 +103,6 @@ fn prev_nic(prev: Option<&Result100>, ifname: &str) -> Option<LinkView> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use std::net::IpAddr;
 

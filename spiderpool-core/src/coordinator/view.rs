@@ -323,7 +323,6 @@ pub fn host_veth_name(container_id: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

@@ -99,7 +99,6 @@ pub fn prev_ip(ip: IpAddr) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

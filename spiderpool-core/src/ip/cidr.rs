@@ -212,7 +212,6 @@ pub fn parse_ip_or_cidr(s: &str) -> Result<IpNet, Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

@@ -66,7 +66,6 @@ impl fmt::Display for IpFamily {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

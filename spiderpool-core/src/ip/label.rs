@@ -31,7 +31,6 @@ pub fn cidr_label_value_str(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

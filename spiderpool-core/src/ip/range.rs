@@ -201,7 +201,6 @@ impl From<IpAddr> for IpRange {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

@@ -470,7 +470,6 @@ pub fn merge_ip_ranges(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::ip::parse_ip;

@@ -422,7 +422,6 @@ fn class(p: &[char], c: char) -> Option<(bool, usize)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

@@ -1,5 +1,4 @@
 //! Rule-by-rule tests of the IPAM engine through [`MemoryStore`].
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -217,7 +217,6 @@ fn yaml_message(e: &serde_saphyr::Error, fallback_line: usize) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::objects::API_VERSION;

@@ -166,7 +166,6 @@ pub struct OwnerReference {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

@@ -178,7 +178,6 @@ impl LabelSelectorRequirement {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

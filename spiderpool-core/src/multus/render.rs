@@ -340,7 +340,6 @@ fn go_number(n: serde_json::Number) -> serde_json::Number {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

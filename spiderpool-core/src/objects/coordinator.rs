@@ -179,7 +179,6 @@ impl SpiderCoordinator {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

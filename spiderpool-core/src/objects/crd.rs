@@ -440,7 +440,6 @@ pub fn custom_resource_definitions() -> Vec<Value> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

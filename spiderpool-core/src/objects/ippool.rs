@@ -221,7 +221,6 @@ pub(crate) fn encode_status_json<T>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

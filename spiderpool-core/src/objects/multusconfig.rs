@@ -425,7 +425,6 @@ impl SpiderIbSriovCniConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

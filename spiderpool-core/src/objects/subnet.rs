@@ -130,7 +130,6 @@ impl SpiderSubnetStatus {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 
