@@ -298,7 +298,6 @@ pub fn parse_na(frame: &[u8]) -> Option<NeighbourAdvert> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

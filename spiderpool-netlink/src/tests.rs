@@ -1,6 +1,5 @@
 //! Unit tests of the typed operations against the recording fake: the exact messages sent.
 
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::net::IpAddr;
 
