@@ -763,7 +763,6 @@ fn take_line<S: Source>(b: &mut Buffer<'_, S>) -> Result<Vec<u8>, ReadError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;

@@ -272,7 +272,6 @@ fn refuse_own_netns(netns: Option<&str>) -> Result<(), CniError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use spiderpool_core::cni::IpConfig;
