@@ -558,7 +558,6 @@ fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use spiderpool_core::ipam::MemoryStore;

@@ -147,7 +147,6 @@ fn qualified_name(obj: &SpiderObject) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -199,7 +199,6 @@ fn connection(stream: UnixStream, handler: &Handler, shutdown: &Shutdown) -> io:
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};

@@ -9,7 +9,6 @@
 //! in flight; no address is recorded twice and no pod holds two; endpoints agree with the
 //! records; and new allocations continue from there. Compaction is set very low in the child,
 //! so kills also land in the middle of snapshot writes.
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};

@@ -93,7 +93,6 @@ pub(crate) fn decode(data: &[u8], at: usize) -> Decoded<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 
