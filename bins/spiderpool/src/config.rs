@@ -150,7 +150,6 @@ fn string_list(map: &Map<String, Value>, key: &str) -> Result<Vec<String>, CniEr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

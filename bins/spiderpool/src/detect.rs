@@ -205,7 +205,6 @@ pub fn announce(netns_path: &str, ifname: &str, addrs: &[IpAddr]) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::sync::Mutex;

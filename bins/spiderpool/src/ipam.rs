@@ -303,7 +303,6 @@ mod agent_values {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use spiderpool_core::cni::SpecVersion;
