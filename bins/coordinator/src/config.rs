@@ -214,7 +214,6 @@ fn count(map: &Map<String, Value>, key: &str) -> Result<u64, CniError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
