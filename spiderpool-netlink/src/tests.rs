@@ -1,6 +1,5 @@
 //! Unit tests of the typed operations against the recording fake: the exact messages sent.
 
-
 use std::net::IpAddr;
 
 use netlink_packet_core::{

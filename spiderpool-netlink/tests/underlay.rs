@@ -12,7 +12,6 @@
 //! reached through the node) gets its reply only thanks to the reply-via-veth marking: without
 //! it the reply follows the pod's default route to the router, which drops it.
 
-
 mod common;
 
 use std::net::IpAddr;

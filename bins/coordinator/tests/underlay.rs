@@ -2,7 +2,6 @@
 //! pod's `eth0` is Debian's macvlan itself, and the plugin adds `veth0` to the node with the
 //! reply-via-veth marking (`nft`).
 
-
 mod common;
 
 use common::*;
