@@ -9,7 +9,7 @@ pub fn run() -> u8 {
     match output::render(&custom_resource_definitions(), Format::Yaml) {
         Ok(text) => output::emit_then(&text, EXIT_OK),
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             EXIT_BAD_INPUT
         }
     }

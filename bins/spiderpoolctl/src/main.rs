@@ -5,6 +5,15 @@
 //! prints the CustomResourceDefinitions, `plan` prints the coordinator's routing plan for a
 //! described pod. The README documents the exact interface.
 
+/// `eprintln!` that never panics: with `2>&1 | head` stderr is a closed pipe too, and a
+/// message that cannot be written is not worth a crash.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod crds;
 mod input;
 mod output;

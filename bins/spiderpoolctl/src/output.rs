@@ -52,7 +52,7 @@ pub fn emit(text: &str) -> Result<(), u8> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         Err(e) => {
-            eprintln!("error: cannot write to stdout: {e}");
+            note!("error: cannot write to stdout: {e}");
             Err(EXIT_BAD_INPUT)
         }
     }

@@ -90,7 +90,7 @@ pub fn run(args: &PlanArgs) -> u8 {
     }) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -100,7 +100,7 @@ pub fn run(args: &PlanArgs) -> u8 {
     ) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -112,19 +112,19 @@ pub fn run(args: &PlanArgs) -> u8 {
     let plan = match plan {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             return EXIT_REJECTED;
         }
     };
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        note!("warning: {w}");
     }
     let text = match args.output {
         PlanOutput::Commands => render_plan(&plan),
         PlanOutput::Json => match serde_json::to_string_pretty(&plan) {
             Ok(s) => s + "\n",
             Err(e) => {
-                eprintln!("error: {e}");
+                note!("error: {e}");
                 return EXIT_BAD_INPUT;
             }
         },

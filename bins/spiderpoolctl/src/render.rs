@@ -14,14 +14,14 @@ pub fn run(args: &RenderArgs) -> u8 {
     let admitted = match admit_files(&args.files, args.cluster.as_deref(), &switches) {
         Ok(a) => a,
         Err(bad) => {
-            eprintln!("error: {}", bad.0);
+            note!("error: {}", bad.0);
             return EXIT_BAD_INPUT;
         }
     };
     if !admitted.rejected.is_empty() {
         for r in &admitted.rejected {
             for line in r.lines() {
-                eprintln!("{line}");
+                note!("{line}");
             }
         }
         return EXIT_REJECTED;
@@ -33,20 +33,20 @@ pub fn run(args: &RenderArgs) -> u8 {
                 Ok(nad) => nads.push(nad),
                 Err(e) => {
                     // Admission should have refused anything that cannot render.
-                    eprintln!("SpiderMultusConfig/{}: {e}", obj.name());
+                    note!("SpiderMultusConfig/{}: {e}", obj.name());
                     return EXIT_REJECTED;
                 }
             }
         }
     }
     if nads.is_empty() {
-        eprintln!("error: no SpiderMultusConfig in the input");
+        note!("error: no SpiderMultusConfig in the input");
         return EXIT_BAD_INPUT;
     }
     match output::render(&nads, args.output) {
         Ok(text) => output::emit_then(&text, EXIT_OK),
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             EXIT_BAD_INPUT
         }
     }

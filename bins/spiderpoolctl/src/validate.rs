@@ -11,17 +11,17 @@ pub fn run(args: &ValidateArgs) -> u8 {
     let admitted = match admit_files(&args.files, args.cluster.as_deref(), &switches) {
         Ok(a) => a,
         Err(bad) => {
-            eprintln!("error: {}", bad.0);
+            note!("error: {}", bad.0);
             return EXIT_BAD_INPUT;
         }
     };
     if !admitted.rejected.is_empty() {
         for r in &admitted.rejected {
             for line in r.lines() {
-                eprintln!("{line}");
+                note!("{line}");
             }
         }
-        eprintln!("{}", admitted.summary());
+        note!("{}", admitted.summary());
         return EXIT_REJECTED;
     }
     if let Some(format) = args.output {
@@ -32,11 +32,11 @@ pub fn run(args: &ValidateArgs) -> u8 {
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                note!("error: {e}");
                 return EXIT_BAD_INPUT;
             }
         }
     }
-    eprintln!("{}", admitted.summary());
+    note!("{}", admitted.summary());
     EXIT_OK
 }

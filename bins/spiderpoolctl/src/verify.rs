@@ -81,7 +81,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
     let plan = match load_plan(args) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -89,7 +89,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
     match &args.host_netns {
         Some(host) => sides.push(("node", host.as_path(), &plan.host)),
         None if !plan.host.is_empty() => {
-            eprintln!("note: node steps not checked (no --host-netns)");
+            note!("note: node steps not checked (no --host-netns)");
         }
         None => {}
     }
@@ -104,7 +104,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
                 drifted += drift.len();
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                note!("error: {e}");
                 return EXIT_BAD_INPUT;
             }
         }

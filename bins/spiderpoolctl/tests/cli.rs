@@ -21,9 +21,25 @@ fn ctl_stdin(args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("spiderpoolctl runs");
     let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all(stdin.as_bytes()).expect("write stdin");
+    // The command may refuse its arguments without reading stdin.
+    if let Err(e) = pipe.write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
     drop(pipe);
     child.wait_with_output().expect("spiderpoolctl exits")
+}
+
+/// Runs `spiderpoolctl` with stdout and stderr on one pipe whose reader is already gone
+/// (`... 2>&1 | head`); the exit status is all that can be observed.
+fn ctl_closed_stdout_and_stderr(args: &[&str]) -> std::process::ExitStatus {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_spiderpoolctl"))
+        .args(args)
+        .stdout(writer.try_clone().expect("dup"))
+        .stderr(writer)
+        .status()
+        .expect("spiderpoolctl runs")
 }
 
 /// Runs `spiderpoolctl` with a stdout pipe whose reader is already gone (`... | head` once
@@ -444,7 +460,18 @@ fn closed_stdout_ends_quietly() {
         let stderr = text(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        // `2>&1 | head`: the stderr summary and errors must not panic either (101).
+        let status = ctl_closed_stdout_and_stderr(args);
+        assert_eq!(status.code(), Some(0), "{args:?} with stderr closed too");
     }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        &pool("bad", "10.6.0.0/16", "10.7.0.1"),
+    );
+    let status = ctl_closed_stdout_and_stderr(&["validate", "-f", bad.to_str().expect("utf8")]);
+    assert_eq!(status.code(), Some(1), "a rejection with stderr closed");
 }
 
 #[test]
