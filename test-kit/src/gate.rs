@@ -37,6 +37,8 @@ pub enum Need<'a> {
     Program(&'a str),
     /// A file at this path (e.g. `/usr/lib/cni/macvlan`).
     File(&'a str),
+    /// A non-empty environment variable (e.g. `KUBECONFIG` for the apiserver tests).
+    Env(&'a str),
 }
 
 /// Whether `needs` are met. When one is not: fails the test (panics) if [`required`], else
@@ -95,6 +97,9 @@ pub fn unmet(needs: &[Need<'_>]) -> Option<String> {
         Need::Program(p) => (!on_path(p, std::env::var_os("PATH").as_deref()))
             .then(|| format!("the program `{p}` is not on PATH")),
         Need::File(f) => (!Path::new(f).exists()).then(|| format!("{f} is missing")),
+        Need::Env(v) => std::env::var_os(v)
+            .is_none_or(|x| x.is_empty())
+            .then(|| format!("the environment variable {v} is not set")),
     })
 }
 
@@ -170,5 +175,10 @@ mod tests {
             ]),
             Some("the program `no-such-tool-xyz` is not on PATH".to_owned())
         );
+        assert_eq!(
+            unmet(&[Need::Env("TEST_KIT_SURELY_UNSET_VARIABLE")]),
+            Some("the environment variable TEST_KIT_SURELY_UNSET_VARIABLE is not set".to_owned())
+        );
+        assert_eq!(unmet(&[Need::Env("PATH")]), None);
     }
 }

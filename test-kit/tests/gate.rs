@@ -4,7 +4,9 @@
 //! `--include-ignored` the gated tests are reported as ignored, never as passed.
 
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use spiderpool_test_kit::gate::{self, Need, REQUIRE_ENV};
 
@@ -38,7 +40,12 @@ fn child(
     require: bool,
     uid: Option<u32>,
 ) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().expect("own test binary"));
+    let own = std::env::current_exe().expect("own test binary");
+    let exe = match uid {
+        Some(_) => world_executable_copy(&own),
+        None => own.clone(),
+    };
+    let mut cmd = Command::new(&exe);
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
         .args(extra)
         .envs(env.iter().copied());
@@ -50,7 +57,28 @@ fn child(
     if let Some(uid) = uid {
         cmd.uid(uid).gid(uid);
     }
-    cmd.output().expect("run the child test")
+    let out = cmd.output().expect("run the child test");
+    if exe != own {
+        let _ = std::fs::remove_dir_all(exe.parent().expect("the copy's dir"));
+    }
+    out
+}
+
+/// A copy of `exe` that another UID can run (the target dir may sit where only root can
+/// enter, e.g. under `/root`), in a directory of its own: the caller removes it.
+fn world_executable_copy(exe: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("test-kit-gate-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the copy's dir");
+    let copy = dir.join("gate");
+    std::fs::copy(exe, &copy).expect("copy the test binary");
+    for p in [&dir, &copy] {
+        let perms = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(p, perms).expect("make the copy executable by all");
+    }
+    copy
 }
 
 fn text(out: &Output) -> String {
@@ -61,6 +89,7 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// An empty directory to use as `PATH` (left in the temp dir: empty, one per process).
 fn empty_path() -> String {
     let dir = std::env::temp_dir().join(format!("test-kit-empty-path-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create an empty PATH dir");
