@@ -7,6 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`agent_client`] | [`AgentClient`]: synchronous HTTP/1.1 over the agent's UNIX socket, typed errors that map to CNI codes |
+//! | [`http`] | bounded HTTP/1.1 framing (requests and responses, checked sizes, total-time limits), shared with the agent's server |
 //! | [`runner`] | [`Plugin`] and [`run`] / [`run_with`]: environment + stdin → dispatch → stdout and exit code |
 //! | [`log`] | a minimal logger for the `log` facade, to stderr or a size-rotated file; never stdout |
 //!
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod agent_client;
+pub mod http;
 pub mod log;
 pub mod runner;
 
