@@ -51,8 +51,8 @@ struct Case {
 
 impl Case {
     fn new() -> Case {
-        let dir = tempfile::tempdir().unwrap();
-        let store = JsonFileStore::open(dir.path().join("ipam.json")).unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = JsonFileStore::open(dir.path().join("ipam.json")).expect("an empty store");
         Case { _dir: dir, store }
     }
 }
