@@ -5,12 +5,11 @@
 //!
 //! Requests carry `Host: localhost`, `Accept` and `Content-Type: application/json`, and, with a
 //! body, `Content-Length` and the JSON followed by a newline (what Go's `json.Encoder` sends).
-//! Responses are read by `Content-Length`, by `Transfer-Encoding: chunked` (a hyper-based agent
-//! chunks when it streams), or until EOF; interim `1xx` responses are skipped.
-//!
-//! Response heads are parsed with `httparse`: it has no dependencies, is the parser hyper uses,
-//! and gets the corner cases (obsolete line folding, bad header bytes) right, which a hand
-//! parser would have to re-learn. Chunk sizes use its `parse_chunk_size` too.
+//! Responses are read by [`crate::http`], the framing the agent's server uses too: by
+//! `Content-Length`, by `Transfer-Encoding: chunked` (a hyper-based agent chunks when it
+//! streams), or until EOF; interim `1xx` responses are skipped; at most
+//! [`Limits::CLIENT`](crate::http::Limits::CLIENT), and the whole answer within the request's
+//! deadline however slowly it arrives.
 //!
 //! ```no_run
 //! use spiderpool_plugin_support::AgentClient;
@@ -20,7 +19,7 @@
 //! # Ok::<(), spiderpool_plugin_support::ClientError>(())
 //! ```
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -43,6 +42,8 @@ use spiderpool_core::cni::{CniError, ERR_INTERNAL, ERR_TRY_AGAIN_LATER};
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::objects::SpiderEndpointStatus;
 
+use crate::http::{DeadlineReader, HttpError, Limits, MessageReader, encode_request, query_escape};
+
 /// Upstream's plugins give the agent 100 s per IPAM request (allocation may wait on the
 /// apiserver and on a per-pool queue).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
@@ -50,11 +51,6 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(100);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The health check should answer at once; a hung agent should not stall a pod for 100 s.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Responses larger than this are refused (the agent's answers are a few KiB).
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_BODY: usize = 16 * 1024 * 1024;
-const MAX_HEADERS: usize = 64;
 
 /// Why a request to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +253,7 @@ impl AgentClient {
             .write_all(&request_bytes(method, path, body))
             .map_err(io_err)?;
         Ok(PendingResponse {
-            reader: DeadlineReader { stream, deadline },
+            reader: MessageReader::new(DeadlineReader::new(stream, deadline), Limits::CLIENT),
             socket: self.socket.clone(),
             what,
             timeout,
@@ -373,7 +369,7 @@ fn expect_ok(raw: RawResponse) -> Result<Vec<u8>, ClientError> {
 /// A request already sent ([`AgentClient::send`]); the answer is read by [`Self::wait`].
 #[derive(Debug)]
 pub struct PendingResponse {
-    reader: DeadlineReader,
+    reader: MessageReader<DeadlineReader<UnixStream>>,
     socket: PathBuf,
     what: String,
     timeout: Duration,
@@ -382,10 +378,18 @@ pub struct PendingResponse {
 impl PendingResponse {
     /// Reads the raw answer, whatever its status, within the request's deadline.
     pub fn wait(mut self) -> Result<RawResponse, ClientError> {
-        match read_response(&mut self.reader) {
-            Ok(raw) => Ok(raw),
-            Err(ReadError::Io(e)) => Err(io_error(&self.socket, &self.what, self.timeout, e)),
-            Err(ReadError::Protocol(reason)) => Err(ClientError::BadResponse {
+        match self.reader.read_response() {
+            Ok(r) => Ok(RawResponse {
+                status: r.status,
+                body: r.body,
+            }),
+            Err(HttpError::Io(e)) => Err(io_error(&self.socket, &self.what, self.timeout, e)),
+            Err(HttpError::TimedOut) => Err(ClientError::Timeout {
+                socket: self.socket,
+                what: self.what,
+                timeout: self.timeout,
+            }),
+            Err(HttpError::Malformed { reason, .. }) => Err(ClientError::BadResponse {
                 what: self.what,
                 reason,
             }),
@@ -441,21 +445,9 @@ fn remaining(deadline: Instant) -> Duration {
         .max(Duration::from_millis(1))
 }
 
-/// The request head and body.
+/// The request head and body, as [`encode_request`] writes them.
 pub fn request_bytes(method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
-    let mut out = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: spiderpool-plugin\r\nAccept: application/json\r\nConnection: close\r\n"
-    );
-    if let Some(body) = body {
-        out.push_str("Content-Type: application/json\r\n");
-        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if let Some(body) = body {
-        bytes.extend_from_slice(body);
-    }
-    bytes
+    encode_request(method, path, body)
 }
 
 /// The message of an error answer: a JSON string body as the string; other bodies as text
@@ -473,356 +465,12 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     }
 }
 
-/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
-fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A source of response bytes whose reads stop at a deadline.
-trait Source {
-    /// Reads some bytes (0 at EOF); a passed deadline is a `TimedOut` error.
-    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize>;
-}
-
-#[derive(Debug)]
-struct DeadlineReader {
-    stream: UnixStream,
-    deadline: Instant,
-}
-
-impl Source for DeadlineReader {
-    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if Instant::now() >= self.deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-        }
-        // Re-arm before every read so a slowly dribbling agent still hits the overall deadline.
-        self.stream
-            .set_read_timeout(Some(remaining(self.deadline)))?;
-        loop {
-            match self.stream.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
-        }
-    }
-}
-
-/// In-memory source for tests, read in pieces of at most `step` bytes.
-#[cfg(test)]
-struct Pieces<'a> {
-    data: &'a [u8],
-    step: usize,
-}
-
-#[cfg(test)]
-impl Source for Pieces<'_> {
-    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.data.len().min(self.step).min(buf.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
-#[derive(Debug)]
-enum ReadError {
-    Io(io::Error),
-    Protocol(String),
-}
-
-impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
-    }
-}
-
-fn protocol(reason: impl Into<String>) -> ReadError {
-    ReadError::Protocol(reason.into())
-}
-
-/// Buffered bytes of the connection not yet consumed.
-struct Buffer<'s, S: Source> {
-    src: &'s mut S,
-    buf: Vec<u8>,
-    eof: bool,
-}
-
-impl<S: Source> Buffer<'_, S> {
-    /// Reads more; `false` at EOF.
-    fn fill(&mut self) -> Result<bool, ReadError> {
-        if self.eof {
-            return Ok(false);
-        }
-        let mut chunk = [0u8; 8192];
-        let n = self.src.read_some(&mut chunk)?;
-        if n == 0 {
-            self.eof = true;
-            return Ok(false);
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(true)
-    }
-
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let rest = self.buf.split_off(n);
-        std::mem::replace(&mut self.buf, rest)
-    }
-
-    /// Exactly `n` bytes; an early EOF is an error.
-    fn take_exact(&mut self, n: usize, what: &str) -> Result<Vec<u8>, ReadError> {
-        while self.buf.len() < n {
-            if !self.fill()? {
-                return Err(ReadError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("connection closed in the {what}"),
-                )));
-            }
-        }
-        Ok(self.take(n))
-    }
-}
-
-struct Head {
-    status: u16,
-    content_length: Option<usize>,
-    chunked: bool,
-}
-
-fn read_response<S: Source>(src: &mut S) -> Result<RawResponse, ReadError> {
-    let mut b = Buffer {
-        src,
-        buf: Vec::new(),
-        eof: false,
-    };
-    let head = loop {
-        let (head, len) = read_head(&mut b)?;
-        b.take(len);
-        // Interim answers (100 Continue, 102, 103) are followed by the real one; 101 would
-        // switch protocols, which we never ask for.
-        if (100..200).contains(&head.status) && head.status != 101 {
-            continue;
-        }
-        break head;
-    };
-    let body = if head.status == 204 || head.status == 304 {
-        Vec::new()
-    } else if head.chunked {
-        read_chunked(&mut b)?
-    } else if let Some(n) = head.content_length {
-        if n > MAX_BODY {
-            return Err(protocol(format!("body of {n} bytes is too large")));
-        }
-        b.take_exact(n, "body")?
-    } else {
-        while b.fill()? {
-            if b.buf.len() > MAX_BODY {
-                return Err(protocol("body is too large"));
-            }
-        }
-        std::mem::take(&mut b.buf)
-    };
-    Ok(RawResponse {
-        status: head.status,
-        body,
-    })
-}
-
-/// Parses the status line and headers at the start of the buffer; returns them and their
-/// length in bytes.
-fn read_head<S: Source>(b: &mut Buffer<'_, S>) -> Result<(Head, usize), ReadError> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&b.buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let status = resp
-                    .code
-                    .ok_or_else(|| protocol("status line without a code"))?;
-                let mut head = Head {
-                    status,
-                    content_length: None,
-                    chunked: false,
-                };
-                for h in resp.headers.iter() {
-                    let value = std::str::from_utf8(h.value).map(str::trim).unwrap_or("");
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        let n = value
-                            .parse::<usize>()
-                            .map_err(|_| protocol(format!("bad Content-Length {value:?}")))?;
-                        if head.content_length.is_some_and(|m| m != n) {
-                            return Err(protocol("conflicting Content-Length headers"));
-                        }
-                        head.content_length = Some(n);
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                        // Chunked is always last when present (RFC 9112 §6.1).
-                        let last = value.rsplit(',').next().unwrap_or("").trim();
-                        if last.eq_ignore_ascii_case("chunked") {
-                            head.chunked = true;
-                        } else if !last.eq_ignore_ascii_case("identity") {
-                            return Err(protocol(format!(
-                                "unsupported Transfer-Encoding {value:?}"
-                            )));
-                        }
-                    }
-                }
-                return Ok((head, len));
-            }
-            Ok(httparse::Status::Partial) => {
-                if b.buf.len() > MAX_HEAD {
-                    return Err(protocol("response head is too large"));
-                }
-                if !b.fill()? {
-                    return Err(if b.buf.is_empty() {
-                        ReadError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "connection closed without an answer",
-                        ))
-                    } else {
-                        ReadError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "connection closed in the response head",
-                        ))
-                    });
-                }
-            }
-            Err(e) => return Err(protocol(format!("not an HTTP response: {e}"))),
-        }
-    }
-}
-
-fn read_chunked<S: Source>(b: &mut Buffer<'_, S>) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
-    loop {
-        let (start, size) = loop {
-            match httparse::parse_chunk_size(&b.buf) {
-                Ok(httparse::Status::Complete((start, size))) => break (start, size),
-                Ok(httparse::Status::Partial) => {
-                    if b.buf.len() > MAX_HEAD {
-                        return Err(protocol("chunk header is too long"));
-                    }
-                    if !b.fill()? {
-                        return Err(ReadError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "connection closed in a chunk header",
-                        )));
-                    }
-                }
-                Err(_) => return Err(protocol("bad chunk size line")),
-            }
-        };
-        b.take(start);
-        let size = usize::try_from(size)
-            .ok()
-            .filter(|n| body.len().saturating_add(*n) <= MAX_BODY)
-            .ok_or_else(|| protocol("chunked body is too large"))?;
-        if size == 0 {
-            // Trailers, if any, end with an empty line; none of them matter to us.
-            loop {
-                let line = take_line(b)?;
-                if line.is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        body.extend_from_slice(&b.take_exact(size, "chunked body")?);
-        if !take_line(b)?.is_empty() {
-            return Err(protocol("chunk data not followed by CRLF"));
-        }
-    }
-}
-
-/// One line without its CRLF (a bare LF is accepted).
-fn take_line<S: Source>(b: &mut Buffer<'_, S>) -> Result<Vec<u8>, ReadError> {
-    loop {
-        if let Some(i) = b.buf.iter().position(|&c| c == b'\n') {
-            let mut line = b.take(i + 1);
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(line);
-        }
-        if b.buf.len() > MAX_HEAD {
-            return Err(protocol("line is too long"));
-        }
-        if !b.fill()? {
-            return Err(ReadError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed in the chunked body",
-            )));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::os::unix::net::UnixListener;
     use std::sync::{Arc, Mutex};
-
-    fn parse(data: &[u8], step: usize) -> Result<RawResponse, ReadError> {
-        read_response(&mut Pieces { data, step })
-    }
-
-    #[test]
-    fn parses_content_length_chunked_and_eof_bodies_in_any_piece_size() {
-        let cases: [(&[u8], u16, &[u8]); 5] = [
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA", 200, b"hello"),
-            (
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
-                200,
-                b"hello world",
-            ),
-            (b"HTTP/1.0 500 Internal\r\n\r\n\"boom\"", 500, b"\"boom\""),
-            (
-                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
-                204,
-                b"",
-            ),
-            (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 200, b""),
-        ];
-        for (data, status, body) in cases {
-            for step in [1, 2, 7, 4096] {
-                let r = parse(data, step).unwrap();
-                assert_eq!((r.status, r.body.as_slice()), (status, body), "step {step}");
-            }
-        }
-    }
-
-    #[test]
-    fn truncated_or_garbage_answers_are_errors() {
-        assert!(matches!(
-            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 3),
-            Err(ReadError::Io(_))
-        ));
-        assert!(matches!(parse(b"", 3), Err(ReadError::Io(_))));
-        assert!(matches!(
-            parse(b"SSH-2.0-OpenSSH\r\n\r\n", 64),
-            Err(ReadError::Protocol(_))
-        ));
-        assert!(matches!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                64
-            ),
-            Err(ReadError::Protocol(_))
-        ));
-        assert!(matches!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                64
-            ),
-            Err(ReadError::Protocol(_))
-        ));
-    }
 
     #[test]
     fn error_messages_and_query_escaping() {
