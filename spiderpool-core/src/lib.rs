@@ -1,4 +1,24 @@
-//! Pure Spiderpool logic, with no I/O, no async runtime, no netlink and no Kubernetes client.
+//! Pure Spiderpool logic, with no I/O, no async runtime, no netlink and no Kubernetes client:
+//! the IPAM, the coordinator's route planning, the CNI protocol and the Spiderpool objects, to
+//! embed in your own CNI plugin, agent or tool.
+//!
+//! # Start here
+//!
+//! Four runnable examples, in the workspace's `examples/` directory, show how to embed it. Each
+//! is a short, commented `main.rs`, and each has a test that runs it:
+//!
+//! | run it | what it shows |
+//! |---|---|
+//! | `cargo run -p spiderpool-examples --example own-store` | allocate from pools with **your own store**: [`ipam::IpamStore`] over a JSON file in about fifty lines, on [`ipam::StoreState`] (compare-and-swap on per-pool and per-endpoint versions); two pods allocate, one releases |
+//! | `cargo run -p spiderpool-examples --example plan-routes` | **plan the coordinator's routes** for a pod described in code ([`coordinator::plan_add`]) and print them as `ip` commands and as the tables they leave |
+//! | `cargo build -p spiderpool-examples --example apply-plan`, then as root `target/debug/examples/apply-plan` | **apply a plan** to fresh network namespaces with the `spiderpool-netlink` crate and read back the drift |
+//! | `cargo build -p spiderpool-examples --example third-party-ipam` | **a minimal IPAM CNI plugin** on [`cni`] (environment, configuration, results in the configuration's version, error replies) and [`ipam`]; its `main.rs` shows how to call it |
+//!
+//! The smallest use is an allocation in memory, the example at the top of [`ipam`]. The
+//! workspace's quick start (`cargo run -p spiderpool-examples --example quickstart`) runs the
+//! whole stack: the agent, the plugins and Debian's macvlan in network namespaces.
+//!
+//! # Modules
 //!
 //! | module | concept |
 //! |---|---|
