@@ -1,8 +1,27 @@
 //! Applies `spiderpool-core` coordinator plans to the kernel over netlink.
 //!
+//! # Start here
+//!
+//! The workspace's `examples/apply-plan/main.rs` is the tour (root; it says so and exits 0
+//! without):
+//!
+//! ```sh
+//! cargo build -p spiderpool-examples --example apply-plan
+//! sudo target/debug/examples/apply-plan
+//! ```
+//!
+//! It builds a pod in fresh anonymous namespaces ([`NetNs::create_anonymous`]), reads the pod
+//! and the node into the planner's views ([`read_with`], [`read_host_with`]), plans the
+//! coordinator's ADD with `spiderpool_core::coordinator::plan_add`, applies it all or nothing
+//! ([`apply_plan`]), reads it back with [`verify`] ("no drift"), then changes a route by hand
+//! and prints the drift line. To see a plan without root or a kernel, run
+//! `cargo run -p spiderpool-examples --example plan-routes`.
+//!
+//! # Layers
+//!
 //! A small synchronous layer (no async runtime): requests go through the [`RouteNetlink`]
-//! trait, implemented by the real [`NetlinkSocket`] and by the recording
-//! recording fake `fake::RecordingNetlink` (behind the `test-util` feature: enable it in your
+//! trait, implemented by the real [`NetlinkSocket`] and by the recording fake
+//! `fake::RecordingNetlink` (behind the `test-util` feature: enable it in your
 //! `[dev-dependencies]`), so everything above the socket is unit-tested without root.
 //!
 //! | module | like | what |
