@@ -20,7 +20,7 @@
 //! Failures print the [`CniError`] JSON (four-space indented, as Go's plugins print it) on
 //! stdout and exit 1. Nothing else ever goes to stdout: logs use stderr or a file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -206,9 +206,13 @@ pub enum NetnsKind {
 /// The calling thread's netns (threads may differ; `/proc/self` shows the main thread's).
 const THREAD_SELF_NET: &str = "/proc/thread-self/ns/net";
 
-/// Classifies `path`: opened with `O_PATH` (no read permission needed, never blocks on a FIFO);
-/// the kernel names an open netns `net:[<inode>]` in `/proc/thread-self/fd`, and the netns is
-/// the caller's own when its device and inode equal those of `/proc/thread-self/ns/net`.
+/// Classifies `path`, opened with `O_PATH` (no read permission needed, never blocks on a
+/// FIFO), without entering it. Every namespace file lives on the kernel's one `nsfs` file
+/// system: a path whose device is not that of `/proc/thread-self/ns/net` is no namespace (a
+/// netns mount point left behind is an empty regular file on `/run`). Same device and inode:
+/// the calling thread's own netns. A `/proc/<pid>/ns/<kind>` link also names its kind
+/// (`uts:[<inode>]`), so other kinds are told apart there; a bind mount (`ip netns add`) shows
+/// only its path, and a namespace file found by one is taken for a netns.
 pub fn netns_kind(path: &Path) -> io::Result<NetnsKind> {
     let file = match OpenOptions::new()
         .read(true)
@@ -219,31 +223,30 @@ pub fn netns_kind(path: &Path) -> io::Result<NetnsKind> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(NetnsKind::Missing),
         Err(e) => return Err(e),
     };
-    let name = fs::read_link(format!("/proc/thread-self/fd/{}", file.as_raw_fd()))?;
-    if !name.to_string_lossy().starts_with("net:[") {
-        return Ok(NetnsKind::NotNetns(describe(&file, &name)?));
-    }
     let (it, own) = (file.metadata()?, fs::metadata(THREAD_SELF_NET)?);
-    Ok(if (it.dev(), it.ino()) == (own.dev(), own.ino()) {
-        NetnsKind::Own
-    } else {
-        NetnsKind::Other
+    if it.dev() != own.dev() {
+        return Ok(NetnsKind::NotNetns(describe(&it)));
+    }
+    if it.ino() == own.ino() {
+        return Ok(NetnsKind::Own);
+    }
+    let name = fs::read_link(format!("/proc/thread-self/fd/{}", file.as_raw_fd()))?;
+    Ok(match name.to_string_lossy().split_once(":[") {
+        Some((kind, _)) if kind != "net" => NetnsKind::NotNetns(format!("a {kind} namespace")),
+        _ => NetnsKind::Other,
     })
 }
 
-fn describe(file: &File, name: &Path) -> io::Result<String> {
-    let kind = file.metadata()?.file_type();
-    let text = name.to_string_lossy();
-    // Namespace files are regular files to stat; the kernel's name tells them apart.
-    Ok(if let Some((ns, _)) = text.split_once(":[") {
-        format!("a {ns} namespace")
-    } else if kind.is_file() {
-        "a regular file".to_owned()
+fn describe(meta: &fs::Metadata) -> String {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        "a regular file"
     } else if kind.is_dir() {
-        "a directory".to_owned()
+        "a directory"
     } else {
-        "a special file".to_owned()
-    })
+        "a special file"
+    }
+    .to_owned()
 }
 
 /// Step 5 of the module docs: code 8 when `netns` is the plugin's own network namespace (or
@@ -519,6 +522,19 @@ mod tests {
             .unwrap()
         });
         assert_eq!(kinds, [NetnsKind::Own, NetnsKind::Other]);
+        // A bind-mounted netns (`ip netns add`) is told by its device, not its name.
+        let name = format!("spnskind-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let mounted = netns_kind(Path::new(&format!("/var/run/netns/{name}"))).unwrap();
+        ip(&["netns", "del", &name]);
+        assert_eq!(mounted, NetnsKind::Other);
         // The thread has exited; its netns went with it.
         let gone = format!("/proc/self/task/{tid}/ns/net");
         assert_eq!(netns_kind(Path::new(&gone)).unwrap(), NetnsKind::Missing);
