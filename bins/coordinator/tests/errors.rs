@@ -223,6 +223,14 @@ fn node_plan_failure_rolls_the_pod_plan_back() {
     // The kernel refuses a route through a link that is down ("Device for nexthop is not
     // up"): the node's table-500 route fails after the pod plan succeeded.
     ip_in(&seed.node, &["link", "set", "calitest", "down"]);
+    // The pod's routes via eth0 are flagged `linkdown` a moment later: wait for it, or the
+    // snapshot below races the kernel.
+    for _ in 0..100 {
+        if ip_in(&seed.pod, &["route"]).contains("linkdown") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let before = snapshot(&seed);
     let logs = tempfile::tempdir().unwrap();
     let conf = coordinator_conf(
