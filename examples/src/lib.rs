@@ -1,1 +1,9 @@
-//! Runnable examples for the Spiderpool SDK; see `examples/quickstart`.
+//! Runnable examples for the Spiderpool SDK (`cargo run -p spiderpool-examples --example NAME`):
+//!
+//! - `quickstart`: the seed's Calico quick start, end to end (root for the live part);
+//! - `own-store`: allocate from pools with your own `IpamStore` (a JSON file);
+//! - `plan-routes`: plan the coordinator's routes for a described pod and print them;
+//! - `apply-plan`: apply a plan to fresh network namespaces and read back the drift (root);
+//! - `third-party-ipam`: a minimal IPAM CNI plugin on the CNI types and the allocator.
+//!
+//! Each lives in its own directory beside this one, with a test in `tests/` that runs it.
