@@ -40,7 +40,7 @@ struct Cli {
     /// The node name pods run on (pool nodeName / nodeAffinity); default: the hostname.
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
-    /// debug, info, warn or error.
+    /// One of debug, info, warn, error, fatal, panic (fatal and panic mean error).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
     /// Log to this file instead of stderr.
@@ -49,9 +49,12 @@ struct Cli {
     /// Where allocations are kept.
     #[arg(long, value_enum, default_value_t = StoreKind::Local)]
     store: StoreKind,
-    /// Worker threads serving the socket.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    /// API requests handled at once (at least 1); health checks have slots of their own.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_workers)]
     workers: usize,
+    /// Seconds a client has to send one whole request (then 408 and the connection closes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = parse_request_timeout)]
+    request_timeout: u64,
     /// ConfigMap `enableIPConflictDetection`: the IPAM plugin probes every address (ARP /
     /// NDP) before returning it, and fails the ADD when another host answers for it.
     #[arg(long)]
@@ -81,13 +84,29 @@ enum Command {
     /// --socket, or, with --state-dir, those of the local store on disk (read-only; works
     /// whether or not an agent runs).
     Dump {
-        /// The running agent's socket.
-        #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// The running agent's socket [default: /var/run/spidernet/spiderpool.sock].
+        #[arg(long, value_name = "PATH", conflicts_with = "state_dir")]
+        socket: Option<PathBuf>,
         /// Read the local store under this state dir instead of asking an agent.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+}
+
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1: no worker would answer any request".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a number of workers: {e}")),
+    }
+}
+
+fn parse_request_timeout(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a number of seconds: {e}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -97,27 +116,50 @@ fn main() -> ExitCode {
             state_dir: Some(dir),
             ..
         }) => match spiderpool_agent::localstore::inspect(&dir) {
-            Ok(v) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
-                );
-                ExitCode::SUCCESS
-            }
+            Ok(v) => print_json(&v),
             Err(e) => {
                 eprintln!("spiderpool-agent dump: {e}");
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Dump { socket, .. }) => dump(&socket),
-        None => match run(cli) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                log::error!("{e}");
-                eprintln!("spiderpool-agent: {e}");
-                ExitCode::FAILURE
+        Some(Command::Dump { socket, .. }) => {
+            dump(&socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)))
+        }
+        None => {
+            // With --log-file the error goes to the log too; without, the log is stderr
+            // already and one line is enough.
+            let logs_to_file = cli.log_file.is_some();
+            match run(cli) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    if logs_to_file {
+                        log::error!("{e}");
+                    }
+                    eprintln!("spiderpool-agent: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
+    }
+}
+
+/// Prints `v` as pretty JSON. A reader that went away (`dump | head`) ends the output
+/// quietly, as for any Unix tool.
+fn print_json(v: &serde_json::Value) -> ExitCode {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    print_text(&text)
+}
+
+fn print_text(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spiderpool-agent dump: writing the output: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -133,8 +175,7 @@ fn dump(socket: &std::path::Path) -> ExitCode {
             let text = serde_json::from_slice::<serde_json::Value>(&raw.body)
                 .and_then(|v| serde_json::to_string_pretty(&v))
                 .unwrap_or_else(|_| String::from_utf8_lossy(&raw.body).into_owned());
-            println!("{text}");
-            ExitCode::SUCCESS
+            print_text(&text)
         }
         Ok(raw) => {
             eprintln!(
@@ -312,8 +353,20 @@ fn run(cli: Cli) -> Result<(), String> {
         let agent = Arc::clone(&agent);
         Arc::new(move |req| api::handle(agent.as_ref(), req))
     };
-    server::serve(listener, handler, cli.workers, &shutdown)
-        .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;
+    server::serve_with(
+        listener,
+        handler,
+        &server_config(cli.workers, cli.request_timeout),
+        &shutdown,
+    )
+    .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;
     log::info!("stopped; removed {}", cli.socket.display());
     Ok(())
+}
+
+/// The socket server's settings from the command line.
+fn server_config(workers: usize, request_timeout_secs: u64) -> server::ServerConfig {
+    let mut config = server::ServerConfig::new(workers);
+    config.request_timeout = std::time::Duration::from_secs(request_timeout_secs);
+    config
 }

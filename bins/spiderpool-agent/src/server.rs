@@ -1,28 +1,50 @@
-//! The UNIX-socket HTTP server: a bounded pool of worker threads, one connection at a time
-//! each.
+//! The UNIX-socket HTTP server: a thread per connection reads its requests within a total
+//! time limit, and a bounded number of handlers run at once, with slots of their own for the
+//! health checks.
 //!
-//! Why synchronous threads and `httparse` rather than tokio + hyper: the API is a handful of
-//! small JSON calls from local plugin processes, each answered in microseconds from memory
-//! or one store commit (which blocks on disk anyway). A fixed pool of threads serves them with
-//! no runtime, a small binary and a dependency tree we already have (`httparse` backs the
-//! plugins' client too). The pool is bounded, and the accept loop waits when every worker and
-//! the queue are busy, so a burst of pods cannot make the agent spawn without limit.
+//! Why synchronous threads rather than tokio + hyper: the API is a handful of small JSON calls
+//! from local plugin processes, each answered in microseconds from memory or one store commit
+//! (which blocks on disk anyway). Threads serve them with no runtime and a dependency tree we
+//! already have; the framing is [`crate::http`], shared with the plugins' client.
+//!
+//! What a client cannot do, whatever it sends:
+//! * hold a handler while it sends slowly: reading a request takes no handler slot, and the
+//!   whole request must arrive within [`ServerConfig::request_timeout`] (else 408 and close);
+//! * starve the health checks: `GET /v1/ipam/healthy` and `/v1/runtime/*` run on
+//!   [`ServerConfig::health_workers`] slots of their own, even when every worker is busy;
+//! * kill a worker: a panic anywhere in a connection (reading, handling, writing) is caught,
+//!   its slot returns, and the server carries on; a panicking handler answers 500;
+//! * make the agent allocate without limit: sizes are [`crate::http::Limits::SERVER`], and at
+//!   most [`ServerConfig::max_connections`] connections are open (more are answered 503);
+//! * delay shutdown: connections waiting for a request are closed at once; only handlers
+//!   already running are waited for (at most [`ServerConfig::shutdown_grace`]).
 
-use std::io::{self, BufReader};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use crate::http::{HttpError, Request, Response, read_request, write_response};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use spiderpool_core::agentapi::PATH_HEALTHY;
 
-/// How long a connection may sit idle between requests (or mid-request) before the worker
-/// drops it, so idle keep-alive clients cannot hold the pool.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::http::{DeadlineReader, HttpError, Limits, MessageReader, Request, Response};
+
+/// How long a client has to send one whole request (from the moment the agent starts
+/// waiting for it, i.e. after the connection is accepted or the previous answer was sent).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handler slots kept for health checks.
+pub const HEALTH_WORKERS: usize = 2;
+/// Connections open at once; more are answered 503 and closed.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long a stop waits for handlers already running.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -74,128 +96,390 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
-/// Stops a running [`serve`] from any thread: no new connections are accepted, requests in
-/// flight finish, then `serve` removes the socket and returns.
+/// How the server behaves; [`ServerConfig::new`] gives the defaults above.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Handlers running at once for ordinary requests (at least 1).
+    pub workers: usize,
+    /// Further handler slots only health checks use (at least 1).
+    pub health_workers: usize,
+    /// The total time allowed to receive one request.
+    pub request_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How long a stop waits for running handlers.
+    pub shutdown_grace: Duration,
+    /// Which requests are health checks.
+    pub is_health_check: fn(&Request) -> bool,
+}
+
+impl ServerConfig {
+    /// The defaults with `workers` handler slots.
+    pub fn new(workers: usize) -> Self {
+        ServerConfig {
+            workers,
+            health_workers: HEALTH_WORKERS,
+            request_timeout: REQUEST_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            shutdown_grace: SHUTDOWN_GRACE,
+            is_health_check,
+        }
+    }
+}
+
+/// `GET /v1/ipam/healthy` and `GET /v1/runtime/...` (upstream's probe paths).
+pub fn is_health_check(req: &Request) -> bool {
+    req.method == "GET"
+        && (req.path.trim_end_matches('/') == PATH_HEALTHY || req.path.starts_with("/v1/runtime/"))
+}
+
+/// Stops a running [`serve`] from any thread: no new connections are accepted, connections
+/// waiting for a request are closed, running handlers finish, then `serve` removes the
+/// socket and returns. Works whether or not the socket file still exists.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
-    flag: Arc<AtomicBool>,
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Debug)]
+struct ShutdownInner {
+    flag: AtomicBool,
     path: PathBuf,
+    /// The write end of the accept loop's wake-up pair, while `serve` runs.
+    waker: Mutex<Option<UnixStream>>,
 }
 
 impl Shutdown {
     /// A handle for the server on `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Shutdown {
-            flag: Arc::new(AtomicBool::new(false)),
-            path: path.into(),
+            inner: Arc::new(ShutdownInner {
+                flag: AtomicBool::new(false),
+                path: path.into(),
+                waker: Mutex::new(None),
+            }),
         }
     }
 
     /// Asks the server to stop.
     pub fn trigger(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        // Wake the accept loop; it sees the flag on the connection it accepts.
-        let _ = UnixStream::connect(&self.path);
+        self.inner.flag.store(true, Ordering::SeqCst);
+        // Wake the accept loop through its own socket pair, not through the path: the file
+        // may be gone.
+        if let Some(w) = lock(&self.inner.waker).as_ref() {
+            let _ = (&*w).write(&[1]);
+        }
     }
 
     /// Whether a stop was asked for.
     pub fn is_triggered(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    fn path(&self) -> &Path {
+        &self.inner.path
     }
 }
 
-/// A request handler shared by the workers.
+/// A request handler shared by the connections.
 pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
-/// Serves `listener` with `workers` threads until `shutdown` is triggered; then removes the
-/// socket file at `shutdown`'s path.
+/// Serves `listener` with `workers` handler slots and the other defaults of
+/// [`ServerConfig::new`] until `shutdown` is triggered; then removes the socket file.
 pub fn serve(
     listener: UnixListener,
     handler: Handler,
     workers: usize,
     shutdown: &Shutdown,
 ) -> io::Result<()> {
-    let workers = workers.max(1);
-    let (tx, rx) = sync_channel::<UnixStream>(workers);
-    let rx = Arc::new(Mutex::new(rx));
-    let mut threads = Vec::with_capacity(workers);
-    for i in 0..workers {
-        let rx = Arc::clone(&rx);
-        let handler = Arc::clone(&handler);
-        let shutdown = shutdown.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("api-{i}"))
-                .spawn(move || worker(&rx, &handler, &shutdown))?,
+    serve_with(listener, handler, &ServerConfig::new(workers), shutdown)
+}
+
+/// [`serve`] with every setting given.
+pub fn serve_with(
+    listener: UnixListener,
+    handler: Handler,
+    config: &ServerConfig,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    let (wake_rx, wake_tx) = UnixStream::pair()?;
+    wake_tx.set_nonblocking(true)?;
+    *lock(&shutdown.inner.waker) = Some(wake_tx);
+    // Non-blocking, so a connection that went away between poll and accept cannot block us.
+    listener.set_nonblocking(true)?;
+    let shared = Arc::new(Shared::new(handler, config, shutdown));
+    accept_loop(&listener, &wake_rx, &shared);
+    drop(listener);
+    shared.close_waiting();
+    if !shared.wait_idle(config.shutdown_grace) {
+        log::warn!(
+            "stopping with requests still running after {:?}",
+            config.shutdown_grace
         );
     }
-    for conn in listener.incoming() {
-        if shutdown.is_triggered() {
-            break;
-        }
-        match conn {
-            // Blocks while every worker is busy and the queue is full: back-pressure.
-            Ok(stream) => {
-                if tx.send(stream).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                log::warn!("accept on {}: {e}", shutdown.path.display());
-                // Out of file descriptors and the like: do not spin.
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-    drop(listener);
-    drop(tx);
-    for t in threads {
-        let _ = t.join();
-    }
-    match std::fs::remove_file(&shutdown.path) {
+    *lock(&shutdown.inner.waker) = None;
+    match std::fs::remove_file(shutdown.path()) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
 }
 
-fn worker(rx: &Mutex<Receiver<UnixStream>>, handler: &Handler, shutdown: &Shutdown) {
-    loop {
-        let next = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(p) => p.into_inner().recv(),
-        };
-        let Ok(stream) = next else {
+fn accept_loop(listener: &UnixListener, wake: &UnixStream, shared: &Arc<Shared>) {
+    while !shared.shutdown.is_triggered() {
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                log::warn!("poll on {}: {e}", shared.shutdown.path().display());
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        }
+        if shared.shutdown.is_triggered() {
             return;
-        };
-        if let Err(e) = connection(stream, handler, shutdown) {
-            log::debug!("connection: {e}");
+        }
+        match listener.accept() {
+            Ok((stream, _)) => shared.start_connection(stream),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                log::warn!("accept on {}: {e}", shared.shutdown.path().display());
+                // Out of file descriptors and the like: do not spin.
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
 
-fn connection(stream: UnixStream, handler: &Handler, shutdown: &Shutdown) -> io::Result<()> {
-    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    stream.set_write_timeout(Some(IDLE_TIMEOUT))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let req = match read_request(&mut reader) {
-            Ok(Some(req)) => req,
-            Ok(None) => return Ok(()),
-            Err(HttpError::Io(e)) => return Err(e),
-            Err(HttpError::Bad { status, reason }) => {
-                return write_response(&mut writer, &Response::error(status, &reason), false);
-            }
-        };
-        let resp = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&req)))
-            .unwrap_or_else(|_| Response::error(500, "internal error while handling the request"));
-        log::debug!("{} {} -> {}", req.method, req.path, resp.status);
-        let keep_alive = req.keep_alive && !shutdown.is_triggered();
-        write_response(&mut writer, &resp, keep_alive)?;
-        if !keep_alive {
-            return Ok(());
+/// A counting semaphore; its permits come back when the guard drops, also on a panic.
+#[derive(Debug)]
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Permit<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Slots {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
         }
     }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = lock(&self.free);
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.free) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// What the accept loop and the connection threads share.
+struct Shared {
+    handler: Handler,
+    config: ServerConfig,
+    shutdown: Shutdown,
+    workers: Slots,
+    health: Slots,
+    /// Open connections; `idle` is signalled when it drops to 0.
+    open: Mutex<usize>,
+    idle: Condvar,
+    /// Connections waiting for a request, closed at once on a stop.
+    waiting: Mutex<HashMap<u64, UnixStream>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn new(handler: Handler, config: &ServerConfig, shutdown: &Shutdown) -> Self {
+        Shared {
+            handler,
+            config: config.clone(),
+            shutdown: shutdown.clone(),
+            workers: Slots::new(config.workers),
+            health: Slots::new(config.health_workers),
+            open: Mutex::new(0),
+            idle: Condvar::new(),
+            waiting: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn start_connection(self: &Arc<Self>, stream: UnixStream) {
+        {
+            let mut open = lock(&self.open);
+            if *open >= self.config.max_connections {
+                drop(open);
+                refuse(stream, "too many connections to the agent; try again");
+                return;
+            }
+            *open += 1;
+        }
+        // Made before the thread, so a thread that cannot start still gives the count back.
+        let open = OpenGuard(Arc::clone(self));
+        let spawned = std::thread::Builder::new()
+            .name("api-conn".to_owned())
+            .spawn(move || {
+                let shared = &open.0;
+                let result =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| shared.connection(stream)));
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => log::debug!("connection: {e}"),
+                    Err(_) => log::error!("a connection panicked; closed it, serving on"),
+                }
+            });
+        if let Err(e) = spawned {
+            // The closure (and its guard) was dropped unrun: the count is already back.
+            log::warn!("cannot start a connection thread: {e}");
+        }
+    }
+
+    fn connection(&self, stream: UnixStream) -> io::Result<()> {
+        stream.set_nonblocking(false)?;
+        let mut writer = stream.try_clone()?;
+        writer.set_write_timeout(Some(self.config.request_timeout))?;
+        let mut waiting = Some(stream.try_clone()?);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut reader = MessageReader::new(
+            DeadlineReader::new(stream, Instant::now() + self.config.request_timeout),
+            Limits::SERVER,
+        );
+        loop {
+            reader
+                .source_mut()
+                .set_deadline(Instant::now() + self.config.request_timeout);
+            if !self.wait_for_request(id, &mut waiting) {
+                return Ok(());
+            }
+            let read = reader.read_request();
+            waiting = lock(&self.waiting).remove(&id);
+            let req = match read {
+                Ok(Some(req)) => req,
+                Ok(None) | Err(HttpError::Io(_)) => return Ok(()),
+                // Quiet close of an idle connection, 408 to a client that stopped midway.
+                Err(HttpError::TimedOut) if !reader.in_message() => return Ok(()),
+                Err(HttpError::TimedOut) => {
+                    return send(
+                        &mut writer,
+                        &Response::error(408, "request not received in time"),
+                        false,
+                    );
+                }
+                Err(HttpError::Malformed { status, reason }) => {
+                    return send(&mut writer, &Response::error(status, &reason), false);
+                }
+            };
+            let resp = self.handle(&req);
+            log::debug!("{} {} -> {}", req.method, req.path, resp.status);
+            let keep_alive = req.keep_alive && !self.shutdown.is_triggered();
+            send(&mut writer, &resp, keep_alive)?;
+            if !keep_alive {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Lists the connection as waiting (a stop closes it); `false` when stopping already.
+    fn wait_for_request(&self, id: u64, stream: &mut Option<UnixStream>) -> bool {
+        let mut waiting = lock(&self.waiting);
+        // Checked under the lock `close_waiting` takes after the flag is set: a connection
+        // is either seen by the stop or sees it.
+        if self.shutdown.is_triggered() {
+            return false;
+        }
+        if let Some(s) = stream.take() {
+            waiting.insert(id, s);
+        }
+        true
+    }
+
+    fn handle(&self, req: &Request) -> Response {
+        let slots = if (self.config.is_health_check)(req) {
+            &self.health
+        } else {
+            &self.workers
+        };
+        let _permit = slots.acquire();
+        std::panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(req))).unwrap_or_else(|_| {
+            log::error!(
+                "handling {} {} panicked; answered 500",
+                req.method,
+                req.path
+            );
+            Response::error(500, "internal error while handling the request")
+        })
+    }
+
+    fn close_waiting(&self) {
+        for (_, s) in lock(&self.waiting).drain() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Waits until no connection is open, at most `grace`; whether they all closed.
+    fn wait_idle(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut open = lock(&self.open);
+        while *open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            open = match self.idle.wait_timeout(open, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+/// Counts a connection as open for its thread's life, panics included.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let mut open = lock(&self.0.open);
+        *open = open.saturating_sub(1);
+        if *open == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+fn send(w: &mut UnixStream, resp: &Response, keep_alive: bool) -> io::Result<()> {
+    w.write_all(&crate::http::encode_response(resp, keep_alive))
+}
+
+/// Answers 503 without blocking the accept loop, and closes.
+fn refuse(stream: UnixStream, why: &str) {
+    log::warn!("{why}");
+    if stream.set_nonblocking(true).is_ok() {
+        let mut s = stream;
+        let _ = s.write_all(&crate::http::encode_response(
+            &Response::error(503, why),
+            false,
+        ));
+    }
+}
+
+/// A mutex's data even if a panic poisoned it: every critical section here leaves the data
+/// consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -238,5 +522,129 @@ mod tests {
         let file = dir.path().join("plain");
         std::fs::write(&file, "x").unwrap();
         assert!(matches!(bind(&file), Err(BindError::NotASocket(_))));
+    }
+
+    /// A server on a temp socket with `handler`; stopped and joined on drop.
+    struct Running {
+        path: PathBuf,
+        shutdown: Shutdown,
+        thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.shutdown.trigger();
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn start(handler: Handler, config: ServerConfig) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let listener = bind(&path).unwrap();
+        let shutdown = Shutdown::new(&path);
+        let thread = {
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || serve_with(listener, handler, &config, &shutdown))
+        };
+        Running {
+            path,
+            shutdown,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    /// The status line of the answer to `GET path`, within 2 s.
+    fn get(path: &Path, target: &str) -> String {
+        let mut s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // A refused connection may be closed before the request is written.
+        let _ =
+            s.write_all(format!("GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn panicking_handlers_cost_no_worker() {
+        let handler: Handler = Arc::new(|req: &Request| {
+            assert!(req.path != "/panic", "a handler bug");
+            Response::empty(200)
+        });
+        let server = start(handler, ServerConfig::new(1));
+        for _ in 0..10 {
+            assert_eq!(
+                get(&server.path, "/panic"),
+                "HTTP/1.1 500 Internal Server Error"
+            );
+        }
+        assert_eq!(get(&server.path, "/ok"), "HTTP/1.1 200 OK");
+    }
+
+    #[test]
+    fn health_checks_answer_while_every_worker_is_busy() {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocked = Mutex::new(blocked);
+        let handler: Handler = Arc::new(move |req: &Request| {
+            if req.path == "/slow" {
+                let _ = lock(&blocked).recv_timeout(Duration::from_secs(10));
+            }
+            Response::empty(200)
+        });
+        let server = start(handler, ServerConfig::new(1));
+        let path = server.path.clone();
+        let slow = std::thread::spawn(move || get(&path, "/slow"));
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        assert_eq!(get(&server.path, PATH_HEALTHY), "HTTP/1.1 200 OK");
+        assert_eq!(get(&server.path, "/v1/runtime/liveness"), "HTTP/1.1 200 OK");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        release.send(()).unwrap();
+        assert_eq!(slow.join().unwrap(), "HTTP/1.1 200 OK");
+    }
+
+    #[test]
+    fn a_stop_needs_no_socket_file_and_closes_waiting_connections() {
+        let handler: Handler = Arc::new(|_: &Request| Response::empty(200));
+        let mut server = start(handler, ServerConfig::new(1));
+        let mut waiting = UnixStream::connect(&server.path).unwrap();
+        waiting.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        std::fs::remove_file(&server.path).unwrap();
+        let started = Instant::now();
+        server.shutdown.trigger();
+        server.thread.take().unwrap().join().unwrap().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let mut rest = Vec::new();
+        waiting
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        // Closed by the server (EOF, or a reset when it closed with our bytes unread), not
+        // left to time out.
+        match waiting.read_to_end(&mut rest) {
+            Ok(0) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn connections_beyond_the_limit_are_answered_503() {
+        let handler: Handler = Arc::new(|_: &Request| Response::empty(200));
+        let mut config = ServerConfig::new(1);
+        config.max_connections = 2;
+        let server = start(handler, config);
+        let held: Vec<UnixStream> = (0..2)
+            .map(|_| UnixStream::connect(&server.path).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(get(&server.path, "/"), "HTTP/1.1 503 Service Unavailable");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(get(&server.path, "/"), "HTTP/1.1 200 OK");
     }
 }
