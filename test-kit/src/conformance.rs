@@ -1,7 +1,7 @@
 //! The [`IpamStore`] conformance suite: any store (in memory, the durable local store, the
 //! Kubernetes store) is driven through generated interleavings of allocate, retried allocate,
-//! release, pod re-creation, stale commits and deliberately conflicting commits, and must
-//! keep the IPAM's invariants after every step.
+//! release, pod re-creation, a DEL under another pod UID, stale commits and deliberately
+//! conflicting commits, and must keep the IPAM's invariants after every step.
 //!
 //! # Using it
 //!
@@ -42,7 +42,7 @@
 //!   holds addresses, with its UID and addresses;
 //! - a retried ADD returns the same addresses and writes nothing; allocation fails only when
 //!   every candidate pool of the family is full; a DEL of a holder reports `Released` and
-//!   frees its addresses;
+//!   frees its addresses; a DEL carrying another pod UID releases and writes nothing;
 //! - a commit that conflicts (a stale plan, or one object of a multi-object change set at a
 //!   wrong version) fails with `Error::IpamConflict` and leaves every pool, version and
 //!   endpoint as it was;
@@ -175,6 +175,9 @@ pub enum Op {
     Stale(usize, usize),
     /// Plan pod X's ADD, put one written object at a wrong version, commit: must conflict.
     Conflict(usize, Spoil),
+    /// CNI DEL of the pod carrying another pod UID (an old sandbox's late DEL): must release
+    /// nothing and write nothing.
+    ForeignRelease(usize),
     /// Close and reopen the store ([`ConformanceStore::reopen`]).
     Reopen,
 }
@@ -188,6 +191,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..PODS).prop_map(Op::Recreate),
         2 => (0..PODS, 0..PODS).prop_map(|(a, b)| Op::Stale(a, b)),
         1 => (0..PODS, spoil).prop_map(|(a, s)| Op::Conflict(a, s)),
+        1 => (0..PODS).prop_map(Op::ForeignRelease),
         1 => Just(Op::Reopen),
     ]
 }
@@ -489,6 +493,7 @@ fn apply<S: ConformanceStore + ?Sized>(
         }
         Op::Stale(x, y) => stale(s.store(), fx, m, x, y),
         Op::Conflict(x, spoil) => conflict(s.store(), fx, m, x, spoil),
+        Op::ForeignRelease(p) => foreign_release(s.store(), fx, m, p),
         Op::Reopen => s.reopen().map_err(|e| fail(format!("reopen: {e}"))),
     }
 }
@@ -536,6 +541,21 @@ fn release(s: &dyn IpamStore, fx: &Fixture, m: &mut Model, pod: usize) -> TestCa
         None => prop_assert_ne!(d.outcome, ReleaseOutcome::Released),
     }
     Ok(())
+}
+
+fn foreign_release(s: &dyn IpamStore, fx: &Fixture, m: &Model, pod: usize) -> TestCaseResult {
+    let before = State::read(s, fx)?;
+    // A generation the pod never had.
+    let d = release_with_retry(s, &fx.del(pod, u32::MAX), ATTEMPTS)
+        .map_err(|e| fail(format!("foreign DEL pod{pod}: {e}")))?;
+    prop_assert_ne!(
+        d.outcome,
+        ReleaseOutcome::Released,
+        "pod{} held {:?}",
+        pod,
+        m.held.get(&pod)
+    );
+    before.unchanged(s, fx, "a DEL with another pod UID")
 }
 
 fn stale(s: &dyn IpamStore, fx: &Fixture, m: &mut Model, x: usize, y: usize) -> TestCaseResult {
