@@ -10,6 +10,7 @@
 //! | [`kube_mode`] | [`kube_mode::KubeAgent`]: the same API on Kubernetes (store, pods from the apiserver) |
 //! | [`api`] | HTTP routing of the API onto the agent |
 //! | [`http`] | the server half of HTTP/1.1 (`httparse`) |
+//! | [`probes`] | upstream's health probes (`/v1/runtime/*`) on a TCP port |
 //! | [`server`] | the UNIX-socket server: bounded worker pool, graceful shutdown |
 //!
 //! The binary (`spiderpool-agent`) wires these to the UNIX-socket HTTP API.
@@ -21,5 +22,6 @@ pub mod config_dir;
 pub mod http;
 pub mod kube_mode;
 pub mod localstore;
+pub mod probes;
 pub mod server;
 pub mod service;

@@ -1,5 +1,7 @@
-//! `spiderpool-agent`: the node agent. Today: local mode, the IPAM API on a UNIX socket
-//! without Kubernetes, fed by a directory of Spiderpool YAML (see docs/agent.md).
+//! `spiderpool-agent`: the node agent, serving the IPAM API on a UNIX socket. Local mode
+//! (`--local-config DIR`): without Kubernetes, fed by a directory of Spiderpool YAML.
+//! Kubernetes mode (no `--local-config`): pools, endpoints and pods from the apiserver
+//! (see docs/agent.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +23,7 @@ use spiderpool_plugin_support::log::{LevelFilter, LogConfig, parse_level};
 #[command(
     name = "spiderpool-agent",
     version,
-    about = "Spiderpool's node agent in local mode: the IPAM API on a UNIX socket, without Kubernetes",
+    about = "Spiderpool's node agent: the IPAM API on a UNIX socket, on Kubernetes or (--local-config) without it",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -38,8 +40,22 @@ struct Cli {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
     /// The node name pods run on (pool nodeName / nodeAffinity); default: the hostname.
-    #[arg(long, value_name = "NAME")]
+    #[arg(
+        long,
+        visible_alias = "node-name",
+        value_name = "NAME",
+        env = "SPIDERPOOL_NODE_NAME"
+    )]
     node: Option<String>,
+    /// Kubernetes mode: the kubeconfig to use; default `$KUBECONFIG`, else the in-cluster
+    /// service account.
+    #[arg(long, value_name = "FILE", conflicts_with = "local_config")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes mode: TCP port of the health probes (`/v1/runtime/startup|readiness|
+    /// liveness`); 0 turns them off.
+    #[arg(long, value_name = "PORT", env = "SPIDERPOOL_HEALTH_PORT",
+          default_value_t = spiderpool_agent::probes::DEFAULT_HEALTH_PORT)]
+    health_port: u16,
     /// One of debug, info, warn, error, fatal, panic (fatal and panic mean error).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -268,9 +284,9 @@ fn run(cli: Cli) -> Result<(), String> {
         program: "spiderpool-agent".to_owned(),
         ..LogConfig::default()
     });
-    let config_dir = cli
-        .local_config
-        .ok_or("--local-config DIR is required (local mode is the only mode so far)")?;
+    let Some(config_dir) = cli.local_config.clone() else {
+        return run_kube(cli);
+    };
     let state_dir = cli.state_dir.ok_or("--state-dir DIR is required")?;
     if !config_dir.is_dir() {
         return Err(format!(
@@ -281,15 +297,7 @@ fn run(cli: Cli) -> Result<(), String> {
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("--state-dir {}: {e}", state_dir.display()))?;
 
-    // Block the signals before any thread starts, so every thread inherits the mask and only
-    // the signal thread below receives them (with sigwait: no handler, no unsafe).
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        signals.add(s);
-    }
-    signals
-        .thread_block()
-        .map_err(|e| format!("cannot block signals: {e}"))?;
+    let signals = block_signals()?;
 
     let store = open_store(cli.store, &state_dir)?;
     let node = cli.node.unwrap_or_else(hostname);
@@ -349,6 +357,89 @@ fn run(cli: Cli) -> Result<(), String> {
             o.enable_gateway_detection
         );
     }
+    let handler: Handler = {
+        let agent = Arc::clone(&agent);
+        Arc::new(move |req| api::handle(agent.as_ref(), req))
+    };
+    server::serve_with(
+        listener,
+        handler,
+        &server_config(cli.workers, cli.request_timeout),
+        &shutdown,
+    )
+    .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;
+    log::info!("stopped; removed {}", cli.socket.display());
+    Ok(())
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP before any thread starts, so every thread inherits the
+/// mask and only the signal thread receives them (with sigwait: no handler, no unsafe).
+fn block_signals() -> Result<SigSet, String> {
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(signals)
+}
+
+/// Kubernetes mode: the API on the Kubernetes store, health probes on `--health-port`.
+fn run_kube(cli: Cli) -> Result<(), String> {
+    use spiderpool_agent::kube_mode::{KubeAgent, KubeOptions};
+    use spiderpool_agent::service::{Detection, IpamService};
+
+    if cli.state_dir.is_some() {
+        return Err("--state-dir is for local mode (with --local-config)".to_owned());
+    }
+    let signals = block_signals()?;
+    let node = cli.node.clone().unwrap_or_else(hostname);
+    let mut opts = KubeOptions::new(&node);
+    opts.detection = Detection {
+        ip_conflict: cli.enable_ip_conflict_detection,
+        gateway: cli.enable_gateway_detection,
+    };
+    opts.enable_release_conflict_ips = cli.enable_release_conflict_ips;
+    log::info!("Kubernetes mode, node {node}: syncing pools, endpoints and pods");
+    let agent = Arc::new(KubeAgent::start(cli.kubeconfig.as_deref(), opts)?);
+    if cli.health_port != 0 {
+        let service: Arc<dyn IpamService> = agent.clone();
+        let port = spiderpool_agent::probes::spawn(cli.health_port, service)
+            .map_err(|e| format!("--health-port {}: {e}", cli.health_port))?;
+        log::info!("health probes on port {port}");
+    }
+    let listener = server::bind(&cli.socket).map_err(|e| e.to_string())?;
+    let shutdown = Shutdown::new(&cli.socket);
+    {
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("signals".to_owned())
+            .spawn(move || {
+                loop {
+                    match signals.wait() {
+                        Ok(Signal::SIGHUP) => {
+                            log::info!("SIGHUP: nothing to reload in Kubernetes mode")
+                        }
+                        Ok(sig) => {
+                            log::info!("{sig}: shutting down");
+                            shutdown.trigger();
+                            return;
+                        }
+                        Err(e) => {
+                            log::error!("sigwait: {e}");
+                            shutdown.trigger();
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    }
+    log::info!(
+        "serving the agent API on {} (node {node})",
+        cli.socket.display()
+    );
     let handler: Handler = {
         let agent = Arc::clone(&agent);
         Arc::new(move |req| api::handle(agent.as_ref(), req))

@@ -293,6 +293,23 @@ impl PoolState {
         Ok(())
     }
 
+    /// Sets the holder of `ip` as another source of truth reports it (a Kubernetes agent's
+    /// endpoint index): `Some` records it (taking it off the free set), `None` removes any
+    /// record (freeing it when allocatable). Unlike [`PoolState::allocate`] it does not
+    /// require the address to be free. Returns whether anything changed.
+    pub fn set_record(&mut self, ip: IpAddr, rec: Option<PoolIPAllocation>) -> bool {
+        match rec {
+            Some(r) => {
+                if self.allocations.get(&ip) == Some(&r) {
+                    return false;
+                }
+                self.insert_record(ip, r);
+                true
+            }
+            None => self.release(ip, None),
+        }
+    }
+
     fn insert_record(&mut self, ip: IpAddr, rec: PoolIPAllocation) {
         self.free.remove(ip_to_u128(ip));
         if let Some(old) = self.allocations.insert(ip, rec.clone())

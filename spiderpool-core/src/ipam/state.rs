@@ -160,6 +160,30 @@ impl StoreState {
         Ok(self.insert_pool(state, pool))
     }
 
+    /// Sets the holder of `ip` in pool `name` from an outside source of truth (see
+    /// [`PoolState::set_record`]). The pool's version is bumped only when `bump` is set: a
+    /// caller that knows no plan can have used `ip` (a Kubernetes agent, for addresses in
+    /// other nodes' blocks) keeps plans made meanwhile valid. Returns whether the record
+    /// changed.
+    pub fn set_record(
+        &mut self,
+        name: &str,
+        ip: IpAddr,
+        rec: Option<PoolIPAllocation>,
+        bump: bool,
+    ) -> bool {
+        let next = self.last_version + 1;
+        let Some((v, state, _)) = self.pools.get_mut(name) else {
+            return false;
+        };
+        let changed = Arc::make_mut(state).set_record(ip, rec);
+        if changed && bump {
+            *v = next;
+            self.last_version = next;
+        }
+        changed
+    }
+
     /// Changes which addresses of pool `name` are handed out first, keeping its version: the
     /// free addresses are the same, so plans made on earlier snapshots stay valid. Returns
     /// whether the pool exists.

@@ -12,6 +12,17 @@ use std::sync::Arc;
 use spiderpool_core::ipam::EndpointKey;
 use spiderpool_core::objects::{PoolIPAllocation, SpiderEndpoint};
 
+/// A change of who holds an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderChange {
+    /// The pool.
+    pub pool: String,
+    /// The address.
+    pub ip: IpAddr,
+    /// The new holder (`None`: free).
+    pub holder: Option<PoolIPAllocation>,
+}
+
 /// One endpoint as the index keeps it.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -74,13 +85,13 @@ impl EndpointIndex {
     }
 
     /// Adds or replaces `ep` at `version`, unless the index already has a newer version of
-    /// it. Returns the pools whose holders changed.
-    pub fn put(&mut self, version: u64, ep: SpiderEndpoint) -> Vec<String> {
+    /// it. Returns the holder changes it made.
+    pub fn put(&mut self, version: u64, ep: SpiderEndpoint) -> Vec<HolderChange> {
         let key = key_of(&ep);
         if self.by_key.get(&key).is_some_and(|e| e.version >= version) {
             return Vec::new();
         }
-        let mut touched = self.unlink(&key);
+        let mut changes = self.unlink(&key);
         let (uid, node) = ep
             .status
             .as_ref()
@@ -92,7 +103,16 @@ impl EndpointIndex {
                 .entry(pool.clone())
                 .or_default()
                 .insert(*ip, key.clone());
-            touched.push(pool.clone());
+            // A re-put of the same holder cancels its unlink above.
+            changes.retain(|c| !(c.pool == *pool && c.ip == *ip));
+            changes.push(HolderChange {
+                pool: pool.clone(),
+                ip: *ip,
+                holder: Some(PoolIPAllocation {
+                    pod: key.to_string(),
+                    pod_uid: uid.clone(),
+                }),
+            });
         }
         let object = (node == self.node).then(|| Arc::new(ep));
         self.by_key.insert(
@@ -105,38 +125,40 @@ impl EndpointIndex {
                 object,
             },
         );
-        touched.sort();
-        touched.dedup();
-        touched
+        changes
     }
 
-    /// Removes `key` (unless the index has a version newer than `version`). Returns the pools
-    /// whose holders changed.
-    pub fn remove(&mut self, key: &EndpointKey, version: Option<u64>) -> Vec<String> {
+    /// Removes `key` (unless the index has a version newer than `version`). Returns the
+    /// holder changes it made.
+    pub fn remove(&mut self, key: &EndpointKey, version: Option<u64>) -> Vec<HolderChange> {
         if let (Some(v), Some(e)) = (version, self.by_key.get(key))
             && e.version > v
         {
             return Vec::new();
         }
-        let touched = self.unlink(key);
+        let changes = self.unlink(key);
         self.by_key.remove(key);
-        touched
+        changes
     }
 
-    fn unlink(&mut self, key: &EndpointKey) -> Vec<String> {
+    fn unlink(&mut self, key: &EndpointKey) -> Vec<HolderChange> {
         let Some(old) = self.by_key.get(key) else {
             return Vec::new();
         };
-        let mut touched = Vec::new();
+        let mut changes = Vec::new();
         for (pool, ip) in &old.addresses {
             if let Some(m) = self.by_pool.get_mut(pool)
                 && m.get(ip) == Some(key)
             {
                 m.remove(ip);
-                touched.push(pool.clone());
+                changes.push(HolderChange {
+                    pool: pool.clone(),
+                    ip: *ip,
+                    holder: None,
+                });
             }
         }
-        touched
+        changes
     }
 
     /// Replaces the whole index (a watch restarted with a fresh list).

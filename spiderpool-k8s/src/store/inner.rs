@@ -13,7 +13,7 @@ use spiderpool_core::ipam::{EndpointKey, StoreState};
 use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
 use super::blocks::PoolBlocks;
-use super::index::EndpointIndex;
+use super::index::{EndpointIndex, HolderChange};
 
 /// The last pool object seen and its blocks.
 #[derive(Debug, Clone)]
@@ -24,6 +24,10 @@ pub struct PoolEntry {
     pub object: SpiderIPPool,
     /// Its blocks.
     pub layout: PoolBlocks,
+    /// This node's block.
+    pub mine: IpRangeSet,
+    /// What this node may hand out: its block and the unclaimed addresses.
+    pub window: IpRangeSet,
 }
 
 /// Everything guarded by the store's lock.
@@ -61,7 +65,7 @@ impl Inner {
 
     /// This node's block of `pool`.
     pub fn my_block(&self, pool: &str) -> Option<IpRangeSet> {
-        self.pools.get(pool).map(|e| e.layout.block(&self.node))
+        self.pools.get(pool).map(|e| e.mine.clone())
     }
 
     /// Puts a pool object seen at `version` (older versions than the one held are ignored)
@@ -85,6 +89,14 @@ impl Inner {
             }
         };
         self.broken.remove(&name);
+        let mine = layout.block(&self.node);
+        let window = match mine.union(&layout.unclaimed()) {
+            Ok(w) => w,
+            Err(e) => {
+                self.broken.insert(name.clone(), e.to_string());
+                return true;
+            }
+        };
         let rebuild = match self.pools.get(&name) {
             Some(old) => {
                 !old.layout.same_layout(&layout)
@@ -100,6 +112,8 @@ impl Inner {
                 version,
                 object,
                 layout,
+                mine,
+                window,
             },
         );
         if rebuild {
@@ -127,14 +141,7 @@ impl Inner {
         let Some(entry) = self.pools.get(pool) else {
             return;
         };
-        let mine = entry.layout.block(&self.node);
-        let window = match mine.union(&entry.layout.unclaimed()) {
-            Ok(w) => w,
-            Err(e) => {
-                self.broken.insert(pool.to_owned(), e.to_string());
-                return;
-            }
-        };
+        let (mine, window) = (entry.mine.clone(), &entry.window);
         let mut masked = entry.object.clone();
         masked.spec.ips = Some(window.to_strings());
         masked.spec.exclude_ips = None;
@@ -145,26 +152,32 @@ impl Inner {
         }
     }
 
-    /// Rebuilds the views of `pools` (their holders changed outside this node's commits).
-    pub fn rebuild_all(&mut self, pools: &[String]) {
-        for p in pools {
-            if self.pools.contains_key(p) {
-                self.rebuild(p);
-                self.dirty.insert(p.clone());
+    /// Applies holder changes to the views, record by record. A pool's version is bumped only
+    /// when the address is one this node may hand out (its block or the unclaimed ones):
+    /// changes inside other nodes' blocks cannot invalidate a plan of this node, and bumping
+    /// for them would make every agent re-plan on every allocation in the cluster.
+    pub fn apply_holders(&mut self, changes: Vec<HolderChange>) {
+        for c in changes {
+            let Some(entry) = self.pools.get(&c.pool) else {
+                continue;
+            };
+            let (relevant, in_mine) = (entry.window.contains(c.ip), entry.mine.contains(c.ip));
+            if self.state.set_record(&c.pool, c.ip, c.holder, relevant) && in_mine {
+                self.dirty.insert(c.pool.clone());
             }
         }
     }
 
-    /// Puts an endpoint seen at `version`; rebuilds the views whose holders changed.
+    /// Puts an endpoint seen at `version`.
     pub fn put_endpoint(&mut self, version: u64, ep: SpiderEndpoint) {
-        let touched = self.index.put(version, ep);
-        self.rebuild_all(&touched);
+        let changes = self.index.put(version, ep);
+        self.apply_holders(changes);
     }
 
-    /// Removes an endpoint; rebuilds the views whose holders changed.
+    /// Removes an endpoint.
     pub fn remove_endpoint(&mut self, key: &EndpointKey, version: Option<u64>) {
-        let touched = self.index.remove(key, version);
-        self.rebuild_all(&touched);
+        let changes = self.index.remove(key, version);
+        self.apply_holders(changes);
     }
 
     /// Replaces the reserved IPs and rebuilds every view.

@@ -1,0 +1,271 @@
+//! Kubernetes mode end to end, with kubectl as the user's client: the seed's pool and
+//! SpiderMultusConfig applied with kubectl, two Pods with the Multus annotation on two Node
+//! objects, CNI ADD through the real `spiderpool` plugin against two real agents (one per
+//! node), `kubectl get se` / `kubectl get sp` as the seed prints them, then DEL.
+//!
+//! Needs a kube-apiserver (`hack/control-plane.sh up`, `KUBECONFIG`) and root (network
+//! namespaces for `CNI_NETNS`). `kubectl` is `$KUBECTL` or the first on `PATH`
+//! (scripts/test.sh puts the one built with the apiserver first).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{AGENT, Netns, ip, spiderpool_plugin};
+use spiderpool_k8s::testing::TestCluster;
+use spiderpool_plugin_support::agent_client::AgentClient;
+use spiderpool_test_kit::cni::{Call, run_plugin_here};
+use spiderpool_test_kit::gate::{self, Need};
+
+fn kubectl() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned())
+}
+
+fn kubectl_ok(args: &[&str]) -> String {
+    let out = Command::new(kubectl())
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kubectl get ...` as rows of whitespace-separated cells, header first.
+fn table(args: &[&str]) -> Vec<Vec<String>> {
+    kubectl_ok(args)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+fn cell<'a>(rows: &'a [Vec<String>], row: usize, column: &str) -> &'a str {
+    let i = rows[0]
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column} in {:?}", rows[0]));
+    &rows[row][i]
+}
+
+struct KubeAgentProcess {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl KubeAgentProcess {
+    fn start(dir: &Path, node: &str) -> Self {
+        let socket = dir.join(format!("{node}.sock"));
+        let log = dir.join(format!("{node}.log"));
+        let child = Command::new(AGENT)
+            .args([
+                "--node-name",
+                node,
+                "--health-port",
+                "0",
+                "--log-level",
+                "debug",
+            ])
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--log-file")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("agent starts");
+        let agent = KubeAgentProcess { child, socket, log };
+        let client = AgentClient::new(&agent.socket);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.healthy().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "agent for {node} not healthy: {}",
+                std::fs::read_to_string(&agent.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        agent
+    }
+}
+
+impl Drop for KubeAgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn conf(socket: &Path) -> String {
+    // What Multus hands macvlan for `macvlan-ens192` (the NAD rendered from the seed's
+    // SpiderMultusConfig); macvlan passes it on to its IPAM plugin unchanged.
+    format!(
+        r#"{{"cniVersion":"0.3.1","name":"macvlan-ens192","type":"macvlan","master":"ens192",
+            "mode":"bridge","ipam":{{"type":"spiderpool","default_ipv4_ippool":["10-6-v4"],
+            "ipam_unix_socket_path":"{}"}}}}"#,
+        socket.display()
+    )
+}
+
+fn seed(file: &str) -> String {
+    format!(
+        "{}/../../examples/quickstart/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
+    if !gate::ready(&[Need::Root, Need::Program("ip")]) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let tc = rt.block_on(TestCluster::new("seed-e2e")).expect("cluster");
+    let ns = tc.namespace.clone();
+    kubectl_ok(&["apply", "-f", &seed("ippool.yaml")]);
+    kubectl_ok(&["apply", "-f", &seed("multusconfig.yaml")]);
+    let nets = BTreeMap::from([(
+        "k8s.v1.cni.cncf.io/networks".to_owned(),
+        "macvlan-ens192".to_owned(),
+    )]);
+    let mut uids = Vec::new();
+    for (pod, node) in [("nginx-1", "node1"), ("nginx-2", "node2")] {
+        rt.block_on(tc.node(node, &BTreeMap::new())).expect("node");
+        let p = rt
+            .block_on(tc.pod(
+                pod,
+                node,
+                &nets,
+                &BTreeMap::from([("app".into(), "nginx".into())]),
+            ))
+            .expect("pod");
+        uids.push(p.metadata.uid.expect("uid"));
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let agents = [
+        KubeAgentProcess::start(dir.path(), "node1"),
+        KubeAgentProcess::start(dir.path(), "node2"),
+    ];
+    let plugin = spiderpool_plugin();
+    let plugin = plugin.to_str().expect("utf-8 path");
+    let mut netns = Netns::default();
+    let mut addresses = Vec::new();
+    for (i, pod) in ["nginx-1", "nginx-2"].iter().enumerate() {
+        let name = netns.add(&format!("se2e-{}-{i}", std::process::id()));
+        ip(&[
+            "-n", &name, "link", "add", "net1", "type", "veth", "peer", "name", "peer1",
+        ]);
+        let path = format!("/var/run/netns/{name}");
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={pod};K8S_POD_UID={};K8S_POD_INFRA_CONTAINER_ID=c{i}",
+            uids[i]
+        );
+        let cid = format!("c{i}");
+        let call = Call {
+            args: &args,
+            ..Call::add(&path, &cid, "net1")
+        };
+        let run = run_plugin_here(plugin, &call, &conf(&agents[i].socket));
+        assert_eq!(run.code, 0, "ADD {pod}: {} {}", run.stdout, run.stderr);
+        let result: serde_json::Value = serde_json::from_str(&run.stdout).expect("CNI result");
+        let address = result["ips"][0]["address"]
+            .as_str()
+            .expect("address")
+            .to_owned();
+        assert!(
+            address.starts_with("10.6.212.") && address.ends_with("/16"),
+            "{address}"
+        );
+        addresses.push(address);
+    }
+    assert_ne!(addresses[0], addresses[1]);
+
+    // `kubectl get se` as in the seed: NAME INTERFACE IPV4POOL IPV4 ... NODE.
+    let se = table(&["get", "se", "-n", &ns]);
+    assert_eq!(se.len(), 3, "{se:?}");
+    for (row, (pod, node)) in [("nginx-1", "node1"), ("nginx-2", "node2")]
+        .iter()
+        .enumerate()
+    {
+        let r = row + 1;
+        assert_eq!(cell(&se, r, "NAME"), *pod);
+        assert_eq!(cell(&se, r, "INTERFACE"), "net1");
+        assert_eq!(cell(&se, r, "IPV4POOL"), "10-6-v4");
+        assert_eq!(
+            cell(&se, r, "IPV4"),
+            addresses[row],
+            "the endpoint holds the CNI result"
+        );
+        assert_eq!(cell(&se, r, "NODE"), *node);
+    }
+    // `kubectl get sp`: ALLOCATED-IP-COUNT converges to 2 (written behind the ADDs).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sp = table(&["get", "sp", "10-6-v4"]);
+        if cell(&sp, 1, "ALLOCATED-IP-COUNT") == "2" {
+            assert_eq!(cell(&sp, 1, "TOTAL-IP-COUNT"), "101");
+            assert_eq!(cell(&sp, 1, "SUBNET"), "10.6.0.0/16");
+            break;
+        }
+        assert!(Instant::now() < deadline, "count never 2: {sp:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // DEL while the pods live keeps the addresses (a re-created sandbox keeps its IPs).
+    for (i, pod) in ["nginx-1", "nginx-2"].iter().enumerate() {
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={pod};K8S_POD_UID={}",
+            uids[i]
+        );
+        let cid = format!("c{i}");
+        let call = Call {
+            args: &args,
+            ..Call::add("", &cid, "net1").with("DEL")
+        };
+        let run = run_plugin_here(plugin, &call, &conf(&agents[i].socket));
+        assert_eq!(run.code, 0, "DEL {pod}: {} {}", run.stdout, run.stderr);
+    }
+    assert_eq!(
+        table(&["get", "se", "-n", &ns]).len(),
+        3,
+        "live pods keep their endpoints"
+    );
+
+    // The pods are deleted: DEL releases, the endpoints go, the count returns to 0.
+    for (i, pod) in ["nginx-1", "nginx-2"].iter().enumerate() {
+        rt.block_on(tc.delete_pod(pod)).expect("delete pod");
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={pod};K8S_POD_UID={}",
+            uids[i]
+        );
+        let cid = format!("c{i}");
+        let call = Call {
+            args: &args,
+            ..Call::add("", &cid, "net1").with("DEL")
+        };
+        let run = run_plugin_here(plugin, &call, &conf(&agents[i].socket));
+        assert_eq!(run.code, 0, "DEL {pod}: {} {}", run.stdout, run.stderr);
+    }
+    let out = Command::new(kubectl())
+        .args(["get", "se", "-n", &ns])
+        .output()
+        .expect("kubectl");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "endpoints left: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cell(&table(&["get", "sp", "10-6-v4"]), 1, "ALLOCATED-IP-COUNT") != "0" {
+        assert!(Instant::now() < deadline, "count never back to 0");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
