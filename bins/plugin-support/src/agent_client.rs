@@ -104,12 +104,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the failure is transient (agent not there, slow or restarting): the runtime
-    /// should retry, so it maps to CNI code 11.
+    /// Whether the failure is transient (agent not there, slow, restarting, or answering 503
+    /// Service Unavailable: its store cannot serve now, or too many connections): the
+    /// runtime should retry, so it maps to CNI code 11.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ClientError::Unreachable { .. } | ClientError::Timeout { .. } | ClientError::Io { .. }
+            ClientError::Unreachable { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Io { .. }
+                | ClientError::Status { status: 503, .. }
         )
     }
 
@@ -725,6 +729,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(e.to_cni("").code, 11);
+    }
+
+    #[test]
+    fn status_503_is_transient_and_other_errors_are_not() {
+        let unavailable =
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\n\r\n\"store down\""
+                .to_vec();
+        let internal =
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\n\"no\"".to_vec();
+        let agent = fake_agent(vec![unavailable, internal], Duration::ZERO);
+        let client = AgentClient::new(&agent.path);
+        let e = client.delete_ip(&IpamDelArgs::default()).unwrap_err();
+        let cni = e.to_cni("x: ");
+        assert_eq!(
+            (cni.code, cni.msg.as_str()),
+            (11, "store down; try again later")
+        );
+        let e = client.delete_ip(&IpamDelArgs::default()).unwrap_err();
+        assert_eq!(e.to_cni("x: ").code, 999);
     }
 
     #[test]
