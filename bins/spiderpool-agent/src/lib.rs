@@ -9,9 +9,9 @@
 //! | [`agent`] | [`agent::Agent`]: the IPAM API's behaviour in local mode |
 //! | [`kube_mode`] | [`kube_mode::KubeAgent`]: the same API on Kubernetes (store, pods from the apiserver) |
 //! | [`api`] | HTTP routing of the API onto the agent |
-//! | [`http`] | the server half of HTTP/1.1 (`httparse`) |
+//! | [`http`] | the HTTP types: plugin-support's bounded HTTP/1.1 framing, shared with the client |
 //! | [`probes`] | upstream's health probes (`/v1/runtime/*`) on a TCP port |
-//! | [`server`] | the UNIX-socket server: bounded worker pool, graceful shutdown |
+//! | [`server`] | the UNIX-socket server: a total time limit per request, bounded handlers plus health slots, graceful shutdown |
 //!
 //! The binary (`spiderpool-agent`) wires these to the UNIX-socket HTTP API.
 
