@@ -204,11 +204,14 @@ fn localstore_dump_and_offline_inspect() {
     assert_eq!(off["endpoints"], dump["endpoints"]);
     assert_eq!(off["seq"], 4);
 
-    // The journal is readable JSON after the 18-byte frame header.
+    // The journal is readable JSON after the 18-byte frame header: its header line, then one
+    // line per commit.
     let text = std::fs::read_to_string(journal(dir.path())).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4);
-    let rec: serde_json::Value = serde_json::from_str(&lines[0][18..]).unwrap();
+    assert_eq!(lines.len(), 5);
+    let header: serde_json::Value = serde_json::from_str(&lines[0][18..]).unwrap();
+    assert_eq!(header, serde_json::json!({"journal": 2, "after": 0}));
+    let rec: serde_json::Value = serde_json::from_str(&lines[1][18..]).unwrap();
     assert_eq!(rec["pools"][0]["ops"][0]["op"], "allocate");
     assert_eq!(rec["pools"][0]["ops"][0]["ip"], "10.0.0.1");
 }
@@ -238,55 +241,141 @@ fn reopen(dir: &Path) -> (LocalStore, spiderpool_agent::localstore::OpenReport) 
     (store, report)
 }
 
+/// Byte offsets where each line of `data` starts.
+fn line_starts(data: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(
+        data.iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\n' && i + 1 < data.len())
+            .map(|(i, _)| i + 1),
+    );
+    starts
+}
+
 #[test]
 fn localstore_torn_tail_is_cut_and_only_it_is_lost() {
-    for damage in ["cut-mid-record", "garbage", "zeros", "flipped-byte"] {
+    // What an interrupted append leaves: a prefix of the last record, without its newline,
+    // from 1 byte (inside the length field) to everything but the newline.
+    let probe = tempfile::tempdir().unwrap();
+    fill(probe.path(), 5, u64::MAX);
+    let data = std::fs::read(journal(probe.path())).unwrap();
+    let last_start = *line_starts(&data).last().unwrap();
+    let last_len = data.len() - last_start;
+    for keep_bytes in [1, 8, 12, 18, 30, last_len - 1] {
         let dir = tempfile::tempdir().unwrap();
         let ips = fill(dir.path(), 5, u64::MAX);
         let path = journal(dir.path());
-        let data = std::fs::read(&path).unwrap();
-        let last_start = data[..data.len() - 1]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .unwrap()
-            + 1;
-        let mut keep = 5;
-        match damage {
-            "cut-mid-record" => {
-                std::fs::write(&path, &data[..last_start + 30]).unwrap();
-                keep = 4;
-            }
-            "garbage" => {
-                let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-                f.write_all(b"0000 not a record").unwrap();
-            }
-            "zeros" => {
-                let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-                f.write_all(&[0u8; 100]).unwrap();
-            }
-            _ => {
-                let mut d = data.clone();
-                d[last_start + 40] ^= 0x20;
-                std::fs::write(&path, &d).unwrap();
-                keep = 4;
-            }
-        }
-        let torn_len = std::fs::metadata(&path).unwrap().len() - last_start as u64;
+        std::fs::write(&path, &data[..last_start + keep_bytes]).unwrap();
         let (store, report) = reopen(dir.path());
-        assert!(report.torn_bytes > 0, "{damage}");
-        if keep == 4 {
-            assert_eq!(report.torn_bytes, torn_len, "{damage}");
-        }
-        let st = store.pool_state("a").unwrap();
-        let got: Vec<IpAddr> = st.allocations().keys().copied().collect();
-        assert_eq!(got, ips[..keep], "{damage}");
+        assert_eq!(report.torn_bytes, keep_bytes as u64, "{keep_bytes}");
+        let got: Vec<IpAddr> = store
+            .pool_state("a")
+            .unwrap()
+            .allocations()
+            .keys()
+            .copied()
+            .collect();
+        assert_eq!(got, ips[..4], "only the torn record is lost ({keep_bytes})");
         // New commits continue after the cut, and the file is clean again.
         let next = ip_of(&allocate_with_retry(&store, &req("after", "a"), 16).unwrap());
         assert!(!got.contains(&next));
         drop(store);
         let (store, report) = reopen(dir.path());
-        assert_eq!(report.torn_bytes, 0, "{damage}");
-        assert_eq!(store.pool_state("a").unwrap().allocations().len(), keep + 1);
+        assert_eq!(report.torn_bytes, 0, "{keep_bytes}");
+        assert_eq!(store.pool_state("a").unwrap().allocations().len(), 5);
+    }
+}
+
+/// Opens `dir`, which must be refused as corrupt at `offset` of `file` with a message holding
+/// `words`; the files must be left exactly as they were, and `inspect` refuses too.
+fn assert_refused(dir: &Path, file: &str, offset: u64, words: &str) {
+    let store_dir = dir.join("localstore");
+    let read = |name: &str| std::fs::read(store_dir.join(name)).ok();
+    let before = (read("journal"), read("snapshot"));
+    let e = LocalStore::open(dir).map(|_| ()).unwrap_err();
+    match &e {
+        LocalStoreError::Corrupt {
+            path,
+            offset: at,
+            reason,
+        } => {
+            assert_eq!(path, &store_dir.join(file), "{e}");
+            assert_eq!(*at, offset, "{e}");
+            assert!(reason.contains(words), "{e}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(e.to_string().contains(&format!("at byte {offset}")), "{e}");
+    assert_eq!(
+        (read("journal"), read("snapshot")),
+        before,
+        "nothing was changed"
+    );
+    assert!(inspect(dir).is_err(), "inspect refuses it too");
+}
+
+#[test]
+fn localstore_damage_a_crash_cannot_leave_is_refused_with_file_and_offset() {
+    type Damage = fn(&mut Vec<u8>, &[usize]);
+    // Ten records after the header line: record 9 is line 9.
+    let cases: [(&str, Damage, fn(&[u8], &[usize]) -> usize, &str); 6] = [
+        (
+            "zeros over the journal",
+            |d, _| d.iter_mut().for_each(|b| *b = 0),
+            |_, _| 0,
+            "not the start of a record",
+        ),
+        (
+            "zeros appended",
+            |d, _| d.extend_from_slice(&[0; 100]),
+            |d, _| d.len() - 100,
+            "not the start of a record",
+        ),
+        (
+            "garbage appended",
+            |d, _| d.extend_from_slice(b"0000 not a record"),
+            |d, _| d.len() - 17,
+            "not the start of a record",
+        ),
+        (
+            "lost newline at the end of record 9 of 10",
+            |d, starts| {
+                d.remove(starts[10] - 1);
+            },
+            |_, starts| starts[9],
+            "complete line",
+        ),
+        (
+            "newline of record 9 of 10 overwritten",
+            |d, starts| d[starts[10] - 1] = b' ',
+            |_, starts| starts[9],
+            "complete line",
+        ),
+        (
+            "flipped byte in the last record",
+            |d, starts| d[starts[10] + 40] ^= 0x20,
+            |_, starts| starts[10],
+            "complete line",
+        ),
+    ];
+    for (name, damage, offset, words) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 10, u64::MAX);
+        let path = journal(dir.path());
+        let mut data = std::fs::read(&path).unwrap();
+        let starts = line_starts(&data);
+        assert_eq!(starts.len(), 11, "header + 10 records");
+        let at = offset(&data, &starts);
+        damage(&mut data, &starts);
+        let at = if name == "zeros appended" || name == "garbage appended" {
+            offset(&data, &starts)
+        } else {
+            at
+        };
+        std::fs::write(&path, &data).unwrap();
+        println!("{name}");
+        assert_refused(dir.path(), "journal", at as u64, words);
     }
 }
 
@@ -296,16 +385,66 @@ fn localstore_damage_before_intact_records_is_refused() {
     fill(dir.path(), 5, u64::MAX);
     let path = journal(dir.path());
     let mut data = std::fs::read(&path).unwrap();
-    data[40] ^= 0x20; // inside the first record; four intact ones follow
+    let first = line_starts(&data)[1];
+    data[first + 40] ^= 0x20; // inside the first record; four intact ones follow
     std::fs::write(&path, &data).unwrap();
-    let e = LocalStore::open(dir.path()).unwrap_err();
-    assert!(
-        matches!(e, LocalStoreError::Corrupt { offset: 0, .. }),
-        "{e:?}"
-    );
-    assert!(e.to_string().contains("intact record follows"), "{e}");
-    // Nothing was cut: the file is left for a human to look at.
-    assert_eq!(std::fs::read(&path).unwrap(), data);
+    assert_refused(dir.path(), "journal", first as u64, "intact record follows");
+}
+
+/// A store with 12 commits: 10 compacted into the snapshot, 2 in the journal after it.
+fn compacted(dir: &Path) {
+    let (store, _) = LocalStore::open(dir).unwrap();
+    store
+        .put_pool(pool("a", "10.0.0.0/16", "10.0.0.1-10.0.255.254"))
+        .unwrap();
+    for i in 0..12 {
+        allocate_with_retry(&store, &req(&format!("p{i}"), "a"), 16).unwrap();
+        if i == 9 {
+            store.compact().unwrap();
+        }
+    }
+}
+
+#[test]
+fn localstore_journal_below_its_high_water_mark_is_refused() {
+    // Emptied beside a snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    compacted(dir.path());
+    std::fs::write(journal(dir.path()), b"").unwrap();
+    assert_refused(dir.path(), "journal", 0, "high-water mark");
+
+    // Deleted beside a snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    compacted(dir.path());
+    std::fs::remove_file(journal(dir.path())).unwrap();
+    assert_refused(dir.path(), "journal", 0, "missing");
+
+    // Deleted from a store that never compacted: the snapshot written at creation holds the
+    // mark already.
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 3, u64::MAX);
+    std::fs::remove_file(journal(dir.path())).unwrap();
+    assert_refused(dir.path(), "journal", 0, "missing");
+
+    // An older journal put back beside a newer snapshot: it ends below the mark.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = LocalStore::open(dir.path()).unwrap();
+    store
+        .put_pool(pool("a", "10.0.0.0/16", "10.0.0.1-10.0.255.254"))
+        .unwrap();
+    allocate_with_retry(&store, &req("p0", "a"), 16).unwrap();
+    let old = std::fs::read(journal(dir.path())).unwrap();
+    allocate_with_retry(&store, &req("p1", "a"), 16).unwrap();
+    store.compact().unwrap();
+    drop(store);
+    std::fs::write(journal(dir.path()), &old).unwrap();
+    assert_refused(dir.path(), "journal", old.len() as u64, "high-water mark");
+
+    // The untouched store opens, with every commit.
+    let dir = tempfile::tempdir().unwrap();
+    compacted(dir.path());
+    let (store, _) = reopen(dir.path());
+    assert_eq!(store.pool_state("a").unwrap().allocations().len(), 12);
 }
 
 #[test]

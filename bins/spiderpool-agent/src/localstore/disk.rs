@@ -23,7 +23,12 @@ pub(crate) const JOURNAL_FILE: &str = "journal";
 /// Name of the snapshot inside the store directory.
 pub(crate) const SNAPSHOT_FILE: &str = "snapshot";
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
-const FORMAT: u32 = 1;
+const JOURNAL_TMP: &str = "journal.tmp";
+/// Snapshot format of this version: its journal starts with a [`JournalHeader`] and must
+/// reach the snapshot's `seq` (the high-water mark).
+pub(crate) const FORMAT: u32 = 2;
+/// Snapshots of earlier versions: no high-water mark (the journal may be empty or absent).
+const LEGACY_FORMAT: u32 = 1;
 
 /// The records of every pool name: address → holder.
 pub(crate) type Records = BTreeMap<String, BTreeMap<IpAddr, PoolIPAllocation>>;
@@ -186,8 +191,16 @@ pub(crate) struct Loaded {
     pub journal_len: u64,
     /// A torn tail found after the valid prefix: (offset, bytes).
     pub torn: Option<(u64, u64)>,
-    /// Size of the snapshot file.
+    /// Size of the snapshot file (0: none).
     pub snapshot_len: u64,
+    /// The snapshot is of this version's format (so the journal must reach its `seq`).
+    pub marked: bool,
+    /// The journal file exists.
+    pub journal_exists: bool,
+    /// The journal starts with a [`JournalHeader`].
+    pub has_header: bool,
+    /// The journal holds at least one record after its header.
+    pub journal_records: bool,
 }
 
 impl Loaded {
@@ -249,17 +262,11 @@ fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> LocalStoreE
     }
 }
 
-/// Reads the snapshot file (absent = empty state).
+/// Reads the snapshot file (absent = empty state, length 0).
 pub(crate) fn read_snapshot(dir: &Path) -> Result<(SnapshotFile, u64), LocalStoreError> {
     let path = dir.join(SNAPSHOT_FILE);
     let Some(data) = read_all(&path)? else {
-        return Ok((
-            SnapshotFile {
-                format: FORMAT,
-                ..Default::default()
-            },
-            0,
-        ));
+        return Ok((SnapshotFile::default(), 0));
     };
     // The snapshot is replaced by rename only, so it is always whole: any damage is real
     // corruption, never a crash artefact.
@@ -270,22 +277,90 @@ pub(crate) fn read_snapshot(dir: &Path) -> Result<(SnapshotFile, u64), LocalStor
     };
     let snap: SnapshotFile =
         serde_json::from_slice(json).map_err(|e| corrupt(&path, 0, e.to_string()))?;
-    if snap.format != FORMAT {
+    if !(LEGACY_FORMAT..=FORMAT).contains(&snap.format) {
         return Err(corrupt(
             &path,
             0,
-            format!("unknown format {} (this agent reads {FORMAT})", snap.format),
+            format!(
+                "unknown format {} (this agent reads {LEGACY_FORMAT} to {FORMAT})",
+                snap.format
+            ),
         ));
     }
     Ok((snap, data.len() as u64))
 }
 
-/// Loads snapshot + journal. A damaged record with no intact record after it is a torn tail
-/// (a crash during an append): it is reported in [`Loaded::torn`], not applied. A damaged
-/// record followed by intact ones, or a gap in sequence numbers, is corruption: an error,
-/// because acknowledged commits would otherwise be lost silently.
+/// The first line of every journal this version writes: the journal continues the snapshot
+/// of sequence number `after`. It lets an emptied journal be told from a compacted one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JournalHeader {
+    /// The journal format.
+    journal: u32,
+    /// The sequence number the journal's first record follows.
+    after: u64,
+}
+
+/// The journal's header record and the offset after it, when the journal starts with one.
+fn journal_header(data: &[u8]) -> Option<(u64, usize)> {
+    match frame::decode(data, 0) {
+        Decoded::Record(json, end) => serde_json::from_slice::<JournalHeader>(json)
+            .ok()
+            .map(|h| (h.after, end)),
+        Decoded::Bad(_) => None,
+    }
+}
+
+/// Whether `tail` (everything from a damaged record to the end of the journal) is what an
+/// interrupted append leaves: a non-empty prefix of ONE framed record, without a newline,
+/// whose JSON so far matches the start of record `next_seq`. Anything else (zeros, garbage,
+/// a complete line with a bad checksum, two records run together) is corruption.
+pub(crate) fn is_torn_append(tail: &[u8], next_seq: Option<u64>) -> bool {
+    if tail.is_empty() || tail.contains(&b'\n') {
+        return false;
+    }
+    let header_ok = tail
+        .iter()
+        .take(frame::HEADER_LEN)
+        .enumerate()
+        .all(|(i, &b)| match i {
+            8 | 17 => b == b' ',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        });
+    if !header_ok {
+        return false;
+    }
+    let Some(json) = tail.get(frame::HEADER_LEN..) else {
+        return true;
+    };
+    let len = std::str::from_utf8(&tail[..8])
+        .ok()
+        .and_then(|h| usize::from_str_radix(h, 16).ok());
+    if len.is_none_or(|len| json.len() > len) {
+        return false;
+    }
+    // Every record starts `{"seq":N,` (field order of `JournalRecord`).
+    let expected = match next_seq {
+        Some(n) => format!("{{\"seq\":{n},"),
+        None => "{\"seq\":".to_owned(),
+    };
+    let n = json.len().min(expected.len());
+    json[..n] == expected.as_bytes()[..n]
+}
+
+/// Loads snapshot + journal, refusing anything a crash cannot explain (see docs/localstore.md,
+/// "Torn tail and corruption"):
+/// * a damaged record is a torn tail (reported in [`Loaded::torn`], not applied) only when
+///   [`is_torn_append`] says so; any other damage is [`LocalStoreError::Corrupt`] at its
+///   offset;
+/// * sequence numbers must follow each other, from the header's `after` on;
+/// * beside a snapshot of this version's format, the journal must exist and reach the
+///   snapshot's sequence number (its high-water mark): an emptied, deleted or cut journal is
+///   refused instead of silently forgetting acknowledged commits.
 pub(crate) fn load(dir: &Path) -> Result<Loaded, LocalStoreError> {
     let (snap, snapshot_len) = read_snapshot(dir)?;
+    let marked = snapshot_len > 0 && snap.format >= FORMAT;
+    let snap_seq = snap.seq;
     let mut loaded = Loaded {
         seq: snap.seq,
         last_version: snap.last_version,
@@ -301,49 +376,123 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, LocalStoreError> {
             })
             .collect(),
         snapshot_len,
+        marked,
         ..Default::default()
     };
     let path = dir.join(JOURNAL_FILE);
-    let data = read_all(&path)?.unwrap_or_default();
-    let mut at = 0;
+    let Some(data) = read_all(&path)? else {
+        if marked {
+            return Err(corrupt(
+                &path,
+                0,
+                format!(
+                    "the journal is missing, but the snapshot records commits up to seq \
+                     {snap_seq} and every journal starts with a header: it was deleted"
+                ),
+            ));
+        }
+        return Ok(loaded);
+    };
+    let (start, after) = match journal_header(&data) {
+        Some((after, end)) => (end, Some(after)),
+        None => (0, None),
+    };
+    loaded.journal_exists = true;
+    loaded.has_header = after.is_some();
+    if let Some(after) = after
+        && after > snap_seq
+    {
+        return Err(corrupt(
+            &path,
+            0,
+            format!(
+                "the journal continues seq {after}, but the snapshot is at seq {snap_seq}: \
+                 the snapshot is older than the journal"
+            ),
+        ));
+    }
+    let last = replay(&data, start, after, &path, &mut loaded)?;
+    let end = last.or(after);
+    if marked && end.is_none_or(|end| end < snap_seq) {
+        let end = end.map_or_else(|| "no record".to_owned(), |e| format!("seq {e}"));
+        return Err(corrupt(
+            &path,
+            data.len(),
+            format!(
+                "the journal is shorter than its high-water mark: it ends at {end}, but the \
+                 snapshot records commits up to seq {snap_seq} (the journal was emptied or cut)"
+            ),
+        ));
+    }
+    Ok(loaded)
+}
+
+/// Replays the journal records of `data` from `start`; returns the last record's seq.
+fn replay(
+    data: &[u8],
+    start: usize,
+    after: Option<u64>,
+    path: &Path,
+    loaded: &mut Loaded,
+) -> Result<Option<u64>, LocalStoreError> {
+    let mut at = start;
+    let mut last = after;
+    let mut records = None;
     while at < data.len() {
-        let (json, next) = match frame::decode(&data, at) {
+        let (json, next) = match frame::decode(data, at) {
             Decoded::Record(json, next) => (json, next),
             Decoded::Bad(why) => {
-                if let Some(later) = intact_record_after(&data, at) {
-                    return Err(corrupt(
-                        &path,
-                        at,
-                        format!("{why}, yet an intact record follows at byte {later}"),
-                    ));
+                if is_torn_append(&data[at..], last.map(|s| s + 1)) {
+                    loaded.torn = Some((at as u64, (data.len() - at) as u64));
+                    break;
                 }
-                loaded.torn = Some((at as u64, (data.len() - at) as u64));
-                break;
+                return Err(corrupt(path, at, damage_reason(data, at, why)));
             }
         };
         let rec: JournalRecord = match serde_json::from_slice(json) {
             Ok(r) => r,
             // The checksum matched, so these are the bytes we wrote: a bug or a foreign file.
-            Err(e) => return Err(corrupt(&path, at, e.to_string())),
+            Err(e) => return Err(corrupt(path, at, e.to_string())),
         };
+        if let Some(prev) = last
+            && rec.seq != prev + 1
+        {
+            return Err(corrupt(
+                path,
+                at,
+                format!("record {} follows {prev}: records missing", rec.seq),
+            ));
+        }
+        last = Some(rec.seq);
+        records = Some(rec.seq);
+        // Records at or below the snapshot's seq were compacted but the journal not yet
+        // replaced (a crash between the two steps): already in the snapshot.
         if rec.seq > loaded.seq {
-            if rec.seq != loaded.seq + 1 {
-                return Err(corrupt(
-                    &path,
-                    at,
-                    format!("record {} follows {}: records missing", rec.seq, loaded.seq),
-                ));
-            }
             loaded.apply(rec);
         }
-        // Records at or below the snapshot's seq were compacted but not yet cut off (a crash
-        // between the snapshot rename and the journal truncation): already in the snapshot.
         at = next;
     }
     loaded.journal_len = at as u64;
-    Ok(loaded)
+    loaded.journal_records = records.is_some();
+    Ok(records)
 }
 
+/// Why the damaged record at `at` is corruption, for the error message.
+fn damage_reason(data: &[u8], at: usize, why: &str) -> String {
+    let what = match intact_record_after(data, at) {
+        Some(later) => format!("{why}, yet an intact record follows at byte {later}"),
+        None if data[at..].contains(&b'\n') => {
+            format!("{why}, and the damage holds a complete line")
+        }
+        None => format!("{why}, and the rest is not the start of a record"),
+    };
+    format!(
+        "{what}: a crash can only leave part of one record without a newline at the very \
+         end, so acknowledged commits would be lost; nothing was changed"
+    )
+}
+
+/// The offset of the first intact record after the damaged one at `bad`, if any.
 fn intact_record_after(data: &[u8], bad: usize) -> Option<usize> {
     let mut at = bad;
     while let Some(nl) = data[at..].iter().position(|&b| b == b'\n') {
@@ -362,15 +511,39 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), LocalStoreError> {
         .map_err(|e| io_err(dir, e))
 }
 
-/// Opens (creating) the journal for appending.
+/// Opens the existing journal for appending.
 pub(crate) fn open_journal(dir: &Path) -> Result<File, LocalStoreError> {
     let path = dir.join(JOURNAL_FILE);
     OpenOptions::new()
         .read(true)
         .append(true)
-        .create(true)
         .open(&path)
         .map_err(|e| io_err(&path, e))
+}
+
+/// Replaces the journal with one holding only its header (`after`): temp file, fsync, rename,
+/// fsync of the directory, so the journal is never seen empty or half-written. Returns the
+/// new journal opened for appending, and its length.
+pub(crate) fn write_journal(dir: &Path, after: u64) -> Result<(File, u64), LocalStoreError> {
+    let tmp = dir.join(JOURNAL_TMP);
+    let header = JournalHeader {
+        journal: FORMAT,
+        after,
+    };
+    let json = serde_json::to_vec(&header).map_err(|e| io_err(&tmp, std::io::Error::other(e)))?;
+    let line = frame::encode(&json);
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(&line).and_then(|()| f.sync_all()))
+        .map_err(|e| io_err(&tmp, e));
+    if let Err(e) = written {
+        // Frees the space on a full disk.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let path = dir.join(JOURNAL_FILE);
+    std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+    sync_dir(dir)?;
+    Ok((open_journal(dir)?, line.len() as u64))
 }
 
 /// Writes `snap` as the new snapshot: temp file, fsync, rename over the old one, fsync of
@@ -382,28 +555,58 @@ pub(crate) fn write_snapshot(dir: &Path, snap: &SnapshotFile) -> Result<u64, Loc
         source: std::io::Error::other(e),
     })?;
     let line = frame::encode(&json);
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(&line)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io_err(&tmp, e))?;
-    drop(f);
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(&line).and_then(|()| f.sync_all()))
+        .map_err(|e| io_err(&tmp, e));
+    if let Err(e) = written {
+        // Frees the space on a full disk.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     let path = dir.join(SNAPSHOT_FILE);
     std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
     sync_dir(dir)?;
     Ok(line.len() as u64)
 }
 
-/// Removes a snapshot temp file left by a crash during compaction.
+/// Removes temp files left by a crash during compaction or creation.
 pub(crate) fn remove_stale_tmp(dir: &Path) -> Result<(), LocalStoreError> {
-    let tmp = dir.join(SNAPSHOT_TMP);
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(&tmp, e)),
+    for name in [SNAPSHOT_TMP, JOURNAL_TMP] {
+        let tmp = dir.join(name);
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&tmp, e)),
+        }
     }
+    Ok(())
 }
 
 /// The store directory inside a state dir.
 pub(crate) fn store_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("localstore")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_prefix_of_the_next_record_is_a_torn_append() {
+        let line = frame::encode(br#"{"seq":7,"lastVersion":3}"#);
+        for n in 1..line.len() {
+            assert!(is_torn_append(&line[..n], Some(7)), "prefix of {n} bytes");
+        }
+        // The whole line has its newline: a complete record, never torn.
+        assert!(!is_torn_append(&line, Some(7)));
+        // Another record's prefix (wrong seq), zeros, garbage, nothing.
+        assert!(!is_torn_append(&line[..line.len() - 1], Some(8)));
+        assert!(!is_torn_append(&[0; 40], Some(7)));
+        assert!(!is_torn_append(b"0000 not a record", None));
+        assert!(!is_torn_append(b"", Some(7)));
+        // JSON longer than the length field announces.
+        let mut long = line[..line.len() - 1].to_vec();
+        long.push(b'x');
+        assert!(!is_torn_append(&long, None));
+    }
 }

@@ -5,9 +5,11 @@
 //! state in a [`spiderpool_core::ipam::StoreState`]) and in addition
 //! makes every commit durable before it returns: the change set is appended to a journal as
 //! one checksummed JSON line and the journal is fsynced. Now and then the journal is
-//! compacted into a snapshot file (write to a temp file, fsync, rename, fsync the directory).
-//! On open the snapshot is loaded, the journal replayed, and a torn last record (a crash in
-//! the middle of an append) cut off.
+//! compacted into a snapshot file (write to a temp file, fsync, rename, fsync the directory)
+//! and the journal replaced by one holding only a header. On open the snapshot is loaded, the
+//! journal replayed, and a torn last record (a crash in the middle of an append: a prefix of
+//! one record, without a newline) cut off; any other damage, or a journal that does not reach
+//! the snapshot's sequence number (its high-water mark), is refused with the file and offset.
 //!
 //! What is durable: the pool *records* (address → pod and pod UID, per pool name) and the
 //! SpiderEndpoints. Pool, subnet and reserved-IP *definitions* come from the agent's YAML
@@ -29,6 +31,7 @@ use std::io::{Read, Seek, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use spiderpool_core::Error;
@@ -118,6 +121,61 @@ pub struct OpenReport {
     pub endpoints: usize,
 }
 
+/// Why a [`LocalStore`] takes no commit right now ([`LocalStore::failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreFailure {
+    /// What failed, with the file and the OS error.
+    pub reason: String,
+    /// The disk or the quota is full (`ENOSPC`, `EDQUOT`): a transient failure. The journal
+    /// was cut back to its last acknowledged record, and the store takes commits again by
+    /// itself once space is freed. Any other failure lasts until the agent restarts.
+    pub disk_full: bool,
+}
+
+impl StoreFailure {
+    /// The message a refused commit carries.
+    pub fn refusal(&self) -> String {
+        if self.disk_full {
+            format!(
+                "local store cannot write, the disk is full ({}); nothing was committed; it \
+                 resumes by itself once space is freed",
+                self.reason
+            )
+        } else {
+            format!(
+                "local store is read-only after a failed write ({}); restart the agent",
+                self.reason
+            )
+        }
+    }
+}
+
+/// How often a store failed on a full disk checks whether it can write again.
+const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+
+// A failure and when recovery was last tried.
+#[derive(Debug)]
+struct Failed {
+    failure: StoreFailure,
+    last_try: Instant,
+}
+
+impl Failed {
+    fn new(reason: String, disk_full: bool) -> Self {
+        Failed {
+            failure: StoreFailure { reason, disk_full },
+            last_try: Instant::now(),
+        }
+    }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// Records of a pool that is not (or no longer) configured, kept until the pool returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrphanedPool {
@@ -160,9 +218,11 @@ struct Inner {
     journal: File,
     journal_len: u64,
     snapshot_len: u64,
-    // Set after a failed write: what is on disk is then unknown, so no further commit is
-    // acknowledged until the store is reopened (which reads the truth back).
-    poisoned: Option<String>,
+    // Set after a failed write: no further commit is acknowledged until the failure is
+    // over. On a full disk the journal was cut back, and `recover` checks the files before
+    // lifting it; after any other failure what is on disk is unknown, so only a reopen
+    // (which reads the truth back) does.
+    failed: Option<Failed>,
 }
 
 impl Inner {
@@ -241,19 +301,26 @@ impl LocalStore {
         let lock = lock_dir(&dir)?;
         disk::remove_stale_tmp(&dir)?;
         let loaded = disk::load(&dir)?;
-        let journal = disk::open_journal(&dir)?;
         let jpath = dir.join(disk::JOURNAL_FILE);
         if let Some((offset, bytes)) = loaded.torn {
             log::warn!(
                 "local store {}: cutting off a torn last record ({bytes} bytes at byte {offset}); it was never acknowledged",
                 jpath.display()
             );
+            let journal = disk::open_journal(&dir)?;
             journal
                 .set_len(offset)
                 .and_then(|()| journal.sync_all())
                 .map_err(|e| io_err(&jpath, e))?;
         }
-        // The journal (and lock) may have just been created: make their entries durable.
+        let (journal, journal_len) = if loaded.has_header || loaded.journal_records {
+            (disk::open_journal(&dir)?, loaded.journal_len)
+        } else {
+            // A new store, or one of an earlier version whose journal holds no record: start
+            // a journal with its header (atomically, so it is never seen empty).
+            disk::write_journal(&dir, loaded.seq)?
+        };
+        // The lock may have just been created: make its entry durable.
         disk::sync_dir(&dir)?;
         let report = OpenReport {
             replayed: loaded.seq,
@@ -269,19 +336,22 @@ impl LocalStore {
             orphans: loaded.records,
             seq: loaded.seq,
             journal,
-            journal_len: loaded.journal_len,
+            journal_len,
             snapshot_len: loaded.snapshot_len,
-            poisoned: None,
+            failed: None,
         };
-        Ok((
-            LocalStore {
-                dir,
-                options,
-                inner: Mutex::new(inner),
-                _lock: lock,
-            },
-            report,
-        ))
+        let store = LocalStore {
+            dir,
+            options,
+            inner: Mutex::new(inner),
+            _lock: lock,
+        };
+        if !loaded.marked {
+            // A new store, or one of an earlier version: from now on the snapshot carries
+            // the high-water mark the journal must reach.
+            store.compact()?;
+        }
+        Ok((store, report))
     }
 
     /// The directory holding the store's files (`<state-dir>/localstore`).
@@ -290,7 +360,7 @@ impl LocalStore {
     }
 
     // A panic cannot leave `Inner` half-updated (commits validate before they write and a
-    // failed write poisons the store), so a poisoned mutex is safe to keep using.
+    // failed write marks the store failed), so a poisoned mutex is safe to keep using.
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -497,7 +567,7 @@ impl LocalStore {
             }
         }
         let snap = SnapshotFile {
-            format: 1,
+            format: disk::FORMAT,
             seq: inner.seq,
             last_version: inner.state.last_version(),
             pools,
@@ -513,20 +583,80 @@ impl LocalStore {
                 .collect(),
         };
         inner.snapshot_len = disk::write_snapshot(&self.dir, &snap)?;
-        // From here the snapshot holds every record; a crash before the cut below leaves
-        // journal records at or below its seq, which loading skips.
+        // From here the snapshot holds every record; a crash before the journal is replaced
+        // leaves journal records at or below its seq, which loading skips.
+        match disk::write_journal(&self.dir, inner.seq) {
+            Ok((journal, len)) => {
+                inner.journal = journal;
+                inner.journal_len = len;
+                Ok(())
+            }
+            Err(e) => {
+                if journal_replaced(&self.dir, &inner.journal) {
+                    // Renamed but not reopened or not made durable: appends to the old file
+                    // would be lost, so take no more commits.
+                    inner.failed = Some(Failed::new(format!("replacing the journal: {e}"), false));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Why the store takes no commit right now, if it does not. A store that failed on a
+    /// full disk first checks whether it can write again (at most twice a second), so this
+    /// clears by itself once space is freed.
+    pub fn failure(&self) -> Option<StoreFailure> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        self.try_recover(inner);
+        inner.failed.as_ref().map(|f| f.failure.clone())
+    }
+
+    fn try_recover(&self, inner: &mut Inner) {
+        let Some(failed) = inner.failed.as_mut() else {
+            return;
+        };
+        if !failed.failure.disk_full || failed.last_try.elapsed() < RECOVERY_INTERVAL {
+            return;
+        }
+        failed.last_try = Instant::now();
+        match self.recover(inner) {
+            Ok(()) => {
+                log::info!(
+                    "local store {}: writable again, taking commits",
+                    self.dir.display()
+                );
+                inner.failed = None;
+            }
+            Err(why) => log::debug!("local store {}: still failed: {why}", self.dir.display()),
+        }
+    }
+
+    /// Checks that the journal on disk is exactly what was acknowledged and that a record
+    /// fits on the disk again.
+    fn recover(&self, inner: &mut Inner) -> Result<(), String> {
         let jpath = self.dir.join(disk::JOURNAL_FILE);
         inner
             .journal
-            .set_len(0)
+            .set_len(inner.journal_len)
             .and_then(|()| inner.journal.sync_all())
-            .map_err(|e| io_err(&jpath, e))?;
-        inner.journal_len = 0;
-        Ok(())
+            .map_err(|e| format!("cutting {} back: {e}", jpath.display()))?;
+        let loaded = disk::load(&self.dir).map_err(|e| e.to_string())?;
+        if loaded.seq != inner.seq || loaded.journal_len != inner.journal_len {
+            return Err(format!(
+                "{} holds seq {} in {} bytes, not the acknowledged seq {} in {} bytes",
+                jpath.display(),
+                loaded.seq,
+                loaded.journal_len,
+                inner.seq,
+                inner.journal_len
+            ));
+        }
+        probe_space(&self.dir)
     }
 
     /// Appends `line` to the journal and fsyncs it. On failure the journal is cut back to
-    /// its previous length (best effort) and the store poisoned.
+    /// its previous length (best effort) and the store marked failed (see [`StoreFailure`]).
     fn append(&self, inner: &mut Inner, line: &[u8]) -> Result<(), Error> {
         let jpath = self.dir.join(disk::JOURNAL_FILE);
         let res = inner
@@ -534,14 +664,40 @@ impl LocalStore {
             .write_all(line)
             .and_then(|()| inner.journal.sync_data());
         if let Err(e) = res {
-            let _ = inner.journal.set_len(inner.journal_len);
-            let reason = format!("writing {}: {e}", jpath.display());
-            inner.poisoned = Some(reason.clone());
+            let cut = inner.journal.set_len(inner.journal_len);
+            let disk_full = is_disk_full(&e) && cut.is_ok();
+            let failed = Failed::new(format!("writing {}: {e}", jpath.display()), disk_full);
+            let reason = failed.failure.refusal();
+            log::error!("{reason}");
+            inner.failed = Some(failed);
             return Err(Error::IpamStore { reason });
         }
         inner.journal_len += line.len() as u64;
         Ok(())
     }
+}
+
+/// Whether the journal's path names another file than `journal` (it was replaced).
+fn journal_replaced(dir: &Path, journal: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let on_disk = std::fs::metadata(dir.join(disk::JOURNAL_FILE)).map(|m| (m.dev(), m.ino()));
+    let ours = journal.metadata().map(|m| (m.dev(), m.ino()));
+    match (on_disk, ours) {
+        (Ok(a), Ok(b)) => a != b,
+        _ => true,
+    }
+}
+
+/// Whether a journal record fits on the disk again: writes, fsyncs and removes a probe file
+/// the size of a large record.
+fn probe_space(dir: &Path) -> Result<(), String> {
+    let probe = dir.join("space.probe");
+    let res = File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    res.map_err(|e| format!("{}: {e}", probe.display()))
 }
 
 fn allocations_json(a: &BTreeMap<IpAddr, PoolIPAllocation>) -> Value {
@@ -560,11 +716,10 @@ impl IpamStore for LocalStore {
     fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        if let Some(reason) = &inner.poisoned {
+        self.try_recover(inner);
+        if let Some(failed) = &inner.failed {
             return Err(Error::IpamStore {
-                reason: format!(
-                    "local store is read-only after a failed write ({reason}); restart the agent"
-                ),
+                reason: failed.failure.refusal(),
             });
         }
         inner.state.check(changes)?;
@@ -588,7 +743,7 @@ impl IpamStore for LocalStore {
         // Durable now: apply in memory. The checks above make these infallible; should one
         // fail anyway, memory and disk could differ, so poison and let a reopen read the truth.
         if let Err(e) = inner.state.apply(changes, &out) {
-            inner.poisoned = Some(e.to_string());
+            inner.failed = Some(Failed::new(e.to_string(), false));
             return Err(e);
         }
         if durable
