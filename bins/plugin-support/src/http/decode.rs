@@ -1,6 +1,7 @@
 //! Reading requests and responses off a byte source, within [`Limits`].
 
 use std::io::{self, Read};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,12 @@ pub trait ReadTimeout: Read {
 impl ReadTimeout for UnixStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl ReadTimeout for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
     }
 }
 
@@ -595,6 +602,27 @@ mod tests {
             response(b"SSH-2.0-OpenSSH\r\n\r\n", 64),
             Err(HttpError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn a_deadline_works_on_tcp_too() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        use std::io::Write;
+        client
+            .write_all(b"GET /v1/runtime/liveness HTTP/1.1\r\n")
+            .unwrap();
+        let src = DeadlineReader::new(server, Instant::now() + Duration::from_millis(100));
+        let mut r = MessageReader::new(src, Limits::SERVER);
+        assert!(matches!(r.read_request(), Err(HttpError::TimedOut)));
+        client.write_all(b"\r\n").unwrap();
+        r.source_mut()
+            .set_deadline(Instant::now() + Duration::from_secs(2));
+        assert_eq!(
+            r.read_request().unwrap().unwrap().path,
+            "/v1/runtime/liveness"
+        );
     }
 
     #[test]
