@@ -139,6 +139,10 @@ impl IpamService for Agent {
         Agent::workload_endpoint(self, namespace, name)
     }
 
+    fn healthy(&self) -> Result<(), String> {
+        Agent::healthy(self)
+    }
+
     fn dump_json(&self) -> Result<serde_json::Value, ApiError> {
         let dump = Agent::dump(self)?;
         serde_json::to_value(dump).map_err(|e| ApiError {
