@@ -300,9 +300,11 @@ impl Agent {
         }
         .map_err(|e| {
             log::warn!("ADD {pod_key} {} {}: {e}", args.container_id, args.if_name);
-            ApiError::internal(format!(
-                "failed to allocate IP addresses in standard mode: {e}"
-            ))
+            self.store_error(
+                "failed to allocate IP addresses in standard mode",
+                &e,
+                false,
+            )
         })?;
         for w in &decision.warnings {
             log::warn!("ADD {pod_key} {}: {w}", args.if_name);
@@ -368,17 +370,24 @@ impl Agent {
             let _gate = lock(&self.gate);
             release_with_retry(self.store.as_ref(), &req, DEFAULT_MAX_ATTEMPTS)
         }
-        .map_err(|e| ApiError::internal(format!("failed to release IP addresses: {e}")))?;
+        .map_err(|e| {
+            log::warn!(
+                "DEL {} {} {}: {e}",
+                req.endpoint,
+                args.container_id,
+                args.if_name
+            );
+            self.store_error("failed to release IP addresses", &e, true)
+        })?;
         let pod_key = req.endpoint.to_string();
         if decision.outcome == ReleaseOutcome::Released {
             lock(&self.pod_annotations).remove(&pod_key);
         }
         log::info!(
-            "DEL {pod_key} {} {}: {:?} {}",
+            "DEL {pod_key} {} {}: {}",
             args.container_id,
             args.if_name,
-            decision.outcome,
-            released_text(&decision.released)
+            outcome_text(decision.outcome, &decision.released)
         );
         Ok(())
     }
@@ -418,14 +427,38 @@ impl Agent {
                 },
             )
         }
-        .map_err(|e| ApiError::internal(format!("failed to release IP addresses: {e}")))?;
+        .map_err(|e| {
+            log::warn!("batch release {key} {}: {e}", args.container_id);
+            self.store_error("failed to release IP addresses", &e, true)
+        })?;
         log::info!(
-            "batch release {key} {}: {:?} {}",
+            "batch release {key} {}: {}",
             args.container_id,
-            decision.outcome,
-            released_text(&decision.released)
+            outcome_text(decision.outcome, &decision.released)
         );
         Ok(())
+    }
+
+    /// `Err(why)` while the store takes no commit (`GET /v1/ipam/healthy` answers 503): the
+    /// plugins then fail ADD and DEL with CNI code 11, so the runtime retries instead of
+    /// losing a DEL. A store that failed on a full disk recovers by itself once space is
+    /// freed; after any other failure the agent must be restarted.
+    pub fn healthy(&self) -> Result<(), String> {
+        match self.store.failure() {
+            Some(f) => Err(f.refusal()),
+            None => Ok(()),
+        }
+    }
+
+    /// The API error for a failed ADD or DEL: 503 (the plugin's code 11, the runtime retries)
+    /// when the store cannot write and the failure is transient (a full disk), or for a
+    /// release (`release` true) whatever the store failure, since a DEL that succeeded
+    /// without releasing would leak the address for good; 500 otherwise.
+    fn store_error(&self, context: &str, e: &spiderpool_core::Error, release: bool) -> ApiError {
+        match self.store.failure() {
+            Some(f) if f.disk_full || release => ApiError::new(503, format!("{context}: {e}")),
+            _ => ApiError::internal(format!("{context}: {e}")),
+        }
     }
 
     /// `GET /v1/coordinator/config`.
@@ -529,6 +562,31 @@ fn released_text(released: &[(String, std::net::IpAddr)]) -> String {
         .map(|(pool, ip)| format!("{ip} ({pool})"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A release's outcome as a sentence for the log.
+fn outcome_text(outcome: ReleaseOutcome, released: &[(String, std::net::IpAddr)]) -> String {
+    match outcome {
+        ReleaseOutcome::Released if released.is_empty() => {
+            "released; no address was recorded".to_owned()
+        }
+        ReleaseOutcome::Released => format!("released {}", released_text(released)),
+        ReleaseOutcome::NoEndpoint => {
+            "nothing to release: no address is recorded for this pod (already released, or \
+             never allocated)"
+                .to_owned()
+        }
+        ReleaseOutcome::NotOwner => "nothing released: the addresses recorded under this name \
+             belong to another pod UID or another NIC"
+            .to_owned(),
+        ReleaseOutcome::NoUid => {
+            "nothing released: no pod UID given, left to garbage collection".to_owned()
+        }
+        ReleaseOutcome::PodAlive => "nothing released: the pod is still alive".to_owned(),
+        ReleaseOutcome::StaticKept => {
+            "addresses kept for the pod's next incarnation (StatefulSet / KubeVirt)".to_owned()
+        }
+    }
 }
 
 /// The current UTC time as RFC 3339 (`metadata.deletionTimestamp` of a vanished pool).
@@ -698,6 +756,122 @@ spec: {ips: [10.7.0.10-10.7.0.11], subnet: 10.7.0.0/24}
         let mut plain = batch("a");
         plain.is_release_conflict_ips = false;
         strict.batch_del(&plain).unwrap();
+    }
+
+    type Switch = std::sync::Arc<Mutex<Option<crate::localstore::StoreFailure>>>;
+
+    /// A MemoryStore whose writes fail while its switch holds a failure.
+    struct FailingStore {
+        inner: MemoryStore,
+        broken: Switch,
+    }
+
+    impl spiderpool_core::ipam::IpamStore for FailingStore {
+        fn snapshot(
+            &self,
+            endpoints: &[EndpointKey],
+        ) -> Result<spiderpool_core::ipam::Snapshot, spiderpool_core::Error> {
+            self.inner.snapshot(endpoints)
+        }
+        fn commit(
+            &self,
+            changes: &spiderpool_core::ipam::ChangeSet,
+        ) -> Result<spiderpool_core::ipam::Committed, spiderpool_core::Error> {
+            match &*lock(&self.broken) {
+                Some(f) => Err(spiderpool_core::Error::IpamStore {
+                    reason: f.refusal(),
+                }),
+                None => self.inner.commit(changes),
+            }
+        }
+    }
+
+    impl AgentStore for FailingStore {
+        fn put_pool(&self, pool: SpiderIPPool) -> Result<(), spiderpool_core::Error> {
+            AgentStore::put_pool(&self.inner, pool)
+        }
+        fn remove_pool(&self, name: &str) -> Result<bool, spiderpool_core::Error> {
+            AgentStore::remove_pool(&self.inner, name)
+        }
+        fn put_reserved_ip(
+            &self,
+            r: spiderpool_core::objects::SpiderReservedIP,
+        ) -> Result<(), spiderpool_core::Error> {
+            AgentStore::put_reserved_ip(&self.inner, r)
+        }
+        fn remove_reserved_ip(&self, name: &str) -> Result<bool, spiderpool_core::Error> {
+            AgentStore::remove_reserved_ip(&self.inner, name)
+        }
+        fn pools(&self) -> Result<Vec<SpiderIPPool>, spiderpool_core::Error> {
+            AgentStore::pools(&self.inner)
+        }
+        fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, spiderpool_core::Error> {
+            AgentStore::endpoints(&self.inner)
+        }
+        fn failure(&self) -> Option<crate::localstore::StoreFailure> {
+            lock(&self.broken).clone()
+        }
+    }
+
+    fn del_args(name: &str) -> IpamDelArgs {
+        IpamDelArgs {
+            container_id: format!("c-{name}"),
+            if_name: "net1".into(),
+            pod_namespace: "default".into(),
+            pod_name: name.into(),
+            pod_uid: format!("u-{name}"),
+            ..Default::default()
+        }
+    }
+
+    fn failing_agent() -> (tempfile::TempDir, Agent, Switch) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.yaml"), POOL).unwrap();
+        let broken = Switch::default();
+        let store = FailingStore {
+            inner: MemoryStore::new(),
+            broken: broken.clone(),
+        };
+        let agent = Agent::new(Box::new(store), AgentOptions::new(dir.path(), "n1"));
+        agent.reload().unwrap();
+        (dir, agent, broken)
+    }
+
+    fn failure(disk_full: bool) -> Option<crate::localstore::StoreFailure> {
+        Some(crate::localstore::StoreFailure {
+            reason: "writing journal: No space left on device (os error 28)".into(),
+            disk_full,
+        })
+    }
+
+    #[test]
+    fn a_failed_store_fails_del_and_health_until_it_recovers() {
+        let (_d, agent, broken) = failing_agent();
+        agent.add(&add_args("a")).unwrap();
+        assert_eq!(agent.healthy(), Ok(()));
+
+        // Any store failure: health is 503-worthy and DEL fails with 503 (the plugin's code
+        // 11), so the runtime retries instead of leaking the address.
+        for disk_full in [true, false] {
+            *lock(&broken) = failure(disk_full);
+            let why = agent.healthy().unwrap_err();
+            assert!(why.contains("No space left"), "{why}");
+            let e = agent.del(&del_args("a")).unwrap_err();
+            assert_eq!(e.status, 503, "{e}");
+            let e = agent.batch_del(&batch("a")).unwrap_err();
+            assert_eq!(e.status, 503, "{e}");
+            // ADD: a full disk is transient (503 -> code 11); another failure is 500.
+            let e = agent.add(&add_args("b")).unwrap_err();
+            assert_eq!(e.status, if disk_full { 503 } else { 500 }, "{e}");
+        }
+
+        // Recovered: healthy, and the retried DEL releases the address.
+        *lock(&broken) = None;
+        assert_eq!(agent.healthy(), Ok(()));
+        agent.del(&del_args("a")).unwrap();
+        assert!(agent.workload_endpoint("default", "a").is_err());
+        let r = agent.add(&add_args("b")).unwrap();
+        assert_eq!(r.ips[0].address, "10.6.212.100/16", "the address came back");
     }
 
     #[test]

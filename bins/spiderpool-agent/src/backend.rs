@@ -6,7 +6,7 @@ use serde_json::Value;
 use spiderpool_core::Error;
 use spiderpool_core::ipam::{IpamStore, MemoryStore};
 
-use crate::localstore::LocalStore;
+use crate::localstore::{LocalStore, StoreFailure};
 use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
 /// A store the agent can run on.
@@ -30,6 +30,10 @@ pub trait AgentStore: IpamStore {
     }
     /// The store's own view of its state, when it has one (files, sequence numbers...).
     fn inspect(&self) -> Option<Value> {
+        None
+    }
+    /// Why the store takes no commit right now (e.g. its disk failed or is full), if so.
+    fn failure(&self) -> Option<StoreFailure> {
         None
     }
 }
@@ -100,5 +104,9 @@ impl AgentStore for LocalStore {
 
     fn inspect(&self) -> Option<Value> {
         Some(self.dump())
+    }
+
+    fn failure(&self) -> Option<StoreFailure> {
+        LocalStore::failure(self)
     }
 }
