@@ -1,6 +1,7 @@
 //! The UNIX-socket HTTP server: a thread per connection reads its requests within a total
 //! time limit, and a bounded number of handlers run at once, with slots of their own for the
-//! health checks.
+//! health checks. Threads are reused (up to 64 wait 30 s for a next connection): spawning
+//! one costs more than a whole request.
 //!
 //! Why synchronous threads rather than tokio + hyper: the API is a handful of small JSON calls
 //! from local plugin processes, each answered in microseconds from memory or one store commit
@@ -210,6 +211,7 @@ pub fn serve_with(
     let shared = Arc::new(Shared::new(handler, config, shutdown));
     accept_loop(&listener, &wake_rx, &shared);
     drop(listener);
+    shared.spare.wake_all();
     shared.close_waiting();
     if !shared.wait_idle(config.shutdown_grace) {
         log::warn!(
@@ -300,6 +302,8 @@ struct Shared {
     /// Connections waiting for a request, closed at once on a stop.
     waiting: Mutex<HashMap<u64, UnixStream>>,
     next_id: AtomicU64,
+    /// Connection threads that finished a connection and wait for the next one.
+    spare: Spare,
 }
 
 impl Shared {
@@ -314,6 +318,7 @@ impl Shared {
             idle: Condvar::new(),
             waiting: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            spare: Spare::default(),
         }
     }
 
@@ -328,22 +333,37 @@ impl Shared {
             *open += 1;
         }
         // Made before the thread, so a thread that cannot start still gives the count back.
-        let open = OpenGuard(Arc::clone(self));
+        let job = Job {
+            stream,
+            _open: OpenGuard(Arc::clone(self)),
+        };
+        // A spare thread saves a spawn (which costs more than a whole request).
+        let Err(job) = self.spare.hand_over(job) else {
+            return;
+        };
+        let shared = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name("api-conn".to_owned())
             .spawn(move || {
-                let shared = &open.0;
-                let result =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| shared.connection(stream)));
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => log::debug!("connection: {e}"),
-                    Err(_) => log::error!("a connection panicked; closed it, serving on"),
+                let mut next = Some(job);
+                while let Some(job) = next {
+                    shared.run(job);
+                    next = shared.spare.next_job(&shared.shutdown);
                 }
             });
         if let Err(e) = spawned {
-            // The closure (and its guard) was dropped unrun: the count is already back.
+            // The closure (and the job's guard) was dropped unrun: the count is already back.
             log::warn!("cannot start a connection thread: {e}");
+        }
+    }
+
+    /// Serves one connection; a panic in it is caught here.
+    fn run(&self, job: Job) {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.connection(job.stream)));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::debug!("connection: {e}"),
+            Err(_) => log::error!("a connection panicked; closed it, serving on"),
         }
     }
 
@@ -447,7 +467,78 @@ impl Shared {
     }
 }
 
-/// Counts a connection as open for its thread's life, panics included.
+/// An accepted connection and its place in the open count.
+struct Job {
+    stream: UnixStream,
+    _open: OpenGuard,
+}
+
+/// How many connection threads may wait for a next connection, and for how long.
+const SPARE_THREADS: usize = 64;
+const SPARE_KEEP: Duration = Duration::from_secs(30);
+
+/// Connection threads waiting for a next connection, and the connections handed to them.
+#[derive(Default)]
+struct Spare {
+    state: Mutex<SpareState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct SpareState {
+    waiting: usize,
+    jobs: std::collections::VecDeque<Job>,
+}
+
+impl Spare {
+    /// Gives `job` to a waiting thread; `Err(job)` when none is free.
+    fn hand_over(&self, job: Job) -> Result<(), Job> {
+        let mut st = lock(&self.state);
+        if st.waiting > st.jobs.len() {
+            st.jobs.push_back(job);
+            self.ready.notify_one();
+            Ok(())
+        } else {
+            Err(job)
+        }
+    }
+
+    /// The next connection for a thread that finished one; `None`: the thread ends (enough
+    /// spare threads, none came within [`SPARE_KEEP`], or the server stops).
+    fn next_job(&self, shutdown: &Shutdown) -> Option<Job> {
+        let mut st = lock(&self.state);
+        if st.waiting >= SPARE_THREADS {
+            return None;
+        }
+        st.waiting += 1;
+        let deadline = Instant::now() + SPARE_KEEP;
+        let job = loop {
+            // Handed-over jobs first, so none is stranded by a stop.
+            if let Some(job) = st.jobs.pop_front() {
+                break Some(job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if shutdown.is_triggered() || left.is_zero() {
+                break None;
+            }
+            st = match self.ready.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        };
+        st.waiting -= 1;
+        job
+    }
+
+    /// Lets every waiting thread see the stop.
+    fn wake_all(&self) {
+        // Under the lock: a thread checks the flag under it before it waits.
+        let _st = lock(&self.state);
+        self.ready.notify_all();
+    }
+}
+
+/// Counts a connection as open until it is closed, panics included.
 struct OpenGuard(Arc<Shared>);
 
 impl Drop for OpenGuard {
