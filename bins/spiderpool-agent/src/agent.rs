@@ -31,7 +31,7 @@ use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
 use spiderpool_core::objects::{SpiderEndpoint, SpiderEndpointStatus, SpiderIPPool};
 
 use crate::backend::AgentStore;
-use crate::config_dir::{FileOutcome, LoadedConfig, load_dir};
+use crate::config_dir::{FileOutcome, LoadedConfig, reload_dir};
 
 /// How an API call failed: the HTTP status and upstream-style message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,8 +103,12 @@ impl AgentOptions {
 pub struct ReloadReport {
     /// Files loaded, with the objects of each.
     pub loaded: BTreeMap<String, Vec<String>>,
-    /// Files skipped, with one line per problem.
+    /// Files skipped, with one line per problem (also those in `kept`).
     pub rejected: BTreeMap<String, Vec<String>>,
+    /// Files rejected now whose last good objects are kept instead, with those objects.
+    pub kept: BTreeMap<String, Vec<String>>,
+    /// Files that hold no Spiderpool object (e.g. a topology file), with the reason.
+    pub ignored: BTreeMap<String, String>,
     /// Pools put into the store (new or updated).
     pub pools: Vec<String>,
     /// Pools no longer configured but still holding records: kept, terminating (no new
@@ -167,18 +171,17 @@ impl Agent {
 
     /// Reads the configuration directory again and brings the store in line: configured
     /// pools are added or updated (records kept), pools no longer configured are removed when
-    /// empty and otherwise kept as terminating, reserved IPs follow the files.
+    /// empty and otherwise kept as terminating, reserved IPs follow the files. A file that is
+    /// rejected now but was loaded before keeps its last good objects (logged as a warning);
+    /// a file holding no Spiderpool object is ignored (logged at info).
     pub fn reload(&self) -> Result<ReloadReport, String> {
-        let loaded = load_dir(&self.opts.config_dir, &self.opts.switches)
+        let previous = self.config();
+        let loaded = reload_dir(&self.opts.config_dir, &self.opts.switches, &previous)
             .map_err(|e| format!("cannot read {}: {e}", self.opts.config_dir.display()))?;
         let _gate = lock(&self.gate);
         let mut report = ReloadReport::default();
         for f in &loaded.files {
-            let name = f.path.display().to_string();
-            match &f.outcome {
-                FileOutcome::Loaded(objs) => report.loaded.insert(name, objs.clone()),
-                FileOutcome::Rejected(lines) => report.rejected.insert(name, lines.clone()),
-            };
+            file_report(&mut report, &f.path.display().to_string(), &f.outcome);
         }
         // Reserved IPs first, so pools are built with them.
         let mut reserved = lock(&self.reserved_loaded);
@@ -508,6 +511,10 @@ impl Agent {
                 .rejected()
                 .map(|(p, lines)| (p.display().to_string(), lines.to_vec()))
                 .collect(),
+            ignored_files: config
+                .ignored()
+                .map(|(p, why)| (p.display().to_string(), why.to_owned()))
+                .collect(),
             pools: self.store.pools().map_err(internal)?,
             endpoints: self.store.endpoints().map_err(internal)?,
             orphaned_pools: self.store.orphaned().into_iter().collect(),
@@ -525,8 +532,11 @@ pub struct Dump {
     pub node: String,
     /// `--local-config`.
     pub config_dir: String,
-    /// Files skipped at the last (re)load, with their problems.
+    /// Files skipped at the last (re)load, with their problems (a file whose last good
+    /// objects are kept is listed here too).
     pub rejected_files: BTreeMap<String, Vec<String>>,
+    /// Files that hold no Spiderpool object, with the reason.
+    pub ignored_files: BTreeMap<String, String>,
     /// Every pool with its records (`status.allocatedIPs`) and counts.
     pub pools: Vec<SpiderIPPool>,
     /// Every SpiderEndpoint.
@@ -538,6 +548,31 @@ pub struct Dump {
     /// The store's own view (the local store: files, sequence, records), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<serde_json::Value>,
+}
+
+/// Records one file's outcome in `report`, logging what the caller's report does not say.
+fn file_report(report: &mut ReloadReport, name: &str, outcome: &FileOutcome) {
+    match outcome {
+        FileOutcome::Loaded(objs) => {
+            report.loaded.insert(name.to_owned(), objs.clone());
+        }
+        FileOutcome::Rejected(lines) => {
+            report.rejected.insert(name.to_owned(), lines.clone());
+        }
+        FileOutcome::Kept { problems, kept } => {
+            log::warn!(
+                "{name} is rejected; keeping the definition last loaded from it ({}) until \
+                 the file is fixed",
+                kept.join(", ")
+            );
+            report.rejected.insert(name.to_owned(), problems.clone());
+            report.kept.insert(name.to_owned(), kept.clone());
+        }
+        FileOutcome::Ignored(why) => {
+            log::info!("ignored {name}: {why}");
+            report.ignored.insert(name.to_owned(), why.clone());
+        }
+    }
 }
 
 fn require(fields: &[(&str, &String)]) -> Result<(), ApiError> {

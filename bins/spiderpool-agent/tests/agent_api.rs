@@ -435,3 +435,75 @@ fn coordinator_config_needs_a_synced_spidercoordinator() {
     assert_eq!(status, 500);
     assert!(msg.contains("not ready"), "{msg}");
 }
+
+/// Waits until the agent's log holds `needle`.
+fn wait_for_log(agent: &RunningAgent, needle: &str) -> String {
+    for _ in 0..500 {
+        let log = agent.log_text();
+        if log.contains(needle) {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no {needle:?} in the log:\n{}", agent.log_text());
+}
+
+#[test]
+fn a_typo_on_sighup_keeps_the_last_good_pool() {
+    let agent = RunningAgent::start(&[("10-6-v4.yaml", POOL)]);
+    let client = agent.client();
+    client.post_ip(&add_args("pod-a", &["10-6-v4"])).unwrap();
+    // A typo: the gateway is no address. Before, the reload dropped the pool: it went
+    // terminating and the next ADD failed.
+    std::fs::write(
+        agent.config.join("10-6-v4.yaml"),
+        POOL.replace("gateway: 10.6.0.1", "gateway: 10.6.0.1x"),
+    )
+    .unwrap();
+    agent.signal(Signal::SIGHUP);
+    let log = wait_for_log(&agent, "keeping the definition last loaded");
+    assert!(log.contains("SpiderIPPool/10-6-v4"), "{log}");
+    assert!(
+        log.contains("spec.gateway"),
+        "the problem is still reported:\n{log}"
+    );
+    let b = client.post_ip(&add_args("pod-b", &["10-6-v4"])).unwrap();
+    assert_eq!(b.ips[0].address, "10.6.212.101/16");
+    assert_eq!(b.ips[0].gateway, "10.6.0.1", "the last good definition");
+
+    // DEL of a pod the agent does not know: a sentence, not an enum name.
+    client.delete_ip(&del_args("nobody")).unwrap();
+    let log = wait_for_log(&agent, "DEL default/nobody");
+    let line = log
+        .lines()
+        .find(|l| l.contains("DEL default/nobody"))
+        .unwrap();
+    assert!(line.contains("nothing to release"), "{line}");
+    assert!(!line.contains("NoEndpoint"), "{line}");
+}
+
+#[test]
+fn the_readme_example_directory_starts_without_errors() {
+    // README "spiderpool-agent (local mode)": --local-config examples/quickstart, which also
+    // holds the topology file for `spiderpoolctl plan`.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sp.sock");
+    let log = dir.path().join("agent.log");
+    let mut child = spawn(&example, &dir.path().join("state"), &socket, &log);
+    let client = AgentClient::new(&socket);
+    let healthy = (0..500).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        client.healthy().is_ok()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(healthy, "{text}");
+    assert!(!text.contains(" ERROR "), "{text}");
+    assert!(
+        text.contains("ignored") && text.contains("topology-overlay.yaml"),
+        "{text}"
+    );
+    assert!(text.contains("SpiderIPPool/10-6-v4"), "{text}");
+}
