@@ -4,8 +4,6 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::BTreeSet;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -317,62 +315,67 @@ fn assert_refused(dir: &Path, file: &str, offset: u64, words: &str) {
 
 #[test]
 fn localstore_damage_a_crash_cannot_leave_is_refused_with_file_and_offset() {
-    type Damage = fn(&mut Vec<u8>, &[usize]);
+    // Damages the journal (line starts given) and returns the offset the refusal must name.
+    type Damage = fn(&mut Vec<u8>, &[usize]) -> usize;
     // Ten records after the header line: record 9 is line 9.
-    let cases: [(&str, Damage, fn(&[u8], &[usize]) -> usize, &str); 6] = [
+    let cases: [(&str, Damage, &str); 6] = [
         (
             "zeros over the journal",
-            |d, _| d.iter_mut().for_each(|b| *b = 0),
-            |_, _| 0,
+            |d, _| {
+                d.iter_mut().for_each(|b| *b = 0);
+                0
+            },
             "not the start of a record",
         ),
         (
             "zeros appended",
-            |d, _| d.extend_from_slice(&[0; 100]),
-            |d, _| d.len() - 100,
+            |d, _| {
+                d.extend_from_slice(&[0; 100]);
+                d.len() - 100
+            },
             "not the start of a record",
         ),
         (
             "garbage appended",
-            |d, _| d.extend_from_slice(b"0000 not a record"),
-            |d, _| d.len() - 17,
+            |d, _| {
+                d.extend_from_slice(b"0000 not a record");
+                d.len() - 17
+            },
             "not the start of a record",
         ),
         (
             "lost newline at the end of record 9 of 10",
             |d, starts| {
                 d.remove(starts[10] - 1);
+                starts[9]
             },
-            |_, starts| starts[9],
             "complete line",
         ),
         (
             "newline of record 9 of 10 overwritten",
-            |d, starts| d[starts[10] - 1] = b' ',
-            |_, starts| starts[9],
+            |d, starts| {
+                d[starts[10] - 1] = b' ';
+                starts[9]
+            },
             "complete line",
         ),
         (
             "flipped byte in the last record",
-            |d, starts| d[starts[10] + 40] ^= 0x20,
-            |_, starts| starts[10],
+            |d, starts| {
+                d[starts[10] + 40] ^= 0x20;
+                starts[10]
+            },
             "complete line",
         ),
     ];
-    for (name, damage, offset, words) in cases {
+    for (name, damage, words) in cases {
         let dir = tempfile::tempdir().unwrap();
         fill(dir.path(), 10, u64::MAX);
         let path = journal(dir.path());
         let mut data = std::fs::read(&path).unwrap();
         let starts = line_starts(&data);
         assert_eq!(starts.len(), 11, "header + 10 records");
-        let at = offset(&data, &starts);
-        damage(&mut data, &starts);
-        let at = if name == "zeros appended" || name == "garbage appended" {
-            offset(&data, &starts)
-        } else {
-            at
-        };
+        let at = damage(&mut data, &starts);
         std::fs::write(&path, &data).unwrap();
         println!("{name}");
         assert_refused(dir.path(), "journal", at as u64, words);
