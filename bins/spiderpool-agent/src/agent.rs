@@ -23,9 +23,9 @@ use spiderpool_core::agentapi::{
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
-    AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, PodInfo, ReleaseOutcome,
-    ReleaseRequest, TopController, allocate_with_retry, commit_with_retry, plan_release_pod,
-    release_with_retry,
+    AllocateRequest, DEFAULT_MAX_ATTEMPTS, DecisionKind, EndpointKey, IpamConfig, PodInfo,
+    ReleaseOutcome, ReleaseRequest, TopController, allocate_with_retry, commit_with_retry,
+    plan_release_pod, release_with_retry,
 };
 use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
 use spiderpool_core::objects::{SpiderEndpoint, SpiderEndpointStatus, SpiderIPPool};
@@ -341,11 +341,15 @@ impl Agent {
             .filter(|i| i.nic == args.if_name)
             .map(|i| format!("{} ({})", i.address, i.ip_pool))
             .collect();
+        let how = match decision.kind {
+            DecisionKind::Allocated => "allocated",
+            DecisionKind::Existing => "already allocated to this pod (a retried ADD)",
+            DecisionKind::Readopted => "taken over from the pod's previous incarnation",
+        };
         log::info!(
-            "ADD {pod_key} {} {}: {:?}: {}",
+            "ADD {pod_key} {} {}: {how}: {}",
             args.container_id,
             args.if_name,
-            decision.kind,
             addrs.join(", ")
         );
         Ok(resp)
