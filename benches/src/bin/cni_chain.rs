@@ -310,6 +310,9 @@ fn exec_plugin(
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", &att.container_id)
         .env("CNI_NETNS", &att.netns)
+        // The IPAM-alone runs use the node's netns on purpose; our plugins refuse their own
+        // netns without this (libcni's check). The chains' pod netns are unaffected.
+        .env("CNI_NETNS_OVERRIDE", "1")
         .env("CNI_IFNAME", "net1")
         .env(
             "CNI_ARGS",
