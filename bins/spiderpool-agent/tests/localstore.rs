@@ -486,3 +486,31 @@ fn localstore_compaction_keeps_everything() {
     let e = LocalStore::open(dir.path()).unwrap_err();
     assert!(matches!(e, LocalStoreError::Corrupt { .. }), "{e:?}");
 }
+
+#[test]
+fn localstore_earlier_format_is_read_and_upgraded() {
+    // An earlier version's layout: no snapshot yet, a journal of records without a header.
+    let dir = tempfile::tempdir().unwrap();
+    let ips = fill(dir.path(), 4, u64::MAX);
+    let path = journal(dir.path());
+    let data = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &data[line_starts(&data)[1]..]).unwrap();
+    std::fs::remove_file(dir.path().join("localstore/snapshot")).unwrap();
+    let (store, report) = reopen(dir.path());
+    assert_eq!(report.replayed, 4);
+    let got: Vec<IpAddr> = store
+        .pool_state("a")
+        .unwrap()
+        .allocations()
+        .keys()
+        .copied()
+        .collect();
+    assert_eq!(got, ips);
+    drop(store);
+    // Upgraded: the snapshot holds the mark and the journal its header, so losing the
+    // journal is refused from now on.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("00000017 ") && text.contains(r#"{"journal":2,"after":4}"#));
+    std::fs::remove_file(&path).unwrap();
+    assert_refused(dir.path(), "journal", 0, "missing");
+}
