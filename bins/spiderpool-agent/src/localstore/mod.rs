@@ -30,6 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -242,6 +243,9 @@ pub struct LocalStore {
     inner: Mutex<Inner>,
     // Held (flock) for the store's lifetime; released by the kernel when the process dies.
     _lock: File,
+    // Whether `Inner::failed` is set, readable without the mutex: the agent's health check
+    // asks often and must not wait behind a commit's fsync or a compaction.
+    failing: AtomicBool,
 }
 
 fn lock_dir(dir: &Path) -> Result<File, LocalStoreError> {
@@ -345,6 +349,7 @@ impl LocalStore {
             options,
             inner: Mutex::new(inner),
             _lock: lock,
+            failing: AtomicBool::new(false),
         };
         if !loaded.marked {
             // A new store, or one of an earlier version: from now on the snapshot carries
@@ -595,7 +600,8 @@ impl LocalStore {
                 if journal_replaced(&self.dir, &inner.journal) {
                     // Renamed but not reopened or not made durable: appends to the old file
                     // would be lost, so take no more commits.
-                    inner.failed = Some(Failed::new(format!("replacing the journal: {e}"), false));
+                    let failed = Failed::new(format!("replacing the journal: {e}"), false);
+                    self.fail(inner, failed);
                 }
                 Err(e)
             }
@@ -606,10 +612,18 @@ impl LocalStore {
     /// full disk first checks whether it can write again (at most twice a second), so this
     /// clears by itself once space is freed.
     pub fn failure(&self) -> Option<StoreFailure> {
+        if !self.failing.load(Ordering::SeqCst) {
+            return None;
+        }
         let mut guard = self.lock();
         let inner = &mut *guard;
         self.try_recover(inner);
         inner.failed.as_ref().map(|f| f.failure.clone())
+    }
+
+    fn fail(&self, inner: &mut Inner, failed: Failed) {
+        inner.failed = Some(failed);
+        self.failing.store(true, Ordering::SeqCst);
     }
 
     fn try_recover(&self, inner: &mut Inner) {
@@ -627,6 +641,7 @@ impl LocalStore {
                     self.dir.display()
                 );
                 inner.failed = None;
+                self.failing.store(false, Ordering::SeqCst);
             }
             Err(why) => log::debug!("local store {}: still failed: {why}", self.dir.display()),
         }
@@ -669,7 +684,7 @@ impl LocalStore {
             let failed = Failed::new(format!("writing {}: {e}", jpath.display()), disk_full);
             let reason = failed.failure.refusal();
             log::error!("{reason}");
-            inner.failed = Some(failed);
+            self.fail(inner, failed);
             return Err(Error::IpamStore { reason });
         }
         inner.journal_len += line.len() as u64;
@@ -743,7 +758,7 @@ impl IpamStore for LocalStore {
         // Durable now: apply in memory. The checks above make these infallible; should one
         // fail anyway, memory and disk could differ, so poison and let a reopen read the truth.
         if let Err(e) = inner.state.apply(changes, &out) {
-            inner.failed = Some(Failed::new(e.to_string(), false));
+            self.fail(inner, Failed::new(e.to_string(), false));
             return Err(e);
         }
         if durable
