@@ -2,6 +2,7 @@
 
 pub mod coordinator_cases;
 pub mod naive_alloc;
+pub mod pool_status_cas;
 
 pub mod naive_ranges {
     //! Upstream's expand-everything approach to IP ranges, as the baseline for

@@ -252,6 +252,23 @@ impl PoolBlocks {
         }
     }
 
+    /// Moves `addresses` from `from`'s block into `to`'s (a node handing its free addresses
+    /// straight to a node that waits for some). Addresses not in `from`'s block are skipped.
+    pub fn give(&mut self, from: &str, to: &str, addresses: &IpRangeSet) -> Result<(), BlockError> {
+        let Some(src) = self.blocks.get(from) else {
+            return Ok(());
+        };
+        let moving = src.intersection(addresses);
+        if moving.is_empty() {
+            return Ok(());
+        }
+        self.hand_back(from, &moving);
+        for r in moving.ranges() {
+            self.add_to(to, &r)?;
+        }
+        Ok(())
+    }
+
     /// Sets or clears `node`'s waiting flag (an entry is created if needed).
     pub fn set_waiting(&mut self, node: &str, waiting: bool) {
         if waiting {

@@ -60,13 +60,13 @@ pub struct KubeStoreOptions {
 }
 
 impl KubeStoreOptions {
-    /// Defaults for an agent on `node`: blocks of 16, counts every 200 ms, 2 s exhaustion
+    /// Defaults for an agent on `node`: blocks of 16, counts every 500 ms, 2 s exhaustion
     /// wait.
     pub fn new(node: impl Into<String>) -> Self {
         KubeStoreOptions {
             node: node.into(),
             block_size: 16,
-            count_interval: Duration::from_millis(200),
+            count_interval: Duration::from_millis(500),
             exhaustion_wait: Duration::from_secs(2),
             field_manager: "spiderpool-agent".to_owned(),
         }
@@ -80,6 +80,9 @@ struct Shared {
     synced: Mutex<bool>,
     synced_cv: Condvar,
     stats: Stats,
+    // When this node last found each pool exhausted for it (its waiting flag is cleared a
+    // while after).
+    starved: Mutex<BTreeMap<String, Instant>>,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -112,6 +115,7 @@ impl KubeStore {
             synced: Mutex::new(false),
             synced_cv: Condvar::new(),
             stats: Stats::default(),
+            starved: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = mpsc::channel();
         watch::spawn(&rt, &client, tx);
@@ -230,14 +234,29 @@ impl KubeStore {
             }
             for pool in starved {
                 if !waiting.contains(&pool) {
-                    self.set_waiting(&pool, true);
+                    let already = lock(&self.shared.inner)
+                        .pools
+                        .get(&pool)
+                        .is_some_and(|e| e.layout.waiting().contains(&self.opts.node));
+                    if !already {
+                        self.set_waiting(&pool, true);
+                    }
                     waiting.push(pool);
                 }
             }
             self.wait_for_change(deadline);
         };
-        for pool in waiting {
-            self.set_waiting(&pool, false);
+        if !waiting.is_empty() {
+            // Cleared by the maintenance thread once this node has not starved for a while:
+            // clearing it after every allocation would cost two writes per starving ADD.
+            let mut starved = self
+                .shared
+                .starved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for pool in waiting {
+                starved.insert(pool, Instant::now());
+            }
         }
         out
     }
@@ -246,12 +265,7 @@ impl KubeStore {
     fn starved_pools<'a>(&self, pools: impl Iterator<Item = &'a str>) -> Vec<String> {
         let inner = lock(&self.shared.inner);
         pools
-            .filter(|p| {
-                inner
-                    .pools
-                    .get(*p)
-                    .is_some_and(|e| e.layout.free_elsewhere(&self.opts.node) > 0)
-            })
+            .filter(|p| inner.free_elsewhere(p) > 0)
             .map(str::to_owned)
             .collect()
     }
@@ -273,13 +287,15 @@ impl KubeStore {
             return;
         };
         let node = self.opts.node.clone();
-        let res = self.rt.block_on(
-            self.writer
-                .edit_pool_status(object, &self.shared.stats, |l| {
-                    l.set_waiting(&node, waiting);
-                    Ok(())
-                }),
-        );
+        let res = self.rt.block_on(self.writer.edit_pool_status(
+            object,
+            writes::STATUS_ATTEMPTS,
+            &self.shared.stats,
+            |l| {
+                l.set_waiting(&node, waiting);
+                Ok(())
+            },
+        ));
         match res {
             Ok((v, written, ())) => {
                 lock(&self.shared.inner).put_pool(v, written);
@@ -307,14 +323,11 @@ impl KubeStore {
             if want.is_empty() {
                 continue;
             }
-            let size = if entry.layout.waiting().is_empty() {
-                self.opts.block_size
-            } else {
-                1
-            };
+            let size = claim_size(&entry.layout, self.opts.block_size);
             let node = self.opts.node.clone();
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 entry.object.clone(),
+                writes::STATUS_ATTEMPTS,
                 &self.shared.stats,
                 |l| {
                     for (ip, transfer) in &want {
@@ -347,6 +360,36 @@ impl KubeStore {
         }
         Ok(())
     }
+}
+
+/// The lower half (rounded up) of `set`'s addresses.
+fn lowest_half(set: &spiderpool_core::ip::IpRangeSet) -> spiderpool_core::ip::IpRangeSet {
+    let want = set.len().div_ceil(2);
+    let mut out = spiderpool_core::ip::IpRangeSet::new(set.family());
+    let mut taken: u128 = 0;
+    for ip in set.iter() {
+        if taken >= want {
+            break;
+        }
+        if out.insert(ip).is_ok() {
+            taken += 1;
+        }
+    }
+    out
+}
+
+/// How many addresses to claim at once: `block_size` while the pool has plenty, fewer as it
+/// runs out (half of what is unclaimed per node holding a block), one while a node waits.
+/// Small claims near exhaustion strand fewer addresses in blocks whose nodes do not need them.
+fn claim_size(layout: &PoolBlocks, block_size: u32) -> u32 {
+    if !layout.waiting().is_empty() {
+        return 1;
+    }
+    let holders = u128::try_from(layout.blocks().count().max(1)).unwrap_or(1);
+    let share = layout.unclaimed().len() / (2 * holders);
+    u32::try_from(share.min(u128::from(block_size)))
+        .unwrap_or(block_size)
+        .max(1)
 }
 
 /// Bumps each pool change of `changes` to the version its pool has now in `inner` (after a
@@ -483,6 +526,7 @@ struct KubeStoreHandle {
 impl KubeStoreHandle {
     fn run(self, rx: mpsc::Receiver<watch::FeedEvent>) {
         let mut relists = watch::Relists::default();
+        let mut stale = BTreeMap::new();
         let mut last_tick = Instant::now();
         loop {
             let ev = rx.recv_timeout(self.opts.count_interval);
@@ -497,8 +541,16 @@ impl KubeStoreHandle {
                     while let Ok(more) = rx.try_recv() {
                         relists.apply(&mut inner, more);
                     }
+                    let someone_waits = inner
+                        .pools
+                        .values()
+                        .any(|e| e.layout.waiting().iter().any(|n| n != &self.opts.node));
                     drop(inner);
                     shared.changed.notify_all();
+                    // A node waits for addresses: hand back at once, not at the next tick.
+                    if someone_waits {
+                        self.hand_back(&shared);
+                    }
                     if relists.synced.len() == 3 {
                         let mut s = shared
                             .synced
@@ -516,7 +568,8 @@ impl KubeStoreHandle {
             if last_tick.elapsed() >= self.opts.count_interval {
                 last_tick = Instant::now();
                 self.hand_back(&shared);
-                self.write_counts(&shared);
+                self.write_counts(&shared, &mut stale);
+                self.clear_waiting(&shared);
             }
         }
     }
@@ -539,63 +592,139 @@ impl KubeStoreHandle {
             let Some(free) = inner.free_in_my_block(&name).filter(|f| !f.is_empty()) else {
                 continue;
             };
-            let Some(object) = inner.pools.get(&name).map(|e| e.object.clone()) else {
+            let Some(entry) = inner.pools.get(&name) else {
                 continue;
             };
-            let res = self
-                .rt
-                .block_on(self.writer.edit_pool_status(object, &shared.stats, |l| {
-                    l.hand_back(node, &free);
-                    Ok(())
-                }));
+            let Some(waiter) = entry.layout.waiting().iter().find(|n| *n != node).cloned() else {
+                continue;
+            };
+            // Half of the free addresses (at least one) go straight into the waiting node's
+            // block: it allocates them without a claim of its own, and this node keeps some
+            // for its own next pods.
+            let give = lowest_half(&free);
+            let object = entry.object.clone();
+            let res = self.rt.block_on(self.writer.edit_pool_status(
+                object,
+                writes::STATUS_ATTEMPTS,
+                &shared.stats,
+                |l| l.give(node, &waiter, &give),
+            ));
             match res {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
                 }
-                Err(e) => log::warn!("SpiderIPPool {name}: cannot hand back {free}: {e}"),
+                Err(e) => log::warn!("SpiderIPPool {name}: cannot give {give} to {waiter}: {e}"),
             }
         }
     }
 
-    /// Writes this node's block counts that changed.
-    fn write_counts(&self, shared: &Shared) {
+    /// Clears this node's waiting flags in pools where it has not starved for a second.
+    fn clear_waiting(&self, shared: &Shared) {
         let node = &self.opts.node;
-        let work: Vec<(SpiderIPPool, i64)> = {
-            let mut inner = lock(&shared.inner);
-            let dirty = std::mem::take(&mut inner.dirty);
-            dirty
-                .into_iter()
-                .filter_map(|p| {
-                    let e = inner.pools.get(&p)?;
-                    let has_block = e.layout.blocks().any(|(n, _)| n == node);
-                    let held = inner.held_in_my_block(&p);
-                    (has_block && e.layout.count(node) != Some(held))
-                        .then(|| (e.object.clone(), held))
+        let quiet = Duration::from_secs(1);
+        let due: Vec<SpiderIPPool> = {
+            let starved = shared
+                .starved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let inner = lock(&shared.inner);
+            inner
+                .pools
+                .iter()
+                .filter(|(name, e)| {
+                    e.layout.waiting().contains(node)
+                        && starved.get(*name).is_none_or(|t| t.elapsed() >= quiet)
                 })
+                .map(|(_, e)| e.object.clone())
                 .collect()
         };
-        for (pool, held) in work {
+        for pool in due {
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            let res = self.rt.block_on(self.writer.edit_pool_status(
+                pool,
+                writes::STATUS_ATTEMPTS,
+                &shared.stats,
+                |l| {
+                    l.set_waiting(node, false);
+                    Ok(())
+                },
+            ));
+            match res {
+                Ok((v, written, ())) => {
+                    lock(&shared.inner).put_pool(v, written);
+                }
+                Err(e) => log::warn!("SpiderIPPool {name}: cannot clear waiting: {e}"),
+            }
+        }
+    }
+
+    /// Writes the pools' counts that changed: every block's count and the total, computed
+    /// from the endpoint index. One agent per pool writes them (the one whose node name is
+    /// the smallest among the blocks), so agents do not contend for the pool object; another
+    /// agent steps in when the counts in the status stay wrong and unchanged for
+    /// `10 × count_interval` (the writer is gone). One attempt per tick: a conflict is retried at the next one.
+    fn write_counts(
+        &self,
+        shared: &Shared,
+        stale: &mut BTreeMap<String, (Vec<Option<i64>>, Instant)>,
+    ) {
+        let node = &self.opts.node;
+        let patience = self.opts.count_interval * 10;
+        let work: Vec<(SpiderIPPool, BTreeMap<String, i64>)> = {
+            let mut inner = lock(&shared.inner);
+            let dirty = std::mem::take(&mut inner.dirty);
+            let mut work = Vec::new();
+            for p in dirty {
+                let Some(e) = inner.pools.get(&p) else {
+                    continue;
+                };
+                let counts = inner.block_counts(&p);
+                if counts.iter().all(|(n, c)| e.layout.count(n) == Some(*c)) {
+                    continue;
+                }
+                let writer = e
+                    .layout
+                    .blocks()
+                    .filter(|(_, set)| !set.is_empty())
+                    .map(|(n, _)| n)
+                    .min();
+                // The writer is taken for gone when the counts in the status have not moved
+                // for `patience` while they are wrong.
+                let written: Vec<Option<i64>> = counts.keys().map(|n| e.layout.count(n)).collect();
+                let seen = stale
+                    .entry(p.clone())
+                    .or_insert_with(|| (written.clone(), Instant::now()));
+                if seen.0 != written {
+                    *seen = (written, Instant::now());
+                }
+                if writer == Some(node.as_str()) || seen.1.elapsed() >= patience {
+                    work.push((e.object.clone(), counts));
+                } else {
+                    // Not ours to write yet: look again at the next tick.
+                    inner.dirty.insert(p);
+                }
+            }
+            work
+        };
+        for (pool, counts) in work {
             let name = pool.metadata.name.clone().unwrap_or_default();
             let res = self
                 .rt
-                .block_on(self.writer.edit_pool_status(pool, &shared.stats, |l| {
-                    l.set_count(node, held);
+                .block_on(self.writer.edit_pool_status(pool, 1, &shared.stats, |l| {
+                    for (n, c) in &counts {
+                        l.set_count(n, *c);
+                    }
                     Ok(())
                 }));
+            let mut inner = lock(&shared.inner);
             match res {
                 Ok((v, written, ())) => {
-                    let mut inner = lock(&shared.inner);
                     inner.put_pool(v, written);
-                    // Held addresses may have changed while writing: look again next tick.
-                    if inner.held_in_my_block(&name) != held {
-                        inner.dirty.insert(name);
-                    }
                 }
-                Err(e) => {
-                    log::warn!("SpiderIPPool {name}: cannot write allocatedIPCount: {e}");
-                    lock(&shared.inner).dirty.insert(name);
-                }
+                Err(e) => log::debug!("SpiderIPPool {name}: counts not written this time: {e}"),
             }
+            // Holders may have changed meanwhile: look again at the next tick.
+            inner.dirty.insert(name);
         }
     }
 }

@@ -13,9 +13,9 @@ use super::blocks::{BlockError, PoolBlocks};
 use crate::error::Error;
 use crate::kinds::{api_resource, from_dynamic, to_dynamic};
 
-/// How many times a pool-status edit is retried on 409 before giving up (each retry reads the
-/// pool again; another agent wrote in between).
-const STATUS_ATTEMPTS: u32 = 32;
+/// How many times a block edit is retried on 409 before giving up (each retry reads the pool
+/// again; another agent wrote in between).
+pub const STATUS_ATTEMPTS: u32 = 32;
 
 /// Apiserver traffic of one store.
 #[derive(Debug, Default)]
@@ -132,12 +132,13 @@ impl Writer {
     pub async fn edit_pool_status<R>(
         &self,
         pool: SpiderIPPool,
+        attempts: u32,
         stats: &Stats,
         mut edit: impl FnMut(&mut PoolBlocks) -> Result<R, BlockError>,
     ) -> Result<(u64, SpiderIPPool, R), WriteError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let mut current = pool;
-        for _ in 0..STATUS_ATTEMPTS {
+        for _ in 0..attempts.max(1) {
             let mut layout = PoolBlocks::from_pool(&current)?;
             let out = edit(&mut layout)?;
             let mut status = current.status.clone().unwrap_or_default();

@@ -1,0 +1,401 @@
+//! `k8s_ipam`: allocation on a real kube-apiserver, our Kubernetes store (per-node blocks,
+//! endpoints as records) beside upstream's strategy (one optimistic pool-status update per
+//! allocation), in the same run against the same apiserver.
+//!
+//! ```text
+//! KUBECONFIG=... k8s_ipam [--agents 10] [--per-agent 100] [--sequential 200]
+//!                         [--agent-bin target/release/spiderpool-agent]
+//! ```
+//!
+//! Each "agent" is a store with its own client and watches, driven by one thread (the total
+//! concurrency is the number of agents), allocating for distinct pods from one pool of
+//! `agents × per-agent` addresses. Reported: wall time, allocations per second, p50/p99 per
+//! allocation, failed allocations, apiserver writes per allocation, 409 conflicts; then
+//! sequential allocations by one agent (p50); then, with `--agent-bin`, the resident memory of
+//! a real agent process in Kubernetes mode once it has indexed the cluster's endpoints.
+//! Results are in docs/benchmarks.md ("Kubernetes store").
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::api::{Api, DynamicObject, PostParams};
+use spiderpool_benches::pool_status_cas::PoolStatusStore;
+use spiderpool_core::ipam::{
+    AllocateRequest, IpamStore, PodInfo, TopController, allocate_with_retry,
+};
+use spiderpool_core::objects::{IPPOOL, SpiderIPPool, SpiderIPPoolSpec};
+use spiderpool_k8s::kinds::{api_resource, to_dynamic};
+use spiderpool_k8s::store::{KubeStore, KubeStoreOptions};
+
+struct Args {
+    agents: usize,
+    per_agent: usize,
+    sequential: usize,
+    agent_bin: Option<String>,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        agents: 10,
+        per_agent: 100,
+        sequential: 200,
+        agent_bin: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--agents" => a.agents = value()?.parse()?,
+            "--per-agent" => a.per_agent = value()?.parse()?,
+            "--sequential" => a.sequential = value()?.parse()?,
+            "--agent-bin" => a.agent_bin = Some(value()?),
+            "--help" | "-h" => {
+                println!(
+                    "k8s_ipam [--agents N] [--per-agent N] [--sequential N] [--agent-bin PATH]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn request(ns: &str, pod: &str, node: &str, pool: &str) -> AllocateRequest {
+    let uid = format!("{pod}-uid");
+    AllocateRequest {
+        container_id: format!("c-{pod}"),
+        ifname: "net1".into(),
+        pod: PodInfo {
+            namespace: ns.into(),
+            name: pod.into(),
+            uid: uid.clone(),
+            node: node.into(),
+            controller: TopController::orphan(ns, pod, &uid),
+            ..Default::default()
+        },
+        default_ipv4_ippool: vec![pool.into()],
+        ..Default::default()
+    }
+}
+
+fn create_pool(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    name: &str,
+    subnet: u8,
+    size: usize,
+) -> Result<()> {
+    let end = 10 + size - 1;
+    let spec = SpiderIPPoolSpec {
+        subnet: format!("10.{subnet}.0.0/16"),
+        ips: Some(vec![format!(
+            "10.{subnet}.0.10-10.{subnet}.{}.{}",
+            end / 256,
+            end % 256
+        )]),
+        gateway: Some(format!("10.{subnet}.0.1")),
+        ..Default::default()
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&IPPOOL));
+    rt.block_on(api.create(
+        &PostParams::default(),
+        &to_dynamic(&SpiderIPPool::new(name, spec))?,
+    ))?;
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    wall: Duration,
+    latencies: Vec<Duration>,
+    failures: usize,
+    writes: u64,
+    conflicts: u64,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn drive<S: IpamStore + Send + Sync>(
+    alloc: fn(&S, &AllocateRequest) -> bool,
+    stores: &[Arc<S>],
+    ns: &str,
+    pool: &str,
+    per_agent: usize,
+    tag: &str,
+) -> (Duration, Vec<Duration>, usize) {
+    let started = Instant::now();
+    let per: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+        let hs: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let st = Arc::clone(st);
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity(per_agent);
+                    let mut failed = 0;
+                    for k in 0..per_agent {
+                        let req = request(
+                            ns,
+                            &format!("{tag}-{i}-{k}"),
+                            &format!("{tag}-node-{i}"),
+                            pool,
+                        );
+                        let t = Instant::now();
+                        let ok = alloc(st.as_ref(), &req);
+                        lat.push(t.elapsed());
+                        if !ok {
+                            failed += 1;
+                        }
+                    }
+                    (lat, failed)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let wall = started.elapsed();
+    let mut lat: Vec<Duration> = per.iter().flat_map(|(l, _)| l.clone()).collect();
+    lat.sort();
+    (wall, lat, per.iter().map(|(_, f)| f).sum())
+}
+
+/// Ours: the store's own allocate (re-plans on conflict; waits for hand-backs when the
+/// pool is exhausted for this node only).
+fn ours_alloc(s: &KubeStore, req: &AllocateRequest) -> bool {
+    s.allocate(req).is_ok()
+}
+
+/// Upstream: client-go's `retry.DefaultRetry`, 5 attempts on conflict.
+fn base_alloc(s: &PoolStatusStore, req: &AllocateRequest) -> bool {
+    allocate_with_retry(s, req, 5).is_ok()
+}
+
+fn row(name: &str, o: &Outcome, n: usize) -> String {
+    let rate = n as f64 / o.wall.as_secs_f64();
+    format!(
+        "| {name} | {:.2} s | {rate:.0}/s | {:.1} ms | {:.1} ms | {} | {:.2} | {} |",
+        o.wall.as_secs_f64(),
+        pct(&o.latencies, 0.5).as_secs_f64() * 1e3,
+        pct(&o.latencies, 0.99).as_secs_f64() * 1e3,
+        o.failures,
+        o.writes as f64 / n as f64,
+        o.conflicts
+    )
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let client = rt.block_on(spiderpool_k8s::client::connect(None))?;
+    rt.block_on(spiderpool_k8s::crds::install(
+        &client,
+        Duration::from_secs(60),
+    ))?;
+    let run = format!("bench{}", std::process::id());
+    let n = a.agents * a.per_agent;
+    let ns = "default";
+    let mut clients = Vec::new();
+    for _ in 0..a.agents {
+        clients.push(rt.block_on(spiderpool_k8s::client::connect(None))?);
+    }
+
+    // Ours: per-node blocks.
+    let ours_pool = format!("{run}-ours");
+    create_pool(&rt, &client, &ours_pool, 8, n)?;
+    let ours: Vec<Arc<KubeStore>> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            KubeStore::start(
+                rt.handle().clone(),
+                c.clone(),
+                KubeStoreOptions::new(format!("{run}-o-node-{i}")),
+                Duration::from_secs(60),
+            )
+            .map(Arc::new)
+        })
+        .collect::<Result<_, _>>()?;
+    for s in &ours {
+        while !s
+            .pools()
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some(&ours_pool))
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let (wall, latencies, failures) = drive(
+        ours_alloc,
+        &ours,
+        ns,
+        &ours_pool,
+        a.per_agent,
+        &format!("{run}-o"),
+    );
+    let (writes, conflicts) = ours.iter().fold((0, 0), |(w, c), s| {
+        let (sw, sc, _) = s.traffic();
+        (w + sw, c + sc)
+    });
+    let ours_out = Outcome {
+        wall,
+        latencies,
+        failures,
+        writes,
+        conflicts,
+    };
+
+    // Baseline: upstream's pool-status update per allocation.
+    let base_pool = format!("{run}-base");
+    create_pool(&rt, &client, &base_pool, 9, n)?;
+    let base: Vec<Arc<PoolStatusStore>> = clients
+        .iter()
+        .map(|c| Arc::new(PoolStatusStore::start(rt.handle().clone(), c.clone())))
+        .collect();
+    for s in &base {
+        while s.snapshot(&[])?.pool(&base_pool).is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let (wall, latencies, failures) = drive(
+        base_alloc,
+        &base,
+        ns,
+        &base_pool,
+        a.per_agent,
+        &format!("{run}-b"),
+    );
+    let writes = base.iter().map(|s| s.writes.load(Ordering::Relaxed)).sum();
+    let conflicts = base
+        .iter()
+        .map(|s| s.conflicts.load(Ordering::Relaxed))
+        .sum();
+    let base_out = Outcome {
+        wall,
+        latencies,
+        failures,
+        writes,
+        conflicts,
+    };
+
+    println!(
+        "{n} allocations by {} agents (concurrency {}), one {n}-address pool:\n",
+        a.agents, a.agents
+    );
+    println!("| strategy | wall | rate | p50 | p99 | failed | writes/alloc | 409s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "{}",
+        row("ours: per-node blocks, endpoint = record", &ours_out, n)
+    );
+    println!(
+        "{}",
+        row(
+            "baseline: pool status update per allocation (upstream)",
+            &base_out,
+            n
+        )
+    );
+
+    // Sequential: one agent, one allocation at a time.
+    let seq_pool = format!("{run}-seq");
+    create_pool(&rt, &client, &seq_pool, 10, a.sequential.max(1))?;
+    let seq_base_pool = format!("{run}-seqb");
+    create_pool(&rt, &client, &seq_base_pool, 11, a.sequential.max(1))?;
+    while !ours[0]
+        .pools()
+        .iter()
+        .any(|p| p.metadata.name.as_deref() == Some(&seq_pool))
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while base[0].snapshot(&[])?.pool(&seq_base_pool).is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (_, seq_ours, f1) = drive(
+        ours_alloc,
+        &ours[..1],
+        ns,
+        &seq_pool,
+        a.sequential,
+        &format!("{run}-so"),
+    );
+    let (_, seq_base, f2) = drive(
+        base_alloc,
+        &base[..1],
+        ns,
+        &seq_base_pool,
+        a.sequential,
+        &format!("{run}-sb"),
+    );
+    println!(
+        "\nSequential allocations by one agent ({}):\n",
+        a.sequential
+    );
+    println!("| strategy | p50 | p99 | failed |\n|---|---|---|---|");
+    println!(
+        "| ours | {:.2} ms | {:.2} ms | {f1} |",
+        pct(&seq_ours, 0.5).as_secs_f64() * 1e3,
+        pct(&seq_ours, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "| baseline | {:.2} ms | {:.2} ms | {f2} |",
+        pct(&seq_base, 0.5).as_secs_f64() * 1e3,
+        pct(&seq_base, 0.99).as_secs_f64() * 1e3
+    );
+
+    if let Some(bin) = &a.agent_bin {
+        let count = ours[0].endpoint_count();
+        let dir = std::env::temp_dir().join(format!("{run}-agent"));
+        std::fs::create_dir_all(&dir)?;
+        let sock = dir.join("a.sock");
+        let mut child = std::process::Command::new(bin)
+            .args([
+                "--node-name",
+                &format!("{run}-o-node-0"),
+                "--health-port",
+                "0",
+                "--log-level",
+                "warn",
+            ])
+            .arg("--socket")
+            .arg(&sock)
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !sock.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let rss = rss_kib(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "\nspiderpool-agent (Kubernetes mode) RSS after sync with {count} SpiderEndpoints in the cluster: {} KiB",
+            rss.map_or("?".to_owned(), |r| r.to_string())
+        );
+    }
+    Ok(())
+}
