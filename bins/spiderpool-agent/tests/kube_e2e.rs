@@ -38,12 +38,37 @@ fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `kubectl get ...` as rows of whitespace-separated cells, header first.
+/// `kubectl get ...` as rows of cells, header first. Cells are cut at the header's column
+/// starts (kubectl aligns them), so an empty cell (no IPv6) stays in its column.
 fn table(args: &[&str]) -> Vec<Vec<String>> {
-    kubectl_ok(args)
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_owned).collect())
-        .collect()
+    let text = kubectl_ok(args);
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|(i, c)| !c.is_whitespace() && (*i == 0 || header[..*i].ends_with(' ')))
+        .map(|(i, _)| i)
+        .collect();
+    let cut = |line: &str| -> Vec<String> {
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| {
+                let b = starts
+                    .get(k + 1)
+                    .copied()
+                    .unwrap_or(line.len())
+                    .min(line.len());
+                line.get(a.min(line.len())..b)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    };
+    std::iter::once(header).chain(lines).map(cut).collect()
 }
 
 fn cell<'a>(rows: &'a [Vec<String>], row: usize, column: &str) -> &'a str {
