@@ -173,13 +173,11 @@ impl ClusterView {
             uid: o.uid.clone(),
         };
         let parent = match (owner.api_version.as_str(), owner.kind.as_str()) {
-            ("apps/v1", "ReplicaSet") => {
-                Api::<ReplicaSet>::namespaced(self.client.clone(), &ns)
-                    .get_opt(&owner.name)
-                    .await
-                    .map_err(|e| Error::api(format!("get ReplicaSet {ns}/{}", owner.name), e))?
-                    .and_then(|rs| controller_of(rs.owner_references()).cloned())
-            }
+            ("apps/v1", "ReplicaSet") => Api::<ReplicaSet>::namespaced(self.client.clone(), &ns)
+                .get_opt(&owner.name)
+                .await
+                .map_err(|e| Error::api(format!("get ReplicaSet {ns}/{}", owner.name), e))?
+                .and_then(|rs| controller_of(rs.owner_references()).cloned()),
             ("batch/v1", "Job") => Api::<Job>::namespaced(self.client.clone(), &ns)
                 .get_opt(&owner.name)
                 .await

@@ -30,7 +30,10 @@ fn k8s_crd_files_match_the_generator() {
     committed.sort();
     let mut generated: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     generated.sort();
-    assert_eq!(committed, generated, "file set differs; run with UPDATE_CRDS=1");
+    assert_eq!(
+        committed, generated,
+        "file set differs; run with UPDATE_CRDS=1"
+    );
     for (name, text) in &files {
         let on_disk = std::fs::read_to_string(dir.join(name)).expect("read CRD");
         assert!(

@@ -52,7 +52,11 @@ fn assert_answers(agent: &RunningAgent, timeout: Duration) {
 
 /// SIGTERM, then the exit status within `limit`.
 fn terminate(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), Signal::SIGTERM).unwrap();
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -141,7 +145,8 @@ fn dripping_clients_do_not_stall_requests_or_health_checks() {
 fn a_request_is_cut_off_at_the_total_time_limit_with_408() {
     let agent = RunningAgent::start(&[], &["--store", "memory", "--request-timeout", "2"]);
     let mut s = UnixStream::connect(&agent.socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(900))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
     s.write_all(b"GET /v1/ipam/healthy HTTP/1.1\r\nX-Drip: ")
         .unwrap();
     let start = Instant::now();
