@@ -20,11 +20,13 @@ echo "== test control plane: kube-apiserver v1.36.3 + etcd v3.6.16 on loopback"
 testbin=$(hack/testbin.sh | tail -n 1)
 export PATH="$testbin:$PATH" KUBECTL="$testbin/kubectl"
 cp_dir=$(mktemp -d /tmp/spiderpool-cp.XXXXXX)
+# The fault tests restart the control plane through this directory.
+export SPIDERPOOL_CP_DIR="$cp_dir"
 trap 'hack/control-plane.sh down "$cp_dir"' EXIT
 KUBECONFIG=$(hack/control-plane.sh up "$cp_dir" | tail -n 1)
 export KUBECONFIG
 echo "== cargo test (unit, integration, CLI, property, root network-namespace, apiserver and doc tests)"
-cargo test --workspace --all-features -- --include-ignored
+cargo test --workspace --all-features --no-fail-fast -- --include-ignored
 echo "== cargo doc (warnings are errors: broken links, missing docs)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --all-features
 echo "== benches compile and run once in test mode"

@@ -67,6 +67,19 @@ pub fn addresses_of(ep: &SpiderEndpoint) -> Vec<(String, IpAddr)> {
     out
 }
 
+/// Brings an endpoint read from the apiserver to the form the engine writes: the CRD's
+/// schema defaults `vlan` to 0 on every NIC, which the engine leaves unset (0 means "no
+/// VLAN" either way), so a stored endpoint compares equal to the one planned.
+pub fn normalize(ep: &mut SpiderEndpoint) {
+    if let Some(st) = ep.status.as_mut() {
+        for nic in &mut st.current.ips {
+            if nic.vlan == Some(0) {
+                nic.vlan = None;
+            }
+        }
+    }
+}
+
 /// The key of `ep`.
 pub fn key_of(ep: &SpiderEndpoint) -> EndpointKey {
     EndpointKey::new(
@@ -86,7 +99,8 @@ impl EndpointIndex {
 
     /// Adds or replaces `ep` at `version`, unless the index already has a newer version of
     /// it. Returns the holder changes it made.
-    pub fn put(&mut self, version: u64, ep: SpiderEndpoint) -> Vec<HolderChange> {
+    pub fn put(&mut self, version: u64, mut ep: SpiderEndpoint) -> Vec<HolderChange> {
+        normalize(&mut ep);
         let key = key_of(&ep);
         if self.by_key.get(&key).is_some_and(|e| e.version >= version) {
             return Vec::new();

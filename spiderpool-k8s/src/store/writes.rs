@@ -182,7 +182,11 @@ impl Writer {
     ) -> Result<Option<(u64, SpiderEndpoint)>, Error> {
         stats.read();
         match self.endpoints(&key.namespace).get_opt(&key.name).await {
-            Ok(Some(obj)) => Ok(Some((rv(&obj), from_dynamic(&obj)?))),
+            Ok(Some(obj)) => {
+                let mut ep: SpiderEndpoint = from_dynamic(&obj)?;
+                super::index::normalize(&mut ep);
+                Ok(Some((rv(&obj), ep)))
+            }
             Ok(None) => Ok(None),
             Err(e) => Err(Error::api(format!("get SpiderEndpoint {key}"), e)),
         }
@@ -212,6 +216,11 @@ impl Writer {
             Ok(written) => Ok((rv(&written), from_dynamic(&written)?)),
             Err(e) if is_conflict(&e) => {
                 stats.conflicted();
+                Err(WriteError::Conflict(format!("SpiderEndpoint/{key}")))
+            }
+            // Replacing an endpoint that is gone: the plan read a version that no longer
+            // exists, which is a conflict too (re-plan on what is there now).
+            Err(kube::Error::Api(s)) if s.code == 404 && expected.is_some() => {
                 Err(WriteError::Conflict(format!("SpiderEndpoint/{key}")))
             }
             Err(e) => Err(Error::api(format!("write SpiderEndpoint {key}"), e).into()),
