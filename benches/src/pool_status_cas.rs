@@ -6,6 +6,7 @@
 //! It implements the same [`IpamStore`] contract as our [`spiderpool_k8s::store::KubeStore`],
 //! so the IPAM engine and the harness drive both identically.
 
+use spiderpool_core::ipam::{CommitError, IpamError, StoreError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,6 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use spiderpool_core::Error;
 use spiderpool_core::ipam::{
     ChangeSet, Committed, EndpointChange, EndpointKey, IpamStore, PoolOp, PoolState, Snapshot,
 };
@@ -30,10 +30,13 @@ fn rv(obj: &DynamicObject) -> u64 {
         .unwrap_or(0)
 }
 
-fn store_err(e: impl std::fmt::Display) -> Error {
-    Error::IpamStore {
-        reason: e.to_string(),
-    }
+fn store_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e.to_string())
+}
+
+/// A change set that does not apply to the pool read back.
+fn rejected(e: IpamError) -> CommitError {
+    CommitError::Rejected(Box::new(e))
 }
 
 /// The baseline store.
@@ -98,7 +101,7 @@ impl PoolStatusStore {
 }
 
 impl IpamStore for PoolStatusStore {
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
         let mut snap = Snapshot::new();
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for (v, p) in pools.values() {
@@ -120,7 +123,7 @@ impl IpamStore for PoolStatusStore {
         Ok(snap)
     }
 
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         let mut committed = Committed::default();
         for pc in &changes.pools {
             let cached = self
@@ -130,17 +133,21 @@ impl IpamStore for PoolStatusStore {
                 .get(&pc.pool)
                 .cloned();
             let Some((v, pool)) = cached.filter(|(v, _)| *v == pc.expected_version) else {
-                return Err(Error::IpamConflict {
+                return Err(CommitError::Conflict {
                     object: format!("SpiderIPPool/{}", pc.pool),
                     expected: pc.expected_version.to_string(),
                     found: "newer".into(),
                 });
             };
-            let mut state = PoolState::from_pool(&pool, &[])?;
+            let mut state = PoolState::from_pool(&pool, &[]).map_err(rejected)?;
             for op in &pc.ops {
                 match op {
-                    PoolOp::Allocate { ip, record } => state.allocate(*ip, record.clone())?,
-                    PoolOp::Readopt { ip, record } => state.update_record(*ip, record.clone())?,
+                    PoolOp::Allocate { ip, record } => {
+                        state.allocate(*ip, record.clone()).map_err(rejected)?
+                    }
+                    PoolOp::Readopt { ip, record } => {
+                        state.update_record(*ip, record.clone()).map_err(rejected)?
+                    }
                     PoolOp::Release { ip, uid } => {
                         state.release(*ip, Some(uid));
                     }
@@ -169,13 +176,13 @@ impl IpamStore for PoolStatusStore {
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     self.conflicts.fetch_add(1, Ordering::Relaxed);
-                    return Err(Error::IpamConflict {
+                    return Err(CommitError::Conflict {
                         object: format!("SpiderIPPool/{}", pc.pool),
                         expected: v.to_string(),
                         found: "newer".into(),
                     });
                 }
-                Err(e) => return Err(store_err(e)),
+                Err(e) => return Err(store_err(e).into()),
             }
         }
         for ec in &changes.endpoints {

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use spiderpool_core::Error;
 use spiderpool_core::ipam::{
-    ChangeSet, Committed, EndpointKey, IpamStore, Snapshot, StoreState, Version,
+    ChangeSet, CommitError, Committed, EndpointKey, IpamError, IpamStore, Snapshot, StoreError,
+    StoreState, Version,
 };
 use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
@@ -42,18 +42,16 @@ pub struct JsonFileStore {
     inner: Mutex<Inner>,
 }
 
-fn store_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::IpamStore {
-        reason: format!("{what} {}: {e}", path.display()),
-    }
+fn store_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(format!("{what} {}: {e}", path.display()))
 }
 
 /// Reads `path` (a missing file is an empty store); versions continue after `floor`.
-fn load(path: &Path, floor: Version) -> Result<Inner, Error> {
+fn load(path: &Path, floor: Version) -> Result<Inner, IpamError> {
     let saved: Saved = match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| store_error("parse", path, e))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
-        Err(e) => return Err(store_error("read", path, e)),
+        Err(e) => return Err(store_error("read", path, e).into()),
     };
     let endpoints = saved.endpoints.into_iter().map(|(v, e)| {
         let key = EndpointKey::new(
@@ -74,7 +72,7 @@ fn load(path: &Path, floor: Version) -> Result<Inner, Error> {
 }
 
 /// Writes `inner` to a temporary file, syncs it, and renames it over `path`.
-fn save(path: &Path, inner: &Inner) -> Result<(), Error> {
+fn save(path: &Path, inner: &Inner) -> Result<(), StoreError> {
     let saved = Saved {
         last_version: inner.state.last_version(),
         pools: inner.state.pools(),
@@ -96,7 +94,7 @@ fn save(path: &Path, inner: &Inner) -> Result<(), Error> {
 
 impl JsonFileStore {
     /// Opens the store in `path` (created by the first write).
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, IpamError> {
         let path = path.into();
         let inner = Mutex::new(load(&path, 0)?);
         Ok(JsonFileStore { path, inner })
@@ -109,25 +107,31 @@ impl JsonFileStore {
 
     /// Runs `change` (which changes nothing when it fails) and saves; when the save fails,
     /// memory goes back to what the file holds, so it never runs ahead of the disk.
-    fn write<T>(&self, change: impl FnOnce(&mut Inner) -> Result<T, Error>) -> Result<T, Error> {
+    fn write<T, E: From<StoreError>>(
+        &self,
+        change: impl FnOnce(&mut Inner) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut inner = self.lock();
         let out = change(&mut inner)?;
         if let Err(e) = save(&self.path, &inner) {
             let floor = inner.state.last_version(); // never hand a version out twice
-            *inner = load(&self.path, floor)?;
-            return Err(e);
+            *inner = load(&self.path, floor).map_err(|e| match e {
+                IpamError::Store { reason } => StoreError::new(reason),
+                other => StoreError::new(other.to_string()),
+            })?;
+            return Err(e.into());
         }
         Ok(out)
     }
 
     /// Adds a pool, or updates its spec keeping its records.
-    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error> {
+    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), IpamError> {
         self.write(|inner| inner.state.put_pool(pool).map(drop))
     }
 
     /// Adds or replaces a SpiderReservedIP (its addresses are never handed out).
     #[allow(dead_code)] // this example reserves nothing; the conformance test does
-    pub fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error> {
+    pub fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), IpamError> {
         self.write(|inner| {
             let mut all = inner.reserved.clone();
             all.insert(reserved.metadata.name.clone().unwrap_or_default(), reserved);
@@ -144,13 +148,13 @@ impl JsonFileStore {
 }
 
 impl IpamStore for JsonFileStore {
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
         Ok(self.lock().state.snapshot(endpoints))
     }
 
     /// Compare-and-swap: [`StoreState::commit`] refuses stale versions with
-    /// `Error::IpamConflict` and writes nothing; then the file is replaced.
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
+    /// [`CommitError::Conflict`] and writes nothing; then the file is replaced.
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         self.write(|inner| inner.state.commit(changes))
     }
 }

@@ -33,6 +33,7 @@
 #[path = "../own-store/store.rs"]
 mod store;
 
+use spiderpool_core::ipam::IpamError;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
@@ -40,7 +41,6 @@ use std::process::ExitCode;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use spiderpool_core::Error;
 use spiderpool_core::cni::{
     CniEnv, CniError, Command, ERR_IO, IpConfig, NetConf, Result100, Route, SpecVersion,
     VersionReply,
@@ -133,9 +133,9 @@ fn request(env: &CniEnv, conf: &IpamConf) -> Result<AllocateRequest, CniError> {
 }
 
 /// Core errors as CNI errors: conflicts that outlived the retries are transient (11).
-fn cni_error(e: Error) -> CniError {
+fn cni_error(e: IpamError) -> CniError {
     match e {
-        Error::IpamRetriesExhausted { .. } => CniError::try_again_later(e.to_string()),
+        IpamError::RetriesExhausted { .. } => CniError::try_again_later(e.to_string()),
         other => other.into(),
     }
 }
@@ -190,7 +190,7 @@ fn check(env: &CniEnv, conf: &IpamConf) -> Result<String, CniError> {
     let req = request(env, conf)?;
     let (store, _lock) = open_store(conf)?;
     let key = EndpointKey::new(&req.pod.namespace, &req.pod.name);
-    let snapshot = store.snapshot(&[key]).map_err(cni_error)?;
+    let snapshot = store.snapshot(&[key]).map_err(|e| cni_error(e.into()))?;
     let decision = plan_allocation(&req, &snapshot).map_err(cni_error)?;
     if decision.changes.is_empty() {
         return Ok(String::new());

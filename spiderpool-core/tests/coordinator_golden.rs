@@ -8,10 +8,10 @@
 //! included.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use spiderpool_core::coordinator::CoordinatorError;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use spiderpool_core::Error;
 use spiderpool_core::coordinator::*;
 
 fn net(s: &str) -> IpNet {
@@ -864,7 +864,7 @@ fn bad_input_gives_precise_errors() {
 
     assert_eq!(
         add(&cfg, "net9", &pod, &host),
-        Err(Error::CoordinatorInterfaceMissing {
+        Err(CoordinatorError::InterfaceMissing {
             ifname: "net9".into()
         })
     );
@@ -873,7 +873,7 @@ fn bad_input_gives_precise_errors() {
     only_ll.links[2].addresses = vec![net("fe80::1/64"), net("169.254.3.3/16")];
     assert_eq!(
         add(&cfg, "net1", &only_ll, &host),
-        Err(Error::CoordinatorNoUsableIp {
+        Err(CoordinatorError::NoUsableIp {
             ifname: "net1".into()
         })
     );
@@ -883,7 +883,7 @@ fn bad_input_gives_precise_errors() {
     let e = add(&overlay, "eth0", &pod, &host).unwrap_err();
     assert_eq!(
         e,
-        Error::CoordinatorOverlayOnFirstNic {
+        CoordinatorError::OverlayOnFirstNic {
             ifname: "eth0".into()
         }
     );
@@ -895,7 +895,7 @@ fn bad_input_gives_precise_errors() {
         .push(eth("veth0", 9, "02:00:00:00:00:09", &[]));
     assert_eq!(
         add(&overlay, "net1", &with_veth, &host),
-        Err(Error::CoordinatorOverlayAfterUnderlay {
+        Err(CoordinatorError::OverlayAfterUnderlay {
             ifname: "net1".into()
         })
     );
@@ -905,7 +905,7 @@ fn bad_input_gives_precise_errors() {
     let e = add(&underlay, "net1", &pod, &host).unwrap_err();
     assert_eq!(
         e,
-        Error::CoordinatorVeth0Missing {
+        CoordinatorError::Veth0Missing {
             ifname: "net1".into(),
             first: "eth0".into()
         }
@@ -917,7 +917,7 @@ fn bad_input_gives_precise_errors() {
     let e = add(&want, "net1", &pod, &host).unwrap_err();
     assert_eq!(
         e,
-        Error::CoordinatorDefaultRouteNicMissing { nic: "net7".into() }
+        CoordinatorError::DefaultRouteNicMissing { nic: "net7".into() }
     );
     assert_eq!(
         e.to_string(),
@@ -929,7 +929,7 @@ fn bad_input_gives_precise_errors() {
     no_peer.links[1].peer_index = None;
     assert!(matches!(
         add(&cfg, "net1", &no_peer, &host),
-        Err(Error::CoordinatorLinkInfoMissing { .. })
+        Err(CoordinatorError::LinkInfoMissing { .. })
     ));
     let mut no_cali = host.clone();
     no_cali.links.retain(|l| l.name != "calitest");
@@ -955,7 +955,7 @@ fn bad_input_gives_precise_errors() {
     agent.hijack_cidr = Some(vec!["169.254.0.0/40".into()]);
     assert!(matches!(
         merge(&seed_nad(), &agent),
-        Err(Error::CoordinatorConfig { key, .. }) if key == "hijackCIDR"
+        Err(CoordinatorError::Config { key, .. }) if key == "hijackCIDR"
     ));
 }
 

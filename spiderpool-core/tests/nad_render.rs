@@ -3,9 +3,10 @@
 //! the other cniTypes, chained plugins and the annotations that change the NAD.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use spiderpool_core::manifest::ManifestError;
+use spiderpool_core::multus::RenderError;
 use std::path::PathBuf;
 
-use spiderpool_core::Error;
 use spiderpool_core::admission::{ClusterState, Operation, Switches, admit};
 use spiderpool_core::manifest::{SpiderObject, parse_documents};
 use spiderpool_core::multus::{NetworkAttachmentDefinition, render_nad};
@@ -393,7 +394,7 @@ fn nad_render_errors_instead_of_panics() {
     };
     let e = render_nad(&raw(&smc("m", "  cniType: macvlan\n"))).unwrap_err();
     assert!(
-        matches!(&e, Error::MultusConfig { field, .. } if field == "spec.macvlan"),
+        matches!(&e, RenderError::Config { field, .. } if field == "spec.macvlan"),
         "{e}"
     );
     let e = render_nad(&raw(&smc(
@@ -402,7 +403,7 @@ fn nad_render_errors_instead_of_panics() {
     )))
     .unwrap_err();
     assert!(
-        matches!(&e, Error::MultusConfig { field, .. } if field == "spec.ipvlan.bond"),
+        matches!(&e, RenderError::Config { field, .. } if field == "spec.ipvlan.bond"),
         "{e}"
     );
     let e = render_nad(&raw(&smc(
@@ -411,9 +412,15 @@ fn nad_render_errors_instead_of_panics() {
     )))
     .unwrap_err();
     assert!(
-        matches!(e, Error::MultusChainPlugin { index: 0, .. }),
+        matches!(e, RenderError::ChainPlugin { index: 0, .. }),
         "{e}"
     );
     let e = render_nad(&raw(&smc("m", "  cniType: bridge\n"))).unwrap_err();
-    assert!(matches!(e, Error::UnsupportedValue { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            RenderError::Object(ManifestError::UnsupportedValue { .. })
+        ),
+        "{e}"
+    );
 }

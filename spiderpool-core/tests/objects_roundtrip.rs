@@ -2,11 +2,11 @@
 //! precise errors (never a panic).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use spiderpool_core::manifest::ManifestError;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use spiderpool_core::Error;
 use spiderpool_core::manifest::{
     SpiderObject, parse_documents, to_json, to_yaml, to_yaml_documents,
 };
@@ -366,7 +366,7 @@ fn objects_typed_metadata_access() {
 
 const POOL: &str = "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderIPPool\nmetadata:\n  name: p\nspec:\n  subnet: 10.6.0.0/16\n";
 
-fn err(text: &str) -> Error {
+fn err(text: &str) -> ManifestError {
     parse_documents(text).expect_err("must be rejected")
 }
 
@@ -376,7 +376,7 @@ fn manifest_rejects_garbage_yaml() {
     assert!(
         matches!(
             e,
-            Error::Manifest {
+            ManifestError::Document {
                 document: 1,
                 item: None,
                 ..
@@ -385,13 +385,16 @@ fn manifest_rejects_garbage_yaml() {
         "{e}"
     );
     let e = err(&format!("{POOL}---\n\tkind: x\n"));
-    assert!(matches!(e, Error::Manifest { document: 2, .. }), "{e}");
+    assert!(
+        matches!(e, ManifestError::Document { document: 2, .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn manifest_rejects_bad_json() {
     let e = err("{\"apiVersion\": \"spiderpool.spidernet.io/v2beta1\", \"kind\": ");
-    let Error::Manifest {
+    let ManifestError::Document {
         document, reason, ..
     } = &e
     else {
@@ -407,7 +410,7 @@ fn manifest_rejects_wrong_api_version() {
     let e = err(&format!("{POOL}---\n{bad}"));
     assert_eq!(
         e,
-        Error::BadApiVersion {
+        ManifestError::BadApiVersion {
             document: 2,
             item: None,
             kind: "SpiderIPPool".into(),
@@ -420,7 +423,10 @@ fn manifest_rejects_wrong_api_version() {
          SpiderIPPool; supported: spiderpool.spidernet.io/v2beta1"
     );
     let v1 = POOL.replace("spiderpool.spidernet.io/v2beta1", "v1");
-    assert!(matches!(err(&v1), Error::BadApiVersion { document: 1, .. }));
+    assert!(matches!(
+        err(&v1),
+        ManifestError::BadApiVersion { document: 1, .. }
+    ));
     let missing = POOL.replace("apiVersion: spiderpool.spidernet.io/v2beta1\n", "");
     assert!(err(&missing).to_string().contains("missing `apiVersion`"));
 }
@@ -444,7 +450,7 @@ fn manifest_rejects_unknown_kind() {
     assert!(
         matches!(
             e,
-            Error::UnknownKind {
+            ManifestError::UnknownKind {
                 document: 1,
                 item: Some(2),
                 ..
@@ -474,7 +480,10 @@ fn manifest_rejects_non_mapping_documents() {
     let e = err("just a string\n");
     assert!(e.to_string().contains("found a string"), "{e}");
     let e = err("42");
-    assert!(matches!(e, Error::Manifest { document: 1, .. }), "{e}");
+    assert!(
+        matches!(e, ManifestError::Document { document: 1, .. }),
+        "{e}"
+    );
     let e = err("[1, 2]");
     assert!(e.to_string().contains("found a list"), "{e}");
 }
@@ -486,7 +495,7 @@ fn manifest_rejects_wrong_field_types_with_location() {
         "  subnet: 10.6.0.0/16\n  ipVersion: four\n",
     );
     let e = err(&format!("{POOL}---\n{bad}"));
-    let Error::Manifest {
+    let ManifestError::Document {
         document,
         item,
         reason,

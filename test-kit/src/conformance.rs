@@ -44,19 +44,19 @@
 //!   every candidate pool of the family is full; a DEL of a holder reports `Released` and
 //!   frees its addresses; a DEL carrying another pod UID releases and writes nothing;
 //! - a commit that conflicts (a stale plan, or one object of a multi-object change set at a
-//!   wrong version) fails with `Error::IpamConflict` and leaves every pool, version and
+//!   wrong version) fails with `CommitError::Conflict` and leaves every pool, version and
 //!   endpoint as it was;
 //! - with [`Config::compare_with_reference`], the store holds the same records, free sets
 //!   and endpoint statuses as core's `MemoryStore` run through the same ops (planning is
 //!   deterministic, so a conforming store allocates the same addresses).
 
+use spiderpool_core::ipam::{CommitError, IpamError};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestCaseResult, TestRunner};
-use spiderpool_core::Error;
 use spiderpool_core::ip::{IpFamily, IpRangeSet};
 use spiderpool_core::ipam::{
     AllocateRequest, AllocationDecision, ChangeSet, EndpointChange, EndpointKey, FreeSet,
@@ -509,7 +509,7 @@ fn allocate(s: &dyn IpamStore, fx: &Fixture, m: &mut Model, pod: usize) -> TestC
             }
             m.held.insert(pod, got);
         }
-        Err(Error::IpamAllocationFailed { family, .. }) => {
+        Err(IpamError::AllocationFailed { family, .. }) => {
             prop_assert!(!m.held.contains_key(&pod), "a holder's retried ADD failed");
             let snap = snapshot(s, fx)?;
             for p in fx.family_pools(family) {
@@ -576,7 +576,7 @@ fn stale(s: &dyn IpamStore, fx: &Fixture, m: &mut Model, x: usize, y: usize) -> 
             }
             Ok(())
         }
-        Err(Error::IpamConflict { .. }) => before.unchanged(s, fx, "a conflicting stale commit"),
+        Err(CommitError::Conflict { .. }) => before.unchanged(s, fx, "a conflicting stale commit"),
         Err(e) => Err(fail(format!("stale commit of pod{x}: {e}"))),
     }
 }
@@ -619,7 +619,7 @@ fn conflict(s: &dyn IpamStore, fx: &Fixture, m: &Model, x: usize, spoil: Spoil) 
     };
     let before = State::read(s, fx)?;
     match s.commit(&changes) {
-        Err(Error::IpamConflict { .. }) => before.unchanged(s, fx, "a conflicting commit"),
+        Err(CommitError::Conflict { .. }) => before.unchanged(s, fx, "a conflicting commit"),
         Err(e) => Err(fail(format!(
             "a wrong version must be a conflict, got: {e}"
         ))),

@@ -3,8 +3,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use spiderpool_core::Error;
 use spiderpool_core::ipam::{ChangeSet, Committed, EndpointKey, IpamStore, MemoryStore, Snapshot};
+use spiderpool_core::ipam::{CommitError, StoreError};
 use spiderpool_core::objects::{SpiderIPPool, SpiderReservedIP};
 use spiderpool_test_kit::conformance::{self, BoxError, Config, ConformanceStore, Op, Spoil};
 
@@ -48,11 +48,11 @@ impl Broken {
 }
 
 impl IpamStore for Broken {
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
         self.0.snapshot(endpoints)
     }
 
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         match self.1 {
             Flaw::NoCas => self.0.commit(&self.rebased(changes)),
             Flaw::Partial => self.0.commit(changes).inspect_err(|_| {

@@ -34,7 +34,7 @@ fn kernel(what: &str, e: spiderpool_netlink::Error) -> CniError {
 
 /// A planner refusal (no such NIC, no usable address, mode conflicts...): code 999, as upstream
 /// reports them, with the core's message.
-fn refused(e: spiderpool_core::Error) -> CniError {
+fn refused(e: spiderpool_core::coordinator::CoordinatorError) -> CniError {
     CniError::new(ERR_INTERNAL, format!("coordinator: {e}"))
 }
 

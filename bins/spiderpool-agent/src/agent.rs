@@ -11,6 +11,7 @@
 //!   `ipam.spidernet.io/default-route-nic` annotation of the pod's last ADD when there was one
 //!   (upstream fails for a pod missing from its cache).
 
+use spiderpool_core::ipam::IpamError;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -461,7 +462,7 @@ impl Agent {
     /// when the store cannot write and the failure is transient (a full disk), or for a
     /// release (`release` true) whatever the store failure, since a DEL that succeeded
     /// without releasing would leak the address for good; 500 otherwise.
-    fn store_error(&self, context: &str, e: &spiderpool_core::Error, release: bool) -> ApiError {
+    fn store_error(&self, context: &str, e: &IpamError, release: bool) -> ApiError {
         match self.store.failure() {
             Some(f) if f.disk_full || release => ApiError::new(503, format!("{context}: {e}")),
             _ => ApiError::internal(format!("{context}: {e}")),
@@ -507,7 +508,7 @@ impl Agent {
     /// Everything the agent holds, for `spiderpool-agent dump`.
     pub fn dump(&self) -> Result<Dump, ApiError> {
         let config = self.config();
-        let internal = |e: spiderpool_core::Error| ApiError::internal(e.to_string());
+        let internal = |e: IpamError| ApiError::internal(e.to_string());
         Ok(Dump {
             node: self.opts.node.clone(),
             config_dir: self.opts.config_dir.display().to_string(),
@@ -809,42 +810,40 @@ spec: {ips: [10.7.0.10-10.7.0.11], subnet: 10.7.0.0/24}
         fn snapshot(
             &self,
             endpoints: &[EndpointKey],
-        ) -> Result<spiderpool_core::ipam::Snapshot, spiderpool_core::Error> {
+        ) -> Result<spiderpool_core::ipam::Snapshot, spiderpool_core::ipam::StoreError> {
             self.inner.snapshot(endpoints)
         }
         fn commit(
             &self,
             changes: &spiderpool_core::ipam::ChangeSet,
-        ) -> Result<spiderpool_core::ipam::Committed, spiderpool_core::Error> {
+        ) -> Result<spiderpool_core::ipam::Committed, spiderpool_core::ipam::CommitError> {
             match &*lock(&self.broken) {
-                Some(f) => Err(spiderpool_core::Error::IpamStore {
-                    reason: f.refusal(),
-                }),
+                Some(f) => Err(spiderpool_core::ipam::CommitError::store(f.refusal())),
                 None => self.inner.commit(changes),
             }
         }
     }
 
     impl AgentStore for FailingStore {
-        fn put_pool(&self, pool: SpiderIPPool) -> Result<(), spiderpool_core::Error> {
+        fn put_pool(&self, pool: SpiderIPPool) -> Result<(), IpamError> {
             AgentStore::put_pool(&self.inner, pool)
         }
-        fn remove_pool(&self, name: &str) -> Result<bool, spiderpool_core::Error> {
+        fn remove_pool(&self, name: &str) -> Result<bool, IpamError> {
             AgentStore::remove_pool(&self.inner, name)
         }
         fn put_reserved_ip(
             &self,
             r: spiderpool_core::objects::SpiderReservedIP,
-        ) -> Result<(), spiderpool_core::Error> {
+        ) -> Result<(), IpamError> {
             AgentStore::put_reserved_ip(&self.inner, r)
         }
-        fn remove_reserved_ip(&self, name: &str) -> Result<bool, spiderpool_core::Error> {
+        fn remove_reserved_ip(&self, name: &str) -> Result<bool, IpamError> {
             AgentStore::remove_reserved_ip(&self.inner, name)
         }
-        fn pools(&self) -> Result<Vec<SpiderIPPool>, spiderpool_core::Error> {
+        fn pools(&self) -> Result<Vec<SpiderIPPool>, IpamError> {
             AgentStore::pools(&self.inner)
         }
-        fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, spiderpool_core::Error> {
+        fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, IpamError> {
             AgentStore::endpoints(&self.inner)
         }
         fn failure(&self) -> Option<crate::localstore::StoreFailure> {

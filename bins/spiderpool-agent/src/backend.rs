@@ -3,7 +3,7 @@
 //! [`LocalStore`] through their public methods.
 
 use serde_json::Value;
-use spiderpool_core::Error;
+use spiderpool_core::ipam::IpamError;
 use spiderpool_core::ipam::{IpamStore, MemoryStore};
 
 use crate::localstore::{LocalStore, StoreFailure};
@@ -13,17 +13,17 @@ use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 pub trait AgentStore: IpamStore {
     /// Adds a pool, or updates the spec of an existing one keeping its records. `status` is
     /// ignored: the store owns the records.
-    fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error>;
+    fn put_pool(&self, pool: SpiderIPPool) -> Result<(), IpamError>;
     /// Removes a pool and its records; returns whether it existed.
-    fn remove_pool(&self, name: &str) -> Result<bool, Error>;
+    fn remove_pool(&self, name: &str) -> Result<bool, IpamError>;
     /// Adds or replaces a SpiderReservedIP.
-    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error>;
+    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), IpamError>;
     /// Removes a SpiderReservedIP; returns whether it existed.
-    fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error>;
+    fn remove_reserved_ip(&self, name: &str) -> Result<bool, IpamError>;
     /// Every pool with its status (records and counts).
-    fn pools(&self) -> Result<Vec<SpiderIPPool>, Error>;
+    fn pools(&self) -> Result<Vec<SpiderIPPool>, IpamError>;
     /// Every endpoint.
-    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error>;
+    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, IpamError>;
     /// Pools whose records the store keeps without a definition, with their record counts.
     fn orphaned(&self) -> Vec<(String, usize)> {
         Vec::new()
@@ -39,25 +39,25 @@ pub trait AgentStore: IpamStore {
 }
 
 impl AgentStore for MemoryStore {
-    fn put_pool(&self, mut pool: SpiderIPPool) -> Result<(), Error> {
+    fn put_pool(&self, mut pool: SpiderIPPool) -> Result<(), IpamError> {
         // A new pool would take its records from `status.allocatedIPs`.
         pool.status = None;
         MemoryStore::put_pool(self, pool)
     }
 
-    fn remove_pool(&self, name: &str) -> Result<bool, Error> {
+    fn remove_pool(&self, name: &str) -> Result<bool, IpamError> {
         Ok(MemoryStore::remove_pool(self, name))
     }
 
-    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error> {
+    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), IpamError> {
         MemoryStore::put_reserved_ip(self, reserved)
     }
 
-    fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+    fn remove_reserved_ip(&self, name: &str) -> Result<bool, IpamError> {
         MemoryStore::remove_reserved_ip(self, name)
     }
 
-    fn pools(&self) -> Result<Vec<SpiderIPPool>, Error> {
+    fn pools(&self) -> Result<Vec<SpiderIPPool>, IpamError> {
         let snap = self.snapshot(&[])?;
         Ok(snap
             .pools()
@@ -65,33 +65,33 @@ impl AgentStore for MemoryStore {
             .collect())
     }
 
-    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error> {
+    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, IpamError> {
         Ok(MemoryStore::endpoints(self))
     }
 }
 
 impl AgentStore for LocalStore {
-    fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error> {
+    fn put_pool(&self, pool: SpiderIPPool) -> Result<(), IpamError> {
         LocalStore::put_pool(self, pool)
     }
 
-    fn remove_pool(&self, name: &str) -> Result<bool, Error> {
+    fn remove_pool(&self, name: &str) -> Result<bool, IpamError> {
         Ok(LocalStore::remove_pool(self, name))
     }
 
-    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), Error> {
+    fn put_reserved_ip(&self, reserved: SpiderReservedIP) -> Result<(), IpamError> {
         LocalStore::put_reserved_ip(self, reserved)
     }
 
-    fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+    fn remove_reserved_ip(&self, name: &str) -> Result<bool, IpamError> {
         LocalStore::remove_reserved_ip(self, name)
     }
 
-    fn pools(&self) -> Result<Vec<SpiderIPPool>, Error> {
+    fn pools(&self) -> Result<Vec<SpiderIPPool>, IpamError> {
         Ok(LocalStore::pools(self))
     }
 
-    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, Error> {
+    fn endpoints(&self) -> Result<Vec<SpiderEndpoint>, IpamError> {
         Ok(LocalStore::endpoints(self))
     }
 

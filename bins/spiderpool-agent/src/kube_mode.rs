@@ -12,11 +12,11 @@
 //! * Store failures (apiserver unreachable, timeouts) answer 503, which the plugin reports
 //!   as CNI code 11 (try again later); planning refusals (pool exhausted...) answer 500.
 
+use spiderpool_core::ipam::IpamError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use spiderpool_core::Error as CoreError;
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
     STATUS_STATELESS_RELEASE_FORBIDDEN,
@@ -94,9 +94,9 @@ fn unavailable(message: impl Into<String>) -> ApiError {
 
 /// An IPAM engine error as an API error: store failures are transient (503), the rest are
 /// refusals (500).
-fn engine_error(context: &str, e: &CoreError) -> ApiError {
+fn engine_error(context: &str, e: &IpamError) -> ApiError {
     match e {
-        CoreError::IpamStore { .. } | CoreError::IpamRetriesExhausted { .. } => {
+        IpamError::Store { .. } | IpamError::RetriesExhausted { .. } => {
             unavailable(format!("{context}: {e}"))
         }
         _ => internal(format!("{context}: {e}")),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use spiderpool_agent::localstore::{LocalStore, LocalStoreError, LocalStoreOptions, inspect};
-use spiderpool_core::Error;
+use spiderpool_core::ipam::IpamError;
 use spiderpool_core::ipam::{
     AllocateRequest, EndpointKey, ReleaseRequest, TopController, allocate_with_retry,
     release_with_retry,
@@ -124,7 +124,7 @@ fn localstore_second_open_is_refused_with_a_clear_error() {
         "{msg}"
     );
     // The IPAM error a caller sees names the problem too.
-    assert!(Error::from(e).to_string().contains("in use"));
+    assert!(IpamError::from(e).to_string().contains("in use"));
     drop(first);
     LocalStore::open(dir.path()).unwrap();
 }

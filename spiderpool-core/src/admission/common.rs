@@ -6,10 +6,10 @@
 //! value through the apiserver's `Invalid value: "x"` prefix, the value is quoted at the
 //! start of the message instead, as [`FieldError::not_supported`] does.
 
+use crate::ip::IpError;
 use std::net::IpAddr;
 
 use super::{FieldError, Switches};
-use crate::Error;
 use crate::ip::{Cidr, IpFamily, IpRange, IpRangeSet, cidr_label_value_str, merge_ip_ranges};
 use crate::ip::{ip_to_u128, parse_ip_in};
 use crate::meta::ObjectMeta;
@@ -74,13 +74,13 @@ pub(super) fn check_version(
 }
 
 /// The reason part of an `ip` error, without the input (the caller quotes it itself).
-fn reason(e: &Error) -> String {
+fn reason(e: &IpError) -> String {
     match e {
-        Error::InvalidIp { reason, .. }
-        | Error::InvalidRange { reason, .. }
-        | Error::InvalidCidr { reason, .. } => reason.clone(),
-        Error::FamilyMismatch { expected, .. } => format!("not of family {expected}"),
-        Error::InvalidListEntry { source, .. } => reason(source),
+        IpError::InvalidIp { reason, .. }
+        | IpError::InvalidRange { reason, .. }
+        | IpError::InvalidCidr { reason, .. } => reason.clone(),
+        IpError::FamilyMismatch { expected, .. } => format!("not of family {expected}"),
+        IpError::InvalidListEntry { source, .. } => reason(source),
         other => other.to_string(),
     }
 }

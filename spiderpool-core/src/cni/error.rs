@@ -184,6 +184,25 @@ impl From<crate::Error> for CniError {
     }
 }
 
+/// A module error becomes code 999 with its message, as through [`crate::Error`].
+macro_rules! internal_from {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for CniError {
+            fn from(e: $ty) -> Self {
+                CniError::internal(e.to_string())
+            }
+        }
+    )*};
+}
+
+internal_from!(
+    crate::ip::IpError,
+    crate::manifest::ManifestError,
+    crate::multus::RenderError,
+    crate::coordinator::CoordinatorError,
+    crate::ipam::IpamError
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +250,8 @@ mod tests {
         let e = CniError::try_again_later("agent down");
         let crate_err: crate::Error = e.clone().into();
         assert_eq!(CniError::from(crate_err), e);
-        let other = crate::Error::CoordinatorUnknownMode { mode: "x".into() };
+        let other: crate::Error =
+            crate::coordinator::CoordinatorError::UnknownMode { mode: "x".into() }.into();
         let c = CniError::from(other);
         assert_eq!(c.code, ERR_INTERNAL);
         assert!(c.msg.contains("unknown mode"));

@@ -4,7 +4,7 @@
 //! the pod's `ipam.spidernet.io/default-route-nic` annotation into an
 //! [`AgentCoordinatorConfig`]; the plugin then merges it with its NAD keys ([`super::merge`]).
 
-use crate::Error;
+use crate::coordinator::CoordinatorError;
 use crate::objects::{PHASE_SYNCED, SpiderCoordinator};
 
 use super::{AgentCoordinatorConfig, RouteSpec};
@@ -19,7 +19,7 @@ impl AgentCoordinatorConfig {
     pub fn from_spider_coordinator(
         coordinator: &SpiderCoordinator,
         default_route_nic_annotation: Option<&str>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, CoordinatorError> {
         let name = coordinator.metadata.name.as_deref().unwrap_or("default");
         let status = coordinator.status.as_ref();
         let phase = status.map(|s| s.phase.as_str()).unwrap_or("");
@@ -29,7 +29,7 @@ impl AgentCoordinatorConfig {
                 .filter(|r| !r.is_empty())
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            return Err(Error::CoordinatorNotReady {
+            return Err(CoordinatorError::NotReady {
                 name: name.to_owned(),
                 phase: phase.to_owned(),
                 reason,

@@ -4,13 +4,13 @@
 //! served by the agent (`GET /v1/coordinator/config`); otherwise the built-in default. An empty
 //! string or empty list counts as unset, as upstream does.
 
+use crate::coordinator::CoordinatorError;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::entries::{Family, MacAddr, parse_hex_bytes};
-use crate::Error;
 
 /// One policy route as written in NAD JSON or the SpiderCoordinator: `{"dst": "10.10.0.0/16",
 /// "gw": "172.100.0.1"}`. `dst` may also be a single address.
@@ -210,13 +210,13 @@ pub enum Mode {
 impl Mode {
     /// Parses a mode. Upstream's plugin only knows `disable`, while its CRD and Helm chart say
     /// `disabled` ("unknown tuneMode: disabled"); both spellings are accepted here.
-    pub fn parse(text: &str) -> Result<Mode, Error> {
+    pub fn parse(text: &str) -> Result<Mode, CoordinatorError> {
         match text {
             "auto" => Ok(Mode::Auto),
             "underlay" => Ok(Mode::Underlay),
             "overlay" => Ok(Mode::Overlay),
             "disable" | "disabled" => Ok(Mode::Disable),
-            other => Err(Error::CoordinatorUnknownMode { mode: other.into() }),
+            other => Err(CoordinatorError::UnknownMode { mode: other.into() }),
         }
     }
 }
@@ -229,8 +229,8 @@ impl MacPrefix {
     /// Parses `xx:yy` (or `xx-yy`). Uses the real unicast rule (lowest bit of the first byte clear),
     /// which the SpiderCoordinator webhook enforces; upstream's plugin regex instead rejects only a
     /// second hex digit `1`.
-    pub fn parse(text: &str) -> Result<MacPrefix, Error> {
-        let bad = |reason: &str| Error::CoordinatorConfig {
+    pub fn parse(text: &str) -> Result<MacPrefix, CoordinatorError> {
+        let bad = |reason: &str| CoordinatorError::Config {
             key: "podMACPrefix".into(),
             value: text.into(),
             reason: reason.into(),
@@ -384,15 +384,15 @@ fn non_empty_list<T>(l: &Option<Vec<T>>) -> Option<&[T]> {
     l.as_deref().filter(|l| !l.is_empty())
 }
 
-fn bad(key: &str, value: impl ToString, reason: impl Into<String>) -> Error {
-    Error::CoordinatorConfig {
+fn bad(key: &str, value: impl ToString, reason: impl Into<String>) -> CoordinatorError {
+    CoordinatorError::Config {
         key: key.into(),
         value: value.to_string(),
         reason: reason.into(),
     }
 }
 
-fn parse_cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, Error> {
+fn parse_cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, CoordinatorError> {
     list.iter()
         .map(|c| {
             c.trim()
@@ -403,7 +403,7 @@ fn parse_cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, Error> {
         .collect()
 }
 
-fn parse_policy_route(r: &RouteSpec) -> Result<PolicyRoute, Error> {
+fn parse_policy_route(r: &RouteSpec) -> Result<PolicyRoute, CoordinatorError> {
     let value = || format!("{{dst: {}, gw: {}}}", r.dst, r.gw);
     let dst = match r.dst.parse::<IpNet>() {
         Ok(n) => n.trunc(),
@@ -426,7 +426,7 @@ fn parse_policy_route(r: &RouteSpec) -> Result<PolicyRoute, Error> {
     Ok(PolicyRoute { dst, gw })
 }
 
-fn rp_filter(v: i64) -> Result<Option<u8>, Error> {
+fn rp_filter(v: i64) -> Result<Option<u8>, CoordinatorError> {
     match v {
         -1 => Ok(None),
         0..=2 => Ok(Some(v as u8)),
@@ -439,7 +439,7 @@ fn rp_filter(v: i64) -> Result<Option<u8>, Error> {
     }
 }
 
-fn host_rule_table(v: i64) -> Result<u32, Error> {
+fn host_rule_table(v: i64) -> Result<u32, CoordinatorError> {
     match u32::try_from(v) {
         Ok(0) | Err(_) => Err(bad(
             "hostRuleTable",
@@ -459,7 +459,7 @@ fn host_rule_table(v: i64) -> Result<u32, Error> {
 pub fn merge(
     nad: &NadCoordinatorConf,
     agent: &AgentCoordinatorConfig,
-) -> Result<CoordinatorConfig, Error> {
+) -> Result<CoordinatorConfig, CoordinatorError> {
     let mode = Mode::parse(
         non_empty(&nad.mode)
             .or(non_empty(&agent.mode))
@@ -579,9 +579,9 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    fn key_of(e: Error) -> String {
+    fn key_of(e: CoordinatorError) -> String {
         match e {
-            Error::CoordinatorConfig { key, .. } => key,
+            CoordinatorError::Config { key, .. } => key,
             other => panic!("unexpected error {other:?}"),
         }
     }
@@ -724,7 +724,7 @@ mod tests {
         );
         assert_eq!(
             e,
-            Err(Error::CoordinatorUnknownMode {
+            Err(CoordinatorError::UnknownMode {
                 mode: "Overlay".into()
             })
         );

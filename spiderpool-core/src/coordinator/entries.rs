@@ -3,14 +3,13 @@
 //! The same types describe what a netns holds (the views) and what a plan adds or removes, so
 //! applying a plan to a view is plain list editing.
 
+use crate::coordinator::CoordinatorError;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::Error;
 
 /// The kernel's `local` routing table.
 pub const TABLE_LOCAL: u32 = 255;
@@ -60,12 +59,12 @@ pub(crate) fn parse_hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
 }
 
 impl FromStr for MacAddr {
-    type Err = Error;
+    type Err = CoordinatorError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_hex_bytes::<6>(s)
             .map(MacAddr)
-            .ok_or_else(|| Error::CoordinatorConfig {
+            .ok_or_else(|| CoordinatorError::Config {
                 key: "mac".into(),
                 value: s.into(),
                 reason: "not a MAC address (six hex pairs separated by ':')".into(),

@@ -59,6 +59,7 @@
 mod agent;
 mod config;
 mod entries;
+mod error;
 mod mode;
 mod plan;
 mod planner;
@@ -75,6 +76,7 @@ pub use entries::{
     Families, Family, MacAddr, NeighState, Neighbour, NextHop, Proto, Route, Rule, Scope,
     TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, host_net, is_usable,
 };
+pub use error::CoordinatorError;
 pub use mode::{
     ModeResolution, POD_VETH, RULE_PRIORITY_1000, ResolvedMode, TABLE_FIRST_NIC, resolve_mode,
     up_link_count,

@@ -1,10 +1,10 @@
 //! Mode resolution (spec §4.2) and the policy table numbers (§4.3).
 
+use crate::coordinator::CoordinatorError;
 use serde::{Deserialize, Serialize};
 
 use super::config::Mode;
 use super::view::PodView;
-use crate::Error;
 
 /// The pod-side name of the underlay veth.
 pub const POD_VETH: &str = "veth0";
@@ -59,7 +59,7 @@ pub fn resolve_mode(
     cur: &str,
     first: &str,
     pod: &PodView,
-) -> Result<Option<ModeResolution>, Error> {
+) -> Result<Option<ModeResolution>, CoordinatorError> {
     let veth_exists = pod.link(POD_VETH).is_some();
     let mode = match mode {
         Mode::Disable => return Ok(None),
@@ -73,7 +73,7 @@ pub fn resolve_mode(
         ResolvedMode::Underlay => {
             let first_invoke = cur == first;
             if !first_invoke && !veth_exists {
-                return Err(Error::CoordinatorVeth0Missing {
+                return Err(CoordinatorError::Veth0Missing {
                     ifname: cur.into(),
                     first: first.into(),
                 });
@@ -91,10 +91,10 @@ pub fn resolve_mode(
         }
         ResolvedMode::Overlay => {
             if cur == first {
-                return Err(Error::CoordinatorOverlayOnFirstNic { ifname: cur.into() });
+                return Err(CoordinatorError::OverlayOnFirstNic { ifname: cur.into() });
             }
             if veth_exists {
-                return Err(Error::CoordinatorOverlayAfterUnderlay { ifname: cur.into() });
+                return Err(CoordinatorError::OverlayAfterUnderlay { ifname: cur.into() });
             }
             let first_invoke = up == 2;
             ModeResolution {
@@ -176,21 +176,21 @@ mod tests {
         let p = pod(&["eth0", "net1"]);
         assert_eq!(
             resolve_mode(Mode::Underlay, "net1", "eth0", &p),
-            Err(Error::CoordinatorVeth0Missing {
+            Err(CoordinatorError::Veth0Missing {
                 ifname: "net1".into(),
                 first: "eth0".into()
             })
         );
         assert_eq!(
             resolve_mode(Mode::Overlay, "eth0", "eth0", &p),
-            Err(Error::CoordinatorOverlayOnFirstNic {
+            Err(CoordinatorError::OverlayOnFirstNic {
                 ifname: "eth0".into()
             })
         );
         let p = pod(&["eth0", "veth0", "net1"]);
         assert_eq!(
             resolve_mode(Mode::Overlay, "net1", "eth0", &p),
-            Err(Error::CoordinatorOverlayAfterUnderlay {
+            Err(CoordinatorError::OverlayAfterUnderlay {
                 ifname: "net1".into()
             })
         );

@@ -6,6 +6,7 @@
 //! added to main). Rules get explicit priorities computed like the kernel's default (one below the
 //! lowest non-zero priority), so a plan is deterministic.
 
+use crate::coordinator::CoordinatorError;
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -21,7 +22,6 @@ use super::plan::{Plan, ReplyViaVethMark, RouteOrigin, Step, VethPair};
 use super::render::route_line;
 use super::state::apply_step;
 use super::view::{AddRequest, HostView, PodView, VethMacs, host_veth_name};
-use crate::Error;
 
 /// Host interfaces whose addresses are never used as host IPs (upstream's regexes
 /// `^docker.*`, `^cbr.*`, `^dummy.*`, `^virbr.*`, `^lxcbr.*`, `^veth.*`, `^cali.*`,
@@ -75,7 +75,7 @@ pub fn host_ips(host: &HostView, pod_ips: &[IpAddr], families: Families) -> Vec<
 
 /// One below the lowest non-zero priority of `family` (what the kernel assigns to a rule added
 /// without priority).
-fn next_priority(rules: &[Rule], family: Family) -> Result<u32, Error> {
+fn next_priority(rules: &[Rule], family: Family) -> Result<u32, CoordinatorError> {
     rules
         .iter()
         .filter(|r| r.family == family)
@@ -84,7 +84,7 @@ fn next_priority(rules: &[Rule], family: Family) -> Result<u32, Error> {
         .min()
         .and_then(|p| p.checked_sub(1))
         .filter(|p| *p > 0)
-        .ok_or_else(|| Error::CoordinatorRulePriorityExhausted {
+        .ok_or_else(|| CoordinatorError::RulePriorityExhausted {
             family: family.label().into(),
         })
 }
@@ -156,7 +156,7 @@ impl Builder {
     }
 
     /// Adds a pod rule at the kernel's default priority unless one with the same selectors exists.
-    fn rule_auto(&mut self, rule: Rule) -> Result<(), Error> {
+    fn rule_auto(&mut self, rule: Rule) -> Result<(), CoordinatorError> {
         if self.pod.rules.iter().any(|r| r.same_selectors(&rule)) {
             return Ok(());
         }
@@ -174,8 +174,8 @@ fn usable_of(addrs: &[IpNet], families: Families) -> Vec<IpAddr> {
         .collect()
 }
 
-fn missing(netns: &str, link: &str, reason: impl Into<String>) -> Error {
-    Error::CoordinatorLinkInfoMissing {
+fn missing(netns: &str, link: &str, reason: impl Into<String>) -> CoordinatorError {
+    CoordinatorError::LinkInfoMissing {
         netns: netns.into(),
         link: link.into(),
         reason: reason.into(),
@@ -230,7 +230,7 @@ pub fn plan_add(
     req: &AddRequest,
     pod: &PodView,
     host: &HostView,
-) -> Result<Plan, Error> {
+) -> Result<Plan, CoordinatorError> {
     // Step 1: disabled → nothing at all (not even validation of the pod).
     if cfg.mode == super::config::Mode::Disable {
         return Ok(Plan::default());
@@ -270,16 +270,16 @@ fn facts<'a>(
     req: &'a AddRequest,
     pod: &PodView,
     host: &HostView,
-) -> Result<Option<Add<'a>>, Error> {
+) -> Result<Option<Add<'a>>, CoordinatorError> {
     let cur = req.ifname.as_str();
     let first = cfg.pod_default_cni_nic.as_str();
     // Step 4: families of cur's usable addresses.
     let cur_link = pod
         .link(cur)
-        .ok_or_else(|| Error::CoordinatorInterfaceMissing { ifname: cur.into() })?;
+        .ok_or_else(|| CoordinatorError::InterfaceMissing { ifname: cur.into() })?;
     let cur_ips = cur_link.usable_ips();
     if cur_ips.is_empty() {
-        return Err(Error::CoordinatorNoUsableIp { ifname: cur.into() });
+        return Err(CoordinatorError::NoUsableIp { ifname: cur.into() });
     }
     let families = Families::of(&cur_ips);
     // Step 6.
@@ -312,7 +312,7 @@ fn facts<'a>(
 }
 
 /// Step 9: the veth ends, created by the underlay first NIC.
-fn veth_ends(b: &mut Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
+fn veth_ends(b: &mut Builder, a: &Add<'_>) -> Result<VethEnds, CoordinatorError> {
     match (a.res.mode, a.res.first_invoke) {
         (ResolvedMode::Underlay, true) => Ok(create_underlay_veth(b, a)),
         (ResolvedMode::Underlay, false) => existing_underlay_veth(b, a),
@@ -366,7 +366,7 @@ fn create_underlay_veth(b: &mut Builder, a: &Add<'_>) -> VethEnds {
 }
 
 /// The veth the first NIC's ADD made (underlay, later NICs).
-fn existing_underlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
+fn existing_underlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, CoordinatorError> {
     let host_name = host_veth_name(&a.req.container_id);
     let veth = b
         .pod
@@ -391,7 +391,7 @@ fn existing_underlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
 }
 
 /// The overlay CNI's veth: the pod's first NIC and its peer on the host.
-fn overlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, Error> {
+fn overlay_veth(b: &Builder, a: &Add<'_>) -> Result<VethEnds, CoordinatorError> {
     let first = a.first;
     let eth0 = b
         .pod
@@ -465,7 +465,7 @@ fn link_settings(b: &mut Builder, a: &Add<'_>) {
 
 /// Step 15: permanent neighbours. Host: cur's addresses → the pod veth's MAC on the host veth
 /// (after deleting old entries); pod, first NIC only: host IPs → the host veth's MAC.
-fn neighbours(b: &mut Builder, a: &Add<'_>, ends: &VethEnds) -> Result<(), Error> {
+fn neighbours(b: &mut Builder, a: &Add<'_>, ends: &VethEnds) -> Result<(), CoordinatorError> {
     for ip in &a.cur_ips {
         b.step(Side::Host, Step::DeleteNeighbour { ip: *ip, dev: None });
         b.step(
@@ -662,7 +662,7 @@ fn main_defaults(b: &Builder, a: &Add<'_>, dev: &str) -> Vec<Route> {
 
 /// Step 21: rules so each NIC's addresses use its table, and the default route of the NIC
 /// that is not the pod's default moved out of main.
-fn tune(b: &mut Builder, a: &Add<'_>) -> Result<(), Error> {
+fn tune(b: &mut Builder, a: &Add<'_>) -> Result<(), CoordinatorError> {
     let cur = a.cur;
     // 21.1: the first other interface owning a default route in main.
     let dflt = b
@@ -687,7 +687,7 @@ fn tune(b: &mut Builder, a: &Add<'_>) -> Result<(), Error> {
         None => (dflt.clone(), cur.to_string()),
         Some(w) => {
             if b.pod.link(w).is_none() {
-                return Err(Error::CoordinatorDefaultRouteNicMissing { nic: w.into() });
+                return Err(CoordinatorError::DefaultRouteNicMissing { nic: w.into() });
             }
             (w.to_string(), dflt.clone())
         }
@@ -705,7 +705,7 @@ fn tune_rules(
     a: &Add<'_>,
     dflt: &str,
     cur_keeps_default: bool,
-) -> Result<(), Error> {
+) -> Result<(), CoordinatorError> {
     let table = a.res.current_table;
     let dflt_ips = b
         .pod

@@ -3,17 +3,17 @@
 //! Every range computation works on `u128`: an IPv4 address is its 32-bit value, an IPv6
 //! address its 128-bit value. The family travels separately, so the two spaces never mix.
 
+use crate::ip::IpError;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::IpFamily;
-use crate::Error;
 
 /// Parses one IP address as strictly as Go's `net.ParseIP`: no surrounding or inner
 /// whitespace, no leading zeros in IPv4 octets, no zone (`%eth0`), no `/prefix`.
 ///
 /// IPv4-mapped IPv6 text (`::ffff:1.2.3.4`) parses to an IPv6 address.
-pub fn parse_ip(s: &str) -> Result<IpAddr, Error> {
-    let fail = |reason: &str| Error::InvalidIp {
+pub fn parse_ip(s: &str) -> Result<IpAddr, IpError> {
+    let fail = |reason: &str| IpError::InvalidIp {
         input: s.to_owned(),
         reason: reason.to_owned(),
     };
@@ -42,10 +42,10 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, Error> {
 }
 
 /// Parses an address and requires it to be of `family`.
-pub fn parse_ip_in(family: IpFamily, s: &str) -> Result<IpAddr, Error> {
+pub fn parse_ip_in(family: IpFamily, s: &str) -> Result<IpAddr, IpError> {
     let ip = parse_ip(s)?;
     if IpFamily::of(&ip) != family {
-        return Err(Error::FamilyMismatch {
+        return Err(IpError::FamilyMismatch {
             input: s.to_owned(),
             expected: family,
         });
@@ -153,7 +153,7 @@ mod tests {
         assert!(parse_ip_in(IpFamily::V4, "1.2.3.4").is_ok());
         assert!(matches!(
             parse_ip_in(IpFamily::V4, "::ffff:1.2.3.4"),
-            Err(Error::FamilyMismatch { .. })
+            Err(IpError::FamilyMismatch { .. })
         ));
         assert!(parse_ip_in(IpFamily::V6, "::ffff:1.2.3.4").is_ok());
     }

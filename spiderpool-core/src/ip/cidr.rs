@@ -1,5 +1,6 @@
 //! CIDRs (`172.18.40.0/24`, `abcd:1234::/120`) with upstream's containment rules.
 
+use crate::ip::IpError;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -8,7 +9,6 @@ use ipnet::IpNet;
 
 use super::addr::parse_ip;
 use super::{IpFamily, IpRange, IpRangeSet};
-use crate::Error;
 
 /// A CIDR as written: the address part may have host bits set (`10.0.0.1/24`), as Go's
 /// `net.ParseCIDR` allows. [`Cidr::network`] gives the masked network address.
@@ -18,8 +18,8 @@ pub struct Cidr(IpNet);
 impl Cidr {
     /// Parses `address/prefix` like Go's `net.ParseCIDR` (upstream `IsCIDR`): the address
     /// part parses as a strict IP and the prefix is a decimal number within the family's width.
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        let fail = |reason: String| Error::InvalidCidr {
+    pub fn parse(s: &str) -> Result<Self, IpError> {
+        let fail = |reason: String| IpError::InvalidCidr {
             input: s.to_owned(),
             reason,
         };
@@ -27,7 +27,7 @@ impl Cidr {
             return Err(fail("missing \"/prefix-length\"".to_owned()));
         };
         let ip = parse_ip(addr).map_err(|e| match e {
-            Error::InvalidIp { reason, .. } => fail(format!("address part {addr:?}: {reason}")),
+            IpError::InvalidIp { reason, .. } => fail(format!("address part {addr:?}: {reason}")),
             other => other,
         })?;
         let family = IpFamily::of(&ip);
@@ -56,11 +56,11 @@ impl Cidr {
     /// Parses a CIDR that must be written canonically (upstream `IsFormatCIDR`, required for
     /// `spec.subnet`): the text must equal the masked network in lower-case compressed form.
     /// The error suggests the canonical spelling.
-    pub fn parse_canonical(s: &str) -> Result<Self, Error> {
+    pub fn parse_canonical(s: &str) -> Result<Self, IpError> {
         let c = Self::parse(s)?;
         let canonical = c.trunc().to_string();
         if canonical != s {
-            return Err(Error::NonCanonicalCidr {
+            return Err(IpError::NonCanonicalCidr {
                 input: s.to_owned(),
                 canonical,
             });
@@ -69,10 +69,10 @@ impl Cidr {
     }
 
     /// Like [`Cidr::parse`], and the CIDR must be of `family`.
-    pub fn parse_in(family: IpFamily, s: &str) -> Result<Self, Error> {
+    pub fn parse_in(family: IpFamily, s: &str) -> Result<Self, IpError> {
         let c = Self::parse(s)?;
         if c.family() != family {
-            return Err(Error::FamilyMismatch {
+            return Err(IpError::FamilyMismatch {
                 input: s.to_owned(),
                 expected: family,
             });
@@ -177,8 +177,8 @@ impl fmt::Display for Cidr {
 }
 
 impl FromStr for Cidr {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = IpError;
+    fn from_str(s: &str) -> Result<Self, IpError> {
         Self::parse(s)
     }
 }
@@ -203,7 +203,7 @@ impl From<&Cidr> for IpRangeSet {
 
 /// Upstream `ParseIPOrCIDR` (hijackCIDR, policy routes): a bare address becomes a `/32` or
 /// `/128`; a CIDR is kept as written (host bits are not cleared).
-pub fn parse_ip_or_cidr(s: &str) -> Result<IpNet, Error> {
+pub fn parse_ip_or_cidr(s: &str) -> Result<IpNet, IpError> {
     if s.contains('/') {
         Ok(Cidr::parse(s)?.to_ipnet())
     } else {
@@ -265,7 +265,7 @@ mod tests {
         );
         assert_eq!(
             Cidr::parse_canonical("fc00:f853:ccd:e793::ee/64").unwrap_err(),
-            Error::NonCanonicalCidr {
+            IpError::NonCanonicalCidr {
                 input: "fc00:f853:ccd:e793::ee/64".to_owned(),
                 canonical: "fc00:f853:ccd:e793::/64".to_owned(),
             }
@@ -278,7 +278,7 @@ mod tests {
             assert!(
                 matches!(
                     Cidr::parse_canonical(s),
-                    Err(Error::NonCanonicalCidr { .. })
+                    Err(IpError::NonCanonicalCidr { .. })
                 ),
                 "{s}"
             );

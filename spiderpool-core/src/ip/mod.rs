@@ -34,6 +34,7 @@
 
 mod addr;
 mod cidr;
+mod error;
 mod family;
 mod label;
 mod range;
@@ -41,6 +42,7 @@ mod set;
 
 pub use addr::{ip_from_u128, ip_to_u128, next_ip, parse_ip, parse_ip_in, prev_ip};
 pub use cidr::{Cidr, parse_ip_or_cidr};
+pub use error::IpError;
 pub use family::IpFamily;
 pub use label::{cidr_label_value, cidr_label_value_str};
 pub use range::IpRange;

@@ -1,12 +1,12 @@
 //! One inclusive range of addresses: `10.6.212.100-10.6.212.200` or a single address.
 
+use crate::ip::IpError;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::IpFamily;
 use super::addr::{ip_from_u128_sat, ip_to_u128, parse_ip};
-use crate::Error;
 
 /// An inclusive range `start..=end` of one family with `start <= end`.
 ///
@@ -20,16 +20,16 @@ pub struct IpRange {
 impl IpRange {
     /// A range from `start` to `end` inclusive; both must be of the same family and
     /// `start <= end`.
-    pub fn new(start: IpAddr, end: IpAddr) -> Result<Self, Error> {
+    pub fn new(start: IpAddr, end: IpAddr) -> Result<Self, IpError> {
         let input = || format!("{start}-{end}");
         if IpFamily::of(&start) != IpFamily::of(&end) {
-            return Err(Error::InvalidRange {
+            return Err(IpError::InvalidRange {
                 input: input(),
                 reason: "start and end are of different IP families".to_owned(),
             });
         }
         if ip_to_u128(start) > ip_to_u128(end) {
-            return Err(Error::InvalidRange {
+            return Err(IpError::InvalidRange {
                 input: input(),
                 reason: "start address is greater than end address".to_owned(),
             });
@@ -52,8 +52,8 @@ impl IpRange {
 
     /// Parses `a` or `a-b` (upstream `IsIPv4IPRange`/`IsIPv6IPRange` rules): exactly one
     /// optional `-`, no spaces, no CIDR, both ends of one family, start <= end.
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        let fail = |reason: String| Error::InvalidRange {
+    pub fn parse(s: &str) -> Result<Self, IpError> {
+        let fail = |reason: String| IpError::InvalidRange {
             input: s.to_owned(),
             reason,
         };
@@ -78,7 +78,7 @@ impl IpRange {
         }
         let part = |p: &str, which: &str| {
             parse_ip(p).map_err(|e| match e {
-                Error::InvalidIp { reason, .. } => fail(format!("{which} {p:?}: {reason}")),
+                IpError::InvalidIp { reason, .. } => fail(format!("{which} {p:?}: {reason}")),
                 other => other,
             })
         };
@@ -101,10 +101,10 @@ impl IpRange {
     }
 
     /// Like [`IpRange::parse`], and the range must be of `family`.
-    pub fn parse_in(family: IpFamily, s: &str) -> Result<Self, Error> {
+    pub fn parse_in(family: IpFamily, s: &str) -> Result<Self, IpError> {
         let r = Self::parse(s)?;
         if r.family() != family {
-            return Err(Error::FamilyMismatch {
+            return Err(IpError::FamilyMismatch {
                 input: s.to_owned(),
                 expected: family,
             });
@@ -188,8 +188,8 @@ impl fmt::Display for IpRange {
 }
 
 impl FromStr for IpRange {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = IpError;
+    fn from_str(s: &str) -> Result<Self, IpError> {
         Self::parse(s)
     }
 }

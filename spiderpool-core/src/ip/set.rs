@@ -5,13 +5,13 @@
 //! proportional to the number of ranges, lookups are binary searches and the set algebra is a
 //! linear merge.
 
+use crate::ip::IpError;
 use std::fmt;
 use std::net::IpAddr;
 
 use super::IpFamily;
 use super::IpRange;
 use super::addr::{ip_from_u128_sat, ip_to_u128};
-use crate::Error;
 
 /// Merges intervals sorted by start into `out`, coalescing overlapping and adjacent ones.
 fn push_merged(out: &mut Vec<(u128, u128)>, (lo, hi): (u128, u128)) {
@@ -57,11 +57,11 @@ impl IpRangeSet {
     pub fn from_ranges(
         family: IpFamily,
         ranges: impl IntoIterator<Item = IpRange>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, IpError> {
         let mut v = Vec::new();
         for r in ranges {
             if r.family() != family {
-                return Err(Error::FamilyMismatch {
+                return Err(IpError::FamilyMismatch {
                     input: r.to_string(),
                     expected: family,
                 });
@@ -77,11 +77,11 @@ impl IpRangeSet {
     /// Parses a list of range strings (such as `spec.ips`) of `family` and unions them.
     /// Overlapping entries are merged, not rejected (as upstream's `MergeIPRanges`). The error
     /// names the zero-based index of the first bad entry.
-    pub fn parse(family: IpFamily, entries: &[impl AsRef<str>]) -> Result<Self, Error> {
+    pub fn parse(family: IpFamily, entries: &[impl AsRef<str>]) -> Result<Self, IpError> {
         let mut v = Vec::with_capacity(entries.len());
         for (index, e) in entries.iter().enumerate() {
             let r =
-                IpRange::parse_in(family, e.as_ref()).map_err(|err| Error::InvalidListEntry {
+                IpRange::parse_in(family, e.as_ref()).map_err(|err| IpError::InvalidListEntry {
                     index,
                     source: Box::new(err),
                 })?;
@@ -212,9 +212,9 @@ impl IpRangeSet {
     }
 
     /// `self ∪ other`. Fails if the families differ: such a union is not a set of one family.
-    pub fn union(&self, other: &IpRangeSet) -> Result<IpRangeSet, Error> {
+    pub fn union(&self, other: &IpRangeSet) -> Result<IpRangeSet, IpError> {
         if self.family != other.family && !other.is_empty() {
-            return Err(Error::FamilyMismatch {
+            return Err(IpError::FamilyMismatch {
                 input: other.to_string(),
                 expected: self.family,
             });
@@ -325,7 +325,7 @@ impl IpRangeSet {
     }
 
     /// Adds `ip`; returns whether it was new. Fails for an address of the other family.
-    pub fn insert(&mut self, ip: IpAddr) -> Result<bool, Error> {
+    pub fn insert(&mut self, ip: IpAddr) -> Result<bool, IpError> {
         if self.contains(ip) {
             return Ok(false);
         }
@@ -344,9 +344,9 @@ impl IpRangeSet {
 
     /// Adds every address of `range` (binary search, then one splice). Fails for a range of
     /// the other family.
-    pub fn insert_range(&mut self, range: IpRange) -> Result<(), Error> {
+    pub fn insert_range(&mut self, range: IpRange) -> Result<(), IpError> {
         if range.family() != self.family {
-            return Err(Error::FamilyMismatch {
+            return Err(IpError::FamilyMismatch {
                 input: range.to_string(),
                 expected: self.family,
             });
@@ -465,7 +465,7 @@ impl Iterator for Addresses<'_> {
 pub fn merge_ip_ranges(
     family: IpFamily,
     entries: &[impl AsRef<str>],
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<String>, IpError> {
     Ok(IpRangeSet::parse(family, entries)?.to_strings())
 }
 
@@ -514,7 +514,7 @@ mod tests {
     fn merge_rejects_bad_entries_with_index() {
         let e =
             merge_ip_ranges(IpFamily::V4, &["172.18.40.1", "172.18.40.2-172.18.40.1"]).unwrap_err();
-        assert!(matches!(e, Error::InvalidListEntry { index: 1, .. }));
+        assert!(matches!(e, IpError::InvalidListEntry { index: 1, .. }));
         assert_eq!(
             e.to_string(),
             "entry [1]: invalid IP range \"172.18.40.2-172.18.40.1\": start address is greater than end address"
@@ -525,7 +525,7 @@ mod tests {
             "entry [0]: \"abcd::1\" is not an IPv4 address or range"
         );
         let e = merge_ip_ranges(IpFamily::V6, &["::ffff:1.2.3.4", "1.2.3.5"]).unwrap_err();
-        assert!(matches!(e, Error::InvalidListEntry { index: 1, .. }));
+        assert!(matches!(e, IpError::InvalidListEntry { index: 1, .. }));
     }
 
     #[test]

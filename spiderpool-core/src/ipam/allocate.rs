@@ -16,6 +16,7 @@
 //! 4. Otherwise ([`allocate_fresh`]): candidates → filters → order → lowest free address of the
 //!    first pool that has one, per NIC and family; results with routes; the endpoint record.
 
+use crate::ipam::IpamError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -26,7 +27,6 @@ use super::pool_state::PoolState;
 use super::request::{AllocateRequest, CORE_V1, KIND_POD};
 use super::result::{AllocationResult, IpConfig};
 use super::store::{ChangeSet, EndpointChange, EndpointKey, PoolOp, Snapshot, Version};
-use crate::Error;
 use crate::ip::{IpFamily, ip_to_u128, parse_ip};
 use crate::meta::OwnerReference;
 use crate::objects::keys::{ANNO_POD_ROUTES, SPIDER_FINALIZER};
@@ -71,7 +71,7 @@ pub fn endpoint_key(req: &AllocateRequest) -> EndpointKey {
 pub fn plan_allocation(
     req: &AllocateRequest,
     snap: &Snapshot,
-) -> Result<AllocationDecision, Error> {
+) -> Result<AllocationDecision, IpamError> {
     let key = endpoint_key(req);
     let existing = snap.endpoint(&key);
     let ep_version = existing.map(|(v, _)| v);
@@ -126,7 +126,7 @@ fn retrieve_static(
     key: &EndpointKey,
     version: Version,
     ep: &SpiderEndpoint,
-) -> Result<Retrieval, Error> {
+) -> Result<Retrieval, IpamError> {
     let mut status = ep.status.clone().unwrap_or_default();
     let Some(idx) = nic_index(&status, &req.ifname) else {
         return Ok(Retrieval::Fresh(Box::new(Fresh {
@@ -157,7 +157,7 @@ fn retrieve_stateless(
     key: &EndpointKey,
     version: Version,
     ep: &SpiderEndpoint,
-) -> Result<Retrieval, Error> {
+) -> Result<Retrieval, IpamError> {
     let mut status = ep.status.clone().unwrap_or_default();
     if status.current.uid != req.pod.uid {
         // A previous pod of this name: its endpoint is replaced (`base` stays `None`; the
@@ -246,12 +246,12 @@ fn pools_unchanged(
 }
 
 /// The `(address, pool)` pairs of an endpoint NIC entry.
-pub(crate) fn detail_addresses(d: &IPAllocationDetail) -> Result<Vec<(IpAddr, String)>, Error> {
+pub(crate) fn detail_addresses(d: &IPAllocationDetail) -> Result<Vec<(IpAddr, String)>, IpamError> {
     let mut out = Vec::with_capacity(2);
     for (addr, pool) in [(&d.ipv4, &d.ipv4_pool), (&d.ipv6, &d.ipv6_pool)] {
         if let (Some(a), Some(p)) = (addr, pool) {
             let ip = a.split_once('/').map_or(a.as_str(), |(ip, _)| ip);
-            let ip = parse_ip(ip).map_err(|e| Error::IpamRecordMismatch {
+            let ip = parse_ip(ip).map_err(|e| IpamError::RecordMismatch {
                 pool: p.clone(),
                 ip: a.clone(),
                 reason: format!("endpoint address: {e}"),
@@ -268,7 +268,7 @@ pub(crate) fn release_detail(
     detail: &IPAllocationDetail,
     uid: &str,
     changes: &mut ChangeSet,
-) -> Result<(), Error> {
+) -> Result<(), IpamError> {
     for (ip, pool) in detail_addresses(detail)? {
         if let (Some(state), Some(version)) = (snap.pool(&pool), snap.pool_version(&pool))
             && state.record(ip).is_some_and(|r| r.pod_uid == uid)
@@ -294,7 +294,7 @@ fn readopt(
     version: Version,
     ep: &SpiderEndpoint,
     mut status: SpiderEndpointStatus,
-) -> Result<AllocationDecision, Error> {
+) -> Result<AllocationDecision, IpamError> {
     let mut changes = ChangeSet::default();
     let holder = PoolIPAllocation {
         pod: key.to_string(),
@@ -303,14 +303,14 @@ fn readopt(
     for detail in &status.current.ips {
         for (ip, pool) in detail_addresses(detail)? {
             let (Some(state), Some(pv)) = (snap.pool(&pool), snap.pool_version(&pool)) else {
-                return Err(Error::IpamPoolNotFound {
+                return Err(IpamError::PoolNotFound {
                     pool,
                     nic: detail.interface.clone(),
                 });
             };
             let op = match state.record(ip) {
                 Some(r) if r.pod != holder.pod => {
-                    return Err(Error::IpamRecordMismatch {
+                    return Err(IpamError::RecordMismatch {
                         pool,
                         ip: ip.to_string(),
                         reason: format!("held by {}, not {}", r.pod, holder.pod),
@@ -326,7 +326,7 @@ fn readopt(
                     record: holder.clone(),
                 },
                 None => {
-                    return Err(Error::IpamRecordMismatch {
+                    return Err(IpamError::RecordMismatch {
                         pool,
                         ip: ip.to_string(),
                         reason: "no record and no longer allocatable".to_owned(),
@@ -385,7 +385,7 @@ fn allocate_fresh(
     base: Option<SpiderEndpoint>,
     cands: &Candidates,
     changes: ChangeSet,
-) -> Result<AllocationDecision, Error> {
+) -> Result<AllocationDecision, IpamError> {
     let custom_routes = match req.pod.annotation(ANNO_POD_ROUTES) {
         Some(t) => parse_routes(t)?,
         None => Vec::new(),
@@ -415,7 +415,7 @@ impl<'r, 's> Picker<'r, 's> {
         key: &EndpointKey,
         status: &SpiderEndpointStatus,
         changes: ChangeSet,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, IpamError> {
         let mut taken: BTreeMap<String, BTreeSet<u128>> = BTreeMap::new();
         for d in &status.current.ips {
             for (ip, pool) in detail_addresses(d)? {
@@ -442,7 +442,7 @@ impl<'r, 's> Picker<'r, 's> {
         nc: &NicCandidates,
         name: &str,
         detail_idx: usize,
-    ) -> Result<IPAllocationDetail, Error> {
+    ) -> Result<IPAllocationDetail, IpamError> {
         let ctx = FilterContext::new(self.req, &nc.nic);
         let mut detail = IPAllocationDetail {
             interface: name.to_owned(),
@@ -472,7 +472,7 @@ impl<'r, 's> Picker<'r, 's> {
         nic: &str,
         family: IpFamily,
         names: &[String],
-    ) -> Result<(&'s PoolState, IpAddr), Error> {
+    ) -> Result<(&'s PoolState, IpAddr), IpamError> {
         let mut rejections = Vec::new();
         for pool in filter_and_order(ctx, family, names, self.snap)? {
             match self.address_in(pool) {
@@ -483,7 +483,7 @@ impl<'r, 's> Picker<'r, 's> {
                 }),
             }
         }
-        Err(Error::IpamAllocationFailed {
+        Err(IpamError::AllocationFailed {
             nic: nic.to_owned(),
             family,
             rejections,
@@ -608,7 +608,7 @@ fn finish(
     mut ep: SpiderEndpoint,
     mut changes: ChangeSet,
     warnings: Vec<String>,
-) -> Result<AllocationDecision, Error> {
+) -> Result<AllocationDecision, IpamError> {
     let mut status = ep.status.take().unwrap_or_default();
     status.current.uid = req.pod.uid.clone();
     status.current.node = req.pod.node.clone();

@@ -2,11 +2,11 @@
 //! names the annotation and says what is wrong (the JSON parser's message carries line and
 //! column).
 
+use crate::ipam::IpamError;
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::Error;
 use crate::ip::{Cidr, IpFamily, parse_ip};
 use crate::objects::Route;
 use crate::objects::keys::{
@@ -14,14 +14,14 @@ use crate::objects::keys::{
     ANNO_POD_SUBNET, ANNO_POD_SUBNETS,
 };
 
-fn bad(key: &str, reason: impl Into<String>) -> Error {
-    Error::IpamAnnotation {
+fn bad(key: &str, reason: impl Into<String>) -> IpamError {
+    IpamError::Annotation {
         key: key.to_owned(),
         reason: reason.into(),
     }
 }
 
-fn json<'a, T: Deserialize<'a>>(key: &str, text: &'a str, shape: &str) -> Result<T, Error> {
+fn json<'a, T: Deserialize<'a>>(key: &str, text: &'a str, shape: &str) -> Result<T, IpamError> {
     serde_json::from_str(text).map_err(|e| bad(key, format!("expected {shape}: {e}")))
 }
 
@@ -88,7 +88,7 @@ struct RawNicPools {
 }
 
 /// Parses `ipam.spidernet.io/ippool`.
-pub fn parse_ippool(text: &str) -> Result<PoolNames, Error> {
+pub fn parse_ippool(text: &str) -> Result<PoolNames, IpamError> {
     json(
         ANNO_POD_IPPOOL,
         text,
@@ -98,7 +98,7 @@ pub fn parse_ippool(text: &str) -> Result<PoolNames, Error> {
 
 /// Parses `ipam.spidernet.io/ippools`: non-empty; either every item names an `interface` or
 /// none does; no interface twice.
-pub fn parse_ippools(text: &str) -> Result<MultiNicPools, Error> {
+pub fn parse_ippools(text: &str) -> Result<MultiNicPools, IpamError> {
     let raw: Vec<RawNicPools> = json(
         ANNO_POD_IPPOOLS,
         text,
@@ -175,7 +175,7 @@ struct RawNicSubnets {
     ipv6: Vec<String>,
 }
 
-fn subnet_item(key: &str, r: RawNicSubnets) -> Result<NicSubnets, Error> {
+fn subnet_item(key: &str, r: RawNicSubnets) -> Result<NicSubnets, IpamError> {
     if r.ipv4.iter().chain(&r.ipv6).any(String::is_empty) {
         return Err(bad(key, "empty subnet name"));
     }
@@ -194,7 +194,7 @@ fn subnet_item(key: &str, r: RawNicSubnets) -> Result<NicSubnets, Error> {
 }
 
 /// Parses `ipam.spidernet.io/subnet`.
-pub fn parse_subnet(text: &str) -> Result<NicSubnets, Error> {
+pub fn parse_subnet(text: &str) -> Result<NicSubnets, IpamError> {
     let raw: RawNicSubnets = json(
         ANNO_POD_SUBNET,
         text,
@@ -204,7 +204,7 @@ pub fn parse_subnet(text: &str) -> Result<NicSubnets, Error> {
 }
 
 /// Parses `ipam.spidernet.io/subnets`: no interface twice, no subnet used by two interfaces.
-pub fn parse_subnets(text: &str) -> Result<Vec<NicSubnets>, Error> {
+pub fn parse_subnets(text: &str) -> Result<Vec<NicSubnets>, IpamError> {
     let raw: Vec<RawNicSubnets> = json(
         ANNO_POD_SUBNETS,
         text,
@@ -236,13 +236,13 @@ pub fn parse_subnets(text: &str) -> Result<Vec<NicSubnets>, Error> {
 
 /// Parses a namespace default-pool annotation (`ipam.spidernet.io/default-ipv4-ippool` or
 /// `-ipv6-`): a JSON list of pool names.
-pub fn parse_namespace_pools(key: &str, text: &str) -> Result<Vec<String>, Error> {
+pub fn parse_namespace_pools(key: &str, text: &str) -> Result<Vec<String>, IpamError> {
     json(key, text, r#"a JSON array of pool names ["pool1","pool2"]"#)
 }
 
 /// Parses and validates `ipam.spidernet.io/routes`: each `dst` is a CIDR and `gw` an address of
 /// the same family.
-pub fn parse_routes(text: &str) -> Result<Vec<Route>, Error> {
+pub fn parse_routes(text: &str) -> Result<Vec<Route>, IpamError> {
     let routes: Vec<Route> = json(
         ANNO_POD_ROUTES,
         text,
@@ -276,7 +276,7 @@ pub enum IpNumber {
 }
 
 /// Parses `ipam.spidernet.io/ippool-ip-number` (`"N"` or `"+N"`, N ≥ 0).
-pub fn parse_ip_number(text: &str) -> Result<IpNumber, Error> {
+pub fn parse_ip_number(text: &str) -> Result<IpNumber, IpamError> {
     let (flexible, digits) = match text.strip_prefix('+') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -298,7 +298,7 @@ pub fn parse_ip_number(text: &str) -> Result<IpNumber, Error> {
 }
 
 /// Parses `ipam.spidernet.io/ippool-reclaim` with Go's `strconv.ParseBool` spellings.
-pub fn parse_reclaim(text: &str) -> Result<bool, Error> {
+pub fn parse_reclaim(text: &str) -> Result<bool, IpamError> {
     match text {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

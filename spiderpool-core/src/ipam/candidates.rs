@@ -1,6 +1,7 @@
 //! Which pools a NIC may draw from (§3.3–§3.7): the first source that applies, wildcards,
 //! family filtering, precheck, filters and the try order.
 
+use crate::ipam::IpamError;
 use std::collections::BTreeSet;
 
 use super::affinity::{FilterContext, PoolRejection, RejectReason, priority_key};
@@ -11,7 +12,6 @@ use super::annotations::{
 use super::pool_state::PoolState;
 use super::request::AllocateRequest;
 use super::store::Snapshot;
-use crate::Error;
 use crate::ip::IpFamily;
 use crate::objects::keys::{
     ANNO_NS_DEFAULT_IPV4_IPPOOL, ANNO_NS_DEFAULT_IPV6_IPPOOL, ANNO_POD_IPPOOL, ANNO_POD_IPPOOLS,
@@ -71,8 +71,8 @@ pub struct Candidates {
     pub nics: Vec<NicCandidates>,
 }
 
-fn request_error(req: &AllocateRequest, reason: impl Into<String>) -> Error {
-    Error::IpamRequest {
+fn request_error(req: &AllocateRequest, reason: impl Into<String>) -> IpamError {
+    IpamError::Request {
         pod: req.pod.key(),
         nic: req.ifname.clone(),
         reason: reason.into(),
@@ -82,7 +82,7 @@ fn request_error(req: &AllocateRequest, reason: impl Into<String>) -> Error {
 /// Computes the candidates of the request (§3.3–§3.5 and the precheck of §3.6): the first
 /// source that applies; globs replaced by the matching pools of the family (sorted by name);
 /// names of a disabled family dropped; a name listed twice or naming no pool is an error.
-pub fn pool_candidates(req: &AllocateRequest, snap: &Snapshot) -> Result<Candidates, Error> {
+pub fn pool_candidates(req: &AllocateRequest, snap: &Snapshot) -> Result<Candidates, IpamError> {
     let (source, positional, raw) = raw_candidates(req, snap)?;
     let mut nics = Vec::with_capacity(raw.len());
     for (nic, names, clean_gateway) in raw {
@@ -100,13 +100,13 @@ pub fn pool_candidates(req: &AllocateRequest, snap: &Snapshot) -> Result<Candida
             let mut seen = BTreeSet::new();
             for name in &list {
                 if !seen.insert(name.as_str()) {
-                    return Err(Error::IpamDuplicatePool {
+                    return Err(IpamError::DuplicatePool {
                         pool: name.clone(),
                         nic: nic.clone(),
                     });
                 }
                 if snap.pool(name).is_none() {
-                    return Err(Error::IpamPoolNotFound {
+                    return Err(IpamError::PoolNotFound {
                         pool: name.clone(),
                         nic: nic.clone(),
                     });
@@ -149,7 +149,7 @@ type RawNic = (String, PoolNames, bool);
 fn raw_candidates(
     req: &AllocateRequest,
     snap: &Snapshot,
-) -> Result<(PoolSource, bool, Vec<RawNic>), Error> {
+) -> Result<(PoolSource, bool, Vec<RawNic>), IpamError> {
     let nic = req.ifname.clone();
     let annotations = &req.pod.annotations;
     // 1. subnets / subnet: the application's auto-created pool.
@@ -197,7 +197,7 @@ fn raw_candidates(
     if let Some(t) = annotations.get(ANNO_POD_IPPOOLS) {
         let MultiNicPools { named, nics } = parse_ippools(t)?;
         if named && !nics.iter().any(|n| n.interface == nic) {
-            return Err(Error::IpamAnnotation {
+            return Err(IpamError::Annotation {
                 key: ANNO_POD_IPPOOLS.to_owned(),
                 reason: format!("interface {nic} must be specified"),
             });
@@ -218,7 +218,7 @@ fn raw_candidates(
         ));
     }
     // 4. namespace defaults.
-    let ns = |key: &str| -> Result<Vec<String>, Error> {
+    let ns = |key: &str| -> Result<Vec<String>, IpamError> {
         match req.namespace_annotations.get(key) {
             Some(t) if !t.trim().is_empty() => parse_namespace_pools(key, t),
             _ => Ok(Vec::new()),
@@ -256,7 +256,7 @@ fn raw_candidates(
         }
     }
     if names.is_empty() {
-        return Err(Error::IpamNoPoolRules { nic });
+        return Err(IpamError::NoPoolRules { nic });
     }
     Ok((
         PoolSource::ClusterDefault,
@@ -274,7 +274,7 @@ fn auto_pool(
     nic: &str,
     family: IpFamily,
     subnet: &str,
-) -> Result<String, Error> {
+) -> Result<String, IpamError> {
     let version = family.to_string();
     let found: Vec<&PoolState> = snap
         .pools()
@@ -316,7 +316,7 @@ pub fn filter_and_order<'s>(
     family: IpFamily,
     names: &[String],
     snap: &'s Snapshot,
-) -> Result<Vec<&'s PoolState>, Error> {
+) -> Result<Vec<&'s PoolState>, IpamError> {
     let mut kept = Vec::with_capacity(names.len());
     let mut rejections = Vec::new();
     for name in names {
@@ -336,7 +336,7 @@ pub fn filter_and_order<'s>(
         }
     }
     if kept.is_empty() && !rejections.is_empty() {
-        return Err(Error::IpamAllPoolsFiltered {
+        return Err(IpamError::AllPoolsFiltered {
             nic: ctx.nic.to_owned(),
             family,
             rejections,

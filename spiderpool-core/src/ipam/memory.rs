@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::pool_state::PoolState;
 use super::state::StoreState;
 use super::store::{ChangeSet, Committed, EndpointKey, IpamStore, Snapshot};
-use crate::Error;
+use crate::ipam::{CommitError, IpamError, StoreError};
 use crate::objects::{SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
 /// An [`IpamStore`] in memory: a [`StoreState`] behind one mutex (`Send + Sync`).
@@ -35,7 +35,7 @@ impl MemoryStore {
 
     /// Adds or updates a pool. A new pool takes its records from `status.allocatedIPs`; an
     /// existing pool keeps its current records and takes the new spec and metadata.
-    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error> {
+    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), IpamError> {
         self.lock().put_pool(pool).map(drop)
     }
 
@@ -46,12 +46,12 @@ impl MemoryStore {
 
     /// Adds or replaces a SpiderReservedIP (ignored while terminating, as upstream) and
     /// rebuilds the pools' free sets. An invalid one changes nothing.
-    pub fn put_reserved_ip(&self, r: SpiderReservedIP) -> Result<(), Error> {
+    pub fn put_reserved_ip(&self, r: SpiderReservedIP) -> Result<(), IpamError> {
         self.lock().put_reserved_ip(r)
     }
 
     /// Removes a SpiderReservedIP; returns whether it existed.
-    pub fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+    pub fn remove_reserved_ip(&self, name: &str) -> Result<bool, IpamError> {
         self.lock().remove_reserved_ip(name)
     }
 
@@ -77,11 +77,11 @@ impl MemoryStore {
 }
 
 impl IpamStore for MemoryStore {
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
         Ok(self.lock().snapshot(endpoints))
     }
 
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         self.lock().commit(changes)
     }
 }

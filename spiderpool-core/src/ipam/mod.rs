@@ -40,6 +40,7 @@ mod affinity;
 mod allocate;
 mod annotations;
 mod candidates;
+mod error;
 mod gc;
 mod memory;
 mod pool_state;
@@ -63,6 +64,7 @@ pub use annotations::{
     parse_subnets,
 };
 pub use candidates::{Candidates, NicCandidates, PoolSource, filter_and_order, pool_candidates};
+pub use error::{CommitError, IpamError, StoreError};
 pub use gc::{GcConfig, GcEndpoint, GcPod, GcVerdict, Lookup, gc_changes, gc_verdict};
 pub use memory::MemoryStore;
 pub use pool_state::{FreeSet, PoolState};

@@ -13,11 +13,11 @@
 //! A `Vec`-backed [`IpRangeSet`] would search in O(log n) too, but every split or merge shifts
 //! the tail of the vector, which is O(intervals) for a fragmented pool.
 
+use crate::ipam::IpamError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::Error;
 use crate::ip::{Cidr, IpFamily, IpRangeSet, ip_from_u128, ip_to_u128, parse_ip, parse_ip_in};
 use crate::meta::ObjectMeta;
 use crate::objects::{PoolIPAllocation, Route, SpiderIPPool, SpiderIPPoolSpec, SpiderIPPoolStatus};
@@ -185,8 +185,8 @@ pub struct PoolState {
     preferred: Option<IpRangeSet>,
 }
 
-fn invalid(pool: &str, reason: impl Into<String>) -> Error {
-    Error::IpamInvalidPool {
+fn invalid(pool: &str, reason: impl Into<String>) -> IpamError {
+    IpamError::InvalidPool {
         pool: pool.to_owned(),
         reason: reason.into(),
     }
@@ -196,7 +196,7 @@ impl PoolState {
     /// Builds the state of `pool` (spec and `status.allocatedIPs`) with `reserved` the
     /// addresses of every non-terminating SpiderReservedIP (of either family; the other
     /// family is ignored).
-    pub fn from_pool(pool: &SpiderIPPool, reserved: &[IpRangeSet]) -> Result<Self, Error> {
+    pub fn from_pool(pool: &SpiderIPPool, reserved: &[IpRangeSet]) -> Result<Self, IpamError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let records = pool
             .status
@@ -221,7 +221,7 @@ impl PoolState {
         metadata: &ObjectMeta,
         reserved: &[IpRangeSet],
         allocations: impl IntoIterator<Item = (IpAddr, PoolIPAllocation)>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, IpamError> {
         let subnet =
             Cidr::parse(&spec.subnet).map_err(|e| invalid(name, format!("spec.subnet: {e}")))?;
         let family = match spec.ip_version {
@@ -279,7 +279,7 @@ impl PoolState {
     }
 
     /// Replaces the reserved addresses (a SpiderReservedIP changed).
-    pub fn set_reserved(&mut self, reserved: &[IpRangeSet]) -> Result<(), Error> {
+    pub fn set_reserved(&mut self, reserved: &[IpRangeSet]) -> Result<(), IpamError> {
         let mut reserved_set = IpRangeSet::new(self.family);
         for r in reserved.iter().filter(|r| r.family() == self.family) {
             reserved_set = reserved_set.union(&self.usable.intersection(r))?;
@@ -432,9 +432,9 @@ impl PoolState {
 
     /// Records `ip` for `rec`. Fails when `ip` is not free (taken, reserved, excluded or
     /// outside `ips`): the caller's plan was stale.
-    pub fn allocate(&mut self, ip: IpAddr, rec: PoolIPAllocation) -> Result<(), Error> {
+    pub fn allocate(&mut self, ip: IpAddr, rec: PoolIPAllocation) -> Result<(), IpamError> {
         if !self.is_free(ip) {
-            return Err(Error::IpamRecordMismatch {
+            return Err(IpamError::RecordMismatch {
                 pool: self.name.clone(),
                 ip: ip.to_string(),
                 reason: match self.allocations.get(&ip) {
@@ -456,9 +456,9 @@ impl PoolState {
 
     /// Changes the holder of `ip` (StatefulSet/KubeVirt re-adoption). Fails when `ip` has no
     /// record.
-    pub fn update_record(&mut self, ip: IpAddr, rec: PoolIPAllocation) -> Result<(), Error> {
+    pub fn update_record(&mut self, ip: IpAddr, rec: PoolIPAllocation) -> Result<(), IpamError> {
         if !self.allocations.contains_key(&ip) {
-            return Err(Error::IpamRecordMismatch {
+            return Err(IpamError::RecordMismatch {
                 pool: self.name.clone(),
                 ip: ip.to_string(),
                 reason: "no record to update".to_owned(),

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::allocate::{detail_addresses, release_detail};
 use super::request::{IpamConfig, KIND_STATEFULSET, KIND_VMI};
 use super::store::{ChangeSet, EndpointChange, EndpointKey, Snapshot};
-use crate::Error;
+use crate::ipam::IpamError;
 
 /// Phase and deletion facts of a pod, from which [`pod_is_alive`] decides.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -126,7 +126,7 @@ pub fn is_static_owner(owner_type: &str, config: &IpamConfig) -> bool {
 
 /// Decides a CNI DEL (§3.14): all addresses of all NICs of the endpoint are released
 /// together (records removed only where `podUid` matches) and the endpoint deleted.
-pub fn plan_release(req: &ReleaseRequest, snap: &Snapshot) -> Result<ReleaseDecision, Error> {
+pub fn plan_release(req: &ReleaseRequest, snap: &Snapshot) -> Result<ReleaseDecision, IpamError> {
     if req.pod_alive {
         return Ok(ReleaseDecision::nothing(ReleaseOutcome::PodAlive));
     }
@@ -170,7 +170,7 @@ pub fn plan_release_pod(
     endpoint: &EndpointKey,
     uid: &str,
     snap: &Snapshot,
-) -> Result<ReleaseDecision, Error> {
+) -> Result<ReleaseDecision, IpamError> {
     let Some((version, ep)) = snap.endpoint(endpoint) else {
         return Ok(ReleaseDecision::nothing(ReleaseOutcome::NoEndpoint));
     };
@@ -210,7 +210,7 @@ fn released_of(changes: &ChangeSet) -> Vec<(String, IpAddr)> {
 /// Every `(address, pool)` recorded in an endpoint (all NICs).
 pub fn endpoint_addresses(
     ep: &crate::objects::SpiderEndpoint,
-) -> Result<Vec<(IpAddr, String)>, Error> {
+) -> Result<Vec<(IpAddr, String)>, IpamError> {
     let mut out = Vec::new();
     for d in ep.status.iter().flat_map(|s| s.current.ips.iter()) {
         out.extend(detail_addresses(d)?);

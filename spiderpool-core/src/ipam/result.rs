@@ -2,9 +2,9 @@
 //! and the routes (default route via the gateway unless cleanGateway, the pools' routes, the
 //! pod's custom routes).
 
+use crate::ipam::IpamError;
 use std::net::IpAddr;
 
-use crate::Error;
 use crate::ip::{IpFamily, parse_ip};
 use crate::objects::{IPAllocationDetail, Route, SpiderEndpointStatus};
 
@@ -56,7 +56,7 @@ impl NicResult {
     }
 
     /// Builds the result of one endpoint NIC entry.
-    pub fn from_detail(d: &IPAllocationDetail) -> Result<Self, Error> {
+    pub fn from_detail(d: &IPAllocationDetail) -> Result<Self, IpamError> {
         let ip = |addr: &Option<String>, pool: &Option<String>, gw: &Option<String>| {
             addr.as_deref()
                 .map(|a| parse_config(a, pool.as_deref(), gw.as_deref()))
@@ -88,8 +88,8 @@ impl NicResult {
     }
 }
 
-fn parse_config(addr: &str, pool: Option<&str>, gw: Option<&str>) -> Result<IpConfig, Error> {
-    let mismatch = |reason: String| Error::IpamRecordMismatch {
+fn parse_config(addr: &str, pool: Option<&str>, gw: Option<&str>) -> Result<IpConfig, IpamError> {
+    let mismatch = |reason: String| IpamError::RecordMismatch {
         pool: pool.unwrap_or_default().to_owned(),
         ip: addr.to_owned(),
         reason,
@@ -123,7 +123,7 @@ pub struct AllocationResult {
 
 impl AllocationResult {
     /// The result from an endpoint status.
-    pub fn from_status(interface: &str, status: &SpiderEndpointStatus) -> Result<Self, Error> {
+    pub fn from_status(interface: &str, status: &SpiderEndpointStatus) -> Result<Self, IpamError> {
         Ok(AllocationResult {
             interface: interface.to_owned(),
             nics: status

@@ -3,13 +3,13 @@
 //!
 //! [`IpamStore`]: super::IpamStore
 
+use crate::ipam::{CommitError, IpamError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::pool_state::PoolState;
 use super::store::{ChangeSet, Committed, EndpointChange, EndpointKey, PoolOp, Snapshot, Version};
-use crate::Error;
 use crate::ip::{IpFamily, IpRange, IpRangeSet};
 use crate::objects::{PoolIPAllocation, SpiderEndpoint, SpiderIPPool, SpiderReservedIP};
 
@@ -34,9 +34,9 @@ pub struct StoreState {
     last_version: Version,
 }
 
-fn conflict(object: String, expected: Option<Version>, found: Option<Version>) -> Error {
+fn conflict(object: String, expected: Option<Version>, found: Option<Version>) -> CommitError {
     let v = |x: Option<Version>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
-    Error::IpamConflict {
+    CommitError::Conflict {
         object,
         expected: v(expected),
         found: v(found),
@@ -44,7 +44,9 @@ fn conflict(object: String, expected: Option<Version>, found: Option<Version>) -
 }
 
 /// The reserved ranges per family (`[v4, v6]`) of `reserved`.
-fn reserved_sets(reserved: &BTreeMap<String, SpiderReservedIP>) -> Result<Vec<IpRangeSet>, Error> {
+fn reserved_sets(
+    reserved: &BTreeMap<String, SpiderReservedIP>,
+) -> Result<Vec<IpRangeSet>, IpamError> {
     let mut sets = vec![IpRangeSet::new(IpFamily::V4), IpRangeSet::new(IpFamily::V6)];
     for r in reserved.values() {
         // Terminating SpiderReservedIPs no longer reserve anything (as upstream).
@@ -108,7 +110,7 @@ impl StoreState {
     /// Adds or updates a pool. A new pool takes its records from `status.allocatedIPs`; an
     /// existing pool keeps its current records and takes the new spec and metadata. Returns
     /// the pool's new version.
-    pub fn put_pool(&mut self, pool: SpiderIPPool) -> Result<Version, Error> {
+    pub fn put_pool(&mut self, pool: SpiderIPPool) -> Result<Version, IpamError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         match self.pools.get(&name) {
             Some((_, old, _)) => {
@@ -128,7 +130,7 @@ impl StoreState {
         &mut self,
         pool: SpiderIPPool,
         records: impl IntoIterator<Item = (IpAddr, PoolIPAllocation)>,
-    ) -> Result<Version, Error> {
+    ) -> Result<Version, IpamError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let state = PoolState::new(
             &name,
@@ -147,7 +149,7 @@ impl StoreState {
         pool: SpiderIPPool,
         records: impl IntoIterator<Item = (IpAddr, PoolIPAllocation)>,
         preferred: Option<IpRangeSet>,
-    ) -> Result<Version, Error> {
+    ) -> Result<Version, IpamError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let mut state = PoolState::new(
             &name,
@@ -215,7 +217,7 @@ impl StoreState {
     pub fn reset_pools(
         &mut self,
         reserved: BTreeMap<String, SpiderReservedIP>,
-    ) -> Result<BTreeMap<String, Arc<PoolState>>, Error> {
+    ) -> Result<BTreeMap<String, Arc<PoolState>>, IpamError> {
         let sets = reserved_sets(&reserved)?;
         let old = std::mem::take(&mut self.pools)
             .into_iter()
@@ -232,7 +234,7 @@ impl StoreState {
     pub fn set_reserved(
         &mut self,
         reserved: BTreeMap<String, SpiderReservedIP>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), IpamError> {
         let sets = reserved_sets(&reserved)?;
         for (v, state, _) in self.pools.values_mut() {
             self.last_version += 1;
@@ -245,7 +247,7 @@ impl StoreState {
     }
 
     /// Adds or replaces a SpiderReservedIP (see [`StoreState::set_reserved`]).
-    pub fn put_reserved_ip(&mut self, r: SpiderReservedIP) -> Result<(), Error> {
+    pub fn put_reserved_ip(&mut self, r: SpiderReservedIP) -> Result<(), IpamError> {
         let mut reserved = self.reserved.clone();
         reserved.insert(r.metadata.name.clone().unwrap_or_default(), r);
         self.set_reserved(reserved)
@@ -253,7 +255,7 @@ impl StoreState {
 
     /// Removes a SpiderReservedIP (see [`StoreState::set_reserved`]); returns whether it
     /// existed.
-    pub fn remove_reserved_ip(&mut self, name: &str) -> Result<bool, Error> {
+    pub fn remove_reserved_ip(&mut self, name: &str) -> Result<bool, IpamError> {
         let mut reserved = self.reserved.clone();
         let existed = reserved.remove(name).is_some();
         self.set_reserved(reserved)?;
@@ -328,10 +330,10 @@ impl StoreState {
     }
 
     /// Whether `changes` may be committed: every pool and endpoint it writes is at its
-    /// expected version (else [`Error::IpamConflict`]), no endpoint is changed twice, and
+    /// expected version (else [`CommitError::Conflict`]), no endpoint is changed twice, and
     /// every op applies cleanly (allocated addresses free, re-adopted ones recorded). Changes
     /// nothing.
-    pub fn check(&self, changes: &ChangeSet) -> Result<(), Error> {
+    pub fn check(&self, changes: &ChangeSet) -> Result<(), CommitError> {
         for pc in &changes.pools {
             let found = self.pools.get(&pc.pool).map(|(v, _, _)| *v);
             if found != Some(pc.expected_version) {
@@ -356,9 +358,9 @@ impl StoreState {
                 } => (key, Some(*expected_version)),
             };
             if !seen.insert(key) {
-                return Err(Error::IpamStore {
-                    reason: format!("endpoint {key} changed twice in one commit"),
-                });
+                return Err(CommitError::store(format!(
+                    "endpoint {key} changed twice in one commit"
+                )));
             }
             let found = self.endpoints.get(key).map(|(v, _)| *v);
             if found != expected {
@@ -377,20 +379,24 @@ impl StoreState {
                 match op {
                     PoolOp::Allocate { ip, .. } => {
                         if !state.is_free(*ip) || !chosen.insert(*ip) {
-                            return Err(Error::IpamRecordMismatch {
-                                pool: pc.pool.clone(),
-                                ip: ip.to_string(),
-                                reason: "allocating an address that is not free".to_owned(),
-                            });
+                            return Err(CommitError::Rejected(Box::new(
+                                IpamError::RecordMismatch {
+                                    pool: pc.pool.clone(),
+                                    ip: ip.to_string(),
+                                    reason: "allocating an address that is not free".to_owned(),
+                                },
+                            )));
                         }
                     }
                     PoolOp::Readopt { ip, .. } => {
                         if state.record(*ip).is_none() {
-                            return Err(Error::IpamRecordMismatch {
-                                pool: pc.pool.clone(),
-                                ip: ip.to_string(),
-                                reason: "re-adopting an address without record".to_owned(),
-                            });
+                            return Err(CommitError::Rejected(Box::new(
+                                IpamError::RecordMismatch {
+                                    pool: pc.pool.clone(),
+                                    ip: ip.to_string(),
+                                    reason: "re-adopting an address without record".to_owned(),
+                                },
+                            )));
                         }
                     }
                     PoolOp::Release { .. } => {}
@@ -426,7 +432,8 @@ impl StoreState {
     /// Applies `changes` with the versions `assign_versions` gave it. Call it right after
     /// [`StoreState::check`] and [`StoreState::assign_versions`] on the same state: the check
     /// makes it infallible; an error here (a broken invariant) may leave it half applied.
-    pub fn apply(&mut self, changes: &ChangeSet, versions: &Committed) -> Result<(), Error> {
+    pub fn apply(&mut self, changes: &ChangeSet, versions: &Committed) -> Result<(), CommitError> {
+        let rejected = |e: IpamError| CommitError::Rejected(Box::new(e));
         for pc in &changes.pools {
             let v = versions.pools.get(&pc.pool).copied().unwrap_or_default();
             let Some(entry) = self.pools.get_mut(&pc.pool) else {
@@ -435,8 +442,12 @@ impl StoreState {
             let state = Arc::make_mut(&mut entry.1);
             for op in &pc.ops {
                 match op {
-                    PoolOp::Allocate { ip, record } => state.allocate(*ip, record.clone())?,
-                    PoolOp::Readopt { ip, record } => state.update_record(*ip, record.clone())?,
+                    PoolOp::Allocate { ip, record } => {
+                        state.allocate(*ip, record.clone()).map_err(rejected)?
+                    }
+                    PoolOp::Readopt { ip, record } => {
+                        state.update_record(*ip, record.clone()).map_err(rejected)?
+                    }
                     PoolOp::Release { ip, uid } => {
                         state.release(*ip, Some(uid));
                     }
@@ -465,7 +476,7 @@ impl StoreState {
     }
 
     /// Check, assign versions, apply: the whole commit of an in-memory store.
-    pub fn commit(&mut self, changes: &ChangeSet) -> Result<Committed, Error> {
+    pub fn commit(&mut self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         self.check(changes)?;
         let out = self.assign_versions(changes);
         self.apply(changes, &out)?;

@@ -3,7 +3,7 @@
 //! Planning ([`super::plan_allocation`], [`super::plan_release`]) is pure: it reads a
 //! [`Snapshot`] and returns a [`ChangeSet`]. A store applies a change set only if every object
 //! it writes still has the version the plan read ([`PoolChange::expected_version`],
-//! [`EndpointChange`]'s expected version); otherwise it fails with [`Error::IpamConflict`] and
+//! [`EndpointChange`]'s expected version); otherwise it fails with [`CommitError::Conflict`] and
 //! applies nothing, and the caller plans again on a fresh snapshot
 //! ([`allocate_with_retry`]).
 //!
@@ -19,12 +19,12 @@
 //! commit that allocates an address from pool P carries P's version at planning time, and any
 //! other commit that touched P in between has bumped it.
 
+use crate::ipam::{CommitError, IpamError, StoreError};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::pool_state::PoolState;
-use crate::Error;
 use crate::objects::{PoolIPAllocation, SpiderEndpoint};
 
 /// A version of one stored object (pool or endpoint). Opaque to planners; stores bump it on
@@ -217,26 +217,26 @@ pub struct Committed {
 pub trait IpamStore: Send + Sync {
     /// A consistent view of every pool and of the endpoints in `endpoints` (missing ones are
     /// simply absent).
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error>;
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError>;
 
     /// Applies `changes` atomically if every written object is still at its expected version;
-    /// else fails with [`Error::IpamConflict`] and writes nothing. Any other failure is
-    /// another error variant (e.g. [`Error::IpamStore`]).
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error>;
+    /// else fails with [`CommitError::Conflict`] and writes nothing. Any other failure is
+    /// [`CommitError::Store`] (or [`CommitError::Rejected`] for a change set that does not apply).
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError>;
 }
 
 /// Default bound on plan-and-commit attempts of the retry helpers.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 
 /// Runs `plan` on fresh snapshots and commits its change set until a commit succeeds, the
-/// plan fails, or `max_attempts` commits conflicted ([`Error::IpamRetriesExhausted`]). A plan
+/// plan fails, or `max_attempts` commits conflicted ([`IpamError::RetriesExhausted`]). A plan
 /// with nothing to write is returned without committing. Returns the plan's output.
 pub fn commit_with_retry<S, T>(
     store: &S,
     endpoints: &[EndpointKey],
     max_attempts: u32,
-    mut plan: impl FnMut(&Snapshot) -> Result<(T, ChangeSet), Error>,
-) -> Result<T, Error>
+    mut plan: impl FnMut(&Snapshot) -> Result<(T, ChangeSet), IpamError>,
+) -> Result<T, IpamError>
 where
     S: IpamStore + ?Sized,
 {
@@ -253,15 +253,16 @@ where
         }
         match store.commit(&changes) {
             Ok(_) => return Ok(out),
-            Err(e @ Error::IpamConflict { .. }) => last = Some(e),
-            Err(e) => return Err(e),
+            Err(e @ CommitError::Conflict { .. }) => last = Some(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::IpamRetriesExhausted {
+    Err(IpamError::RetriesExhausted {
         attempts: max_attempts.max(1),
-        last: Box::new(last.unwrap_or(Error::IpamStore {
-            reason: "no attempt made".to_owned(),
-        })),
+        last: Box::new(
+            last.unwrap_or_else(|| CommitError::store("no attempt made"))
+                .into(),
+        ),
     })
 }
 
@@ -272,7 +273,7 @@ pub fn allocate_with_retry<S: IpamStore + ?Sized>(
     store: &S,
     req: &super::AllocateRequest,
     max_attempts: u32,
-) -> Result<super::AllocationDecision, Error> {
+) -> Result<super::AllocationDecision, IpamError> {
     let key = super::endpoint_key(req);
     commit_with_retry(store, std::slice::from_ref(&key), max_attempts, |snap| {
         let d = super::plan_allocation(req, snap)?;
@@ -286,7 +287,7 @@ pub fn release_with_retry<S: IpamStore + ?Sized>(
     store: &S,
     req: &super::ReleaseRequest,
     max_attempts: u32,
-) -> Result<super::ReleaseDecision, Error> {
+) -> Result<super::ReleaseDecision, IpamError> {
     commit_with_retry(
         store,
         std::slice::from_ref(&req.endpoint),

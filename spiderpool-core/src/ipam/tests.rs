@@ -1,10 +1,10 @@
 //! Rule-by-rule tests of the IPAM engine through [`MemoryStore`].
 
+use crate::ipam::IpamError;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::*;
-use crate::Error;
 use crate::meta::LabelSelector;
 use crate::objects::keys::*;
 use crate::objects::{PoolIPAllocation, Route, SpiderIPPool, SpiderIPPoolSpec};
@@ -65,7 +65,7 @@ fn anno(mut r: AllocateRequest, k: &str, v: &str) -> AllocateRequest {
     r
 }
 
-fn alloc(s: &MemoryStore, r: &AllocateRequest) -> Result<AllocationDecision, Error> {
+fn alloc(s: &MemoryStore, r: &AllocateRequest) -> Result<AllocationDecision, IpamError> {
     allocate_with_retry(s, r, DEFAULT_MAX_ATTEMPTS)
 }
 
@@ -123,7 +123,7 @@ fn ipam_cluster_default_pool_lowest_first_with_gateway_route() {
 fn ipam_no_pool_rules() {
     let s = store(vec![v4pool("p", "10.6.1.10")]);
     let e = alloc(&s, &req("a", "u1", "eth0")).unwrap_err();
-    assert!(matches!(e, Error::IpamNoPoolRules { .. }), "{e}");
+    assert!(matches!(e, IpamError::NoPoolRules { .. }), "{e}");
 }
 
 #[test]
@@ -210,14 +210,14 @@ fn ipam_precheck_duplicate_and_missing() {
     );
     let e = alloc(&s, &r).unwrap_err();
     assert!(
-        matches!(e, Error::IpamPoolNotFound { ref pool, .. } if pool == "nope"),
+        matches!(e, IpamError::PoolNotFound { ref pool, .. } if pool == "nope"),
         "{e}"
     );
 }
 
 fn filtered(s: &MemoryStore, r: &AllocateRequest) -> String {
     let e = alloc(s, r).unwrap_err();
-    assert!(matches!(e, Error::IpamAllPoolsFiltered { .. }), "{e}");
+    assert!(matches!(e, IpamError::AllPoolsFiltered { .. }), "{e}");
     e.to_string()
 }
 
@@ -831,7 +831,7 @@ fn ipam_stale_commit_conflicts() {
     s.commit(&da.changes).unwrap();
     let e = s.commit(&db.changes).unwrap_err();
     assert!(
-        matches!(e, Error::IpamConflict { ref object, .. } if object == "SpiderIPPool/d"),
+        matches!(e, CommitError::Conflict { ref object, .. } if object == "SpiderIPPool/d"),
         "{e}"
     );
     // The retry helper re-plans and gets the next address.

@@ -32,16 +32,17 @@
 //! ```
 
 #[cfg(feature = "manifest")]
+mod error;
 mod text;
 
 #[cfg(feature = "manifest")]
+pub use error::ManifestError;
 pub use text::{Manifest, parse_documents, parse_manifest, to_yaml, to_yaml_documents};
 
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::Error;
 use crate::meta::ObjectMeta;
 use crate::objects::{
     self, API_VERSION, KindInfo, SpiderCoordinator, SpiderEndpoint, SpiderIPPool,
@@ -123,7 +124,7 @@ impl SpiderObject {
 
     /// Reads one object from a JSON value (for example an AdmissionReview's `object`).
     /// Errors are reported as document 1.
-    pub fn from_value(value: Value) -> Result<Self, Error> {
+    pub fn from_value(value: Value) -> Result<Self, ManifestError> {
         let mut sink = Sink::strict();
         dispatch(
             value,
@@ -137,7 +138,7 @@ impl SpiderObject {
         let mut out = sink.objects;
         match (out.pop(), out.is_empty()) {
             (Some(obj), true) => Ok(obj),
-            _ => Err(Error::Manifest {
+            _ => Err(ManifestError::Document {
                 document: 1,
                 item: None,
                 reason: "expected exactly one object, found a list or nothing".to_owned(),
@@ -146,12 +147,12 @@ impl SpiderObject {
     }
 
     /// The object as a JSON value.
-    pub fn to_value(&self) -> Result<Value, Error> {
+    pub fn to_value(&self) -> Result<Value, ManifestError> {
         serde_json::to_value(self).map_err(|e| self.ser_error(e.to_string()))
     }
 
-    fn ser_error(&self, reason: String) -> Error {
-        Error::Serialize {
+    fn ser_error(&self, reason: String) -> ManifestError {
+        ManifestError::Serialize {
             kind: self.kind().to_owned(),
             reason,
         }
@@ -183,7 +184,7 @@ from_kind!(
 );
 
 /// Writes one object as pretty-printed JSON.
-pub fn to_json(obj: &SpiderObject) -> Result<String, Error> {
+pub fn to_json(obj: &SpiderObject) -> Result<String, ManifestError> {
     serde_json::to_string_pretty(obj).map_err(|e| obj.ser_error(e.to_string()))
 }
 
@@ -207,8 +208,8 @@ pub(crate) struct Pos {
 }
 
 impl Pos {
-    pub(crate) fn error(self, reason: impl Into<String>) -> Error {
-        Error::Manifest {
+    pub(crate) fn error(self, reason: impl Into<String>) -> ManifestError {
+        ManifestError::Document {
             document: self.document,
             item: self.item,
             reason: reason.into(),
@@ -268,7 +269,7 @@ pub(crate) fn dispatch(
     source: &Source,
     pos: Pos,
     sink: &mut Sink,
-) -> Result<(), Error> {
+) -> Result<(), ManifestError> {
     let map = match value {
         Value::Null => return Ok(()),
         Value::Object(map) => map,
@@ -310,7 +311,7 @@ pub(crate) fn dispatch(
         }
         let expected = if typed_list { API_VERSION } else { "v1" };
         if api_version != expected {
-            return Err(Error::BadApiVersion {
+            return Err(ManifestError::BadApiVersion {
                 document: pos.document,
                 item: None,
                 kind,
@@ -350,14 +351,14 @@ pub(crate) fn dispatch(
             });
             return Ok(());
         }
-        return Err(Error::UnknownKind {
+        return Err(ManifestError::UnknownKind {
             document: pos.document,
             item: pos.item,
             kind,
         });
     };
     if api_version != API_VERSION {
-        return Err(Error::BadApiVersion {
+        return Err(ManifestError::BadApiVersion {
             document: pos.document,
             item: pos.item,
             kind,
@@ -380,7 +381,7 @@ pub(crate) fn dispatch(
 /// Deserializes the typed object. The JSON value decides (it has Kubernetes' semantics:
 /// `subnet: 4` is a number, not a string); when it fails, the same document is read again
 /// straight from its text only to learn the line and column of the problem.
-fn typed<T: DeserializeOwned>(value: Value, source: &Source, pos: Pos) -> Result<T, Error> {
+fn typed<T: DeserializeOwned>(value: Value, source: &Source, pos: Pos) -> Result<T, ManifestError> {
     serde_json::from_value(value).map_err(|e| {
         let location: Option<String> = match source {
             #[cfg(feature = "manifest")]

@@ -1,9 +1,9 @@
 //! Manifest text (YAML and JSON) in and out: the `manifest` feature.
 
+use crate::manifest::ManifestError;
 use serde_json::Value;
 
 use super::{Foreign, Pos, Sink, Source, SpiderObject, dispatch};
-use crate::Error;
 
 /// What a lenient read of a manifest found: the Spiderpool objects and the other objects
 /// skipped.
@@ -21,7 +21,7 @@ pub struct Manifest {
 /// 1-based document number: bad syntax, a document that is not a mapping, a missing or
 /// unknown `kind`, a wrong `apiVersion` (only `spiderpool.spidernet.io/v2beta1` is served),
 /// or a field of the wrong type or unknown to the kind.
-pub fn parse_documents(text: &str) -> Result<Vec<SpiderObject>, Error> {
+pub fn parse_documents(text: &str) -> Result<Vec<SpiderObject>, ManifestError> {
     let mut sink = Sink::strict();
     read(text, &mut sink)?;
     Ok(sink.objects)
@@ -31,7 +31,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<SpiderObject>, Error> {
 /// whose `apiVersion` belongs to another API group (what `helm template` prints beside the
 /// Spiderpool objects) are skipped and listed instead of refused. An unknown kind of the
 /// Spiderpool group is still an error (a typo must not go unnoticed).
-pub fn parse_manifest(text: &str) -> Result<Manifest, Error> {
+pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
     let mut sink = Sink::lenient();
     read(text, &mut sink)?;
     Ok(Manifest {
@@ -41,7 +41,7 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, Error> {
 }
 
 /// Reads JSON or YAML text into `sink`.
-fn read(text: &str, sink: &mut Sink) -> Result<(), Error> {
+fn read(text: &str, sink: &mut Sink) -> Result<(), ManifestError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         let mut json_sink = Sink {
@@ -55,7 +55,7 @@ fn read(text: &str, sink: &mut Sink) -> Result<(), Error> {
             }
             // `{a: 1}` is YAML flow syntax, not JSON: retry as YAML, but if that fails too
             // the JSON error is the more useful one.
-            Err(json_err @ Error::Manifest { .. })
+            Err(json_err @ ManifestError::Document { .. })
                 if json_sink.objects.is_empty()
                     && json_sink.foreign.as_ref().is_none_or(Vec::is_empty) =>
             {
@@ -68,12 +68,12 @@ fn read(text: &str, sink: &mut Sink) -> Result<(), Error> {
 }
 
 /// Writes one object as YAML.
-pub fn to_yaml(obj: &SpiderObject) -> Result<String, Error> {
+pub fn to_yaml(obj: &SpiderObject) -> Result<String, ManifestError> {
     serde_saphyr::to_string(obj).map_err(|e| obj.ser_error(e.to_string()))
 }
 
 /// Writes objects as one YAML stream, documents separated by `---`.
-pub fn to_yaml_documents(objs: &[SpiderObject]) -> Result<String, Error> {
+pub fn to_yaml_documents(objs: &[SpiderObject]) -> Result<String, ManifestError> {
     let mut out = String::new();
     for (i, o) in objs.iter().enumerate() {
         if i > 0 {
@@ -86,7 +86,7 @@ pub fn to_yaml_documents(objs: &[SpiderObject]) -> Result<String, Error> {
     }
     Ok(out)
 }
-fn parse_json_stream(text: &str, sink: &mut Sink) -> Result<(), Error> {
+fn parse_json_stream(text: &str, sink: &mut Sink) -> Result<(), ManifestError> {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let mut document = 0;
     let mut start = 0;
@@ -178,7 +178,7 @@ fn split_yaml(text: &str) -> Vec<YamlChunk> {
     chunks
 }
 
-fn parse_yaml_stream(text: &str, sink: &mut Sink) -> Result<(), Error> {
+fn parse_yaml_stream(text: &str, sink: &mut Sink) -> Result<(), ManifestError> {
     let text = text.trim_start_matches('\u{feff}');
     let mut document = 0;
     for (i, chunk) in split_yaml(text).into_iter().enumerate() {
@@ -243,7 +243,7 @@ mod tests {
         );
         let text = format!("{POOL}---\n{bad}");
         let err = parse_documents(&text).unwrap_err();
-        let Error::Manifest {
+        let ManifestError::Document {
             document,
             item,
             reason,
@@ -318,19 +318,19 @@ mod tests {
         // The strict reader still refuses them.
         assert!(matches!(
             parse_documents(&text),
-            Err(Error::UnknownKind { document: 1, .. })
+            Err(ManifestError::UnknownKind { document: 1, .. })
         ));
         // A misspelt kind of the Spiderpool group is never skipped.
         let typo = POOL.replace("kind: SpiderIPPool", "kind: SpiderIPPol");
         assert!(matches!(
             parse_manifest(&typo),
-            Err(Error::UnknownKind { .. })
+            Err(ManifestError::UnknownKind { .. })
         ));
         // Nor is a Spiderpool kind under a wrong version of the group.
         let version = POOL.replace("v2beta1", "v1");
         assert!(matches!(
             parse_manifest(&version),
-            Err(Error::BadApiVersion { .. })
+            Err(ManifestError::BadApiVersion { .. })
         ));
     }
 }

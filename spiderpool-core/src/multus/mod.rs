@@ -30,10 +30,12 @@
 //! # Ok::<(), spiderpool_core::Error>(())
 //! ```
 
+mod error;
 mod nad;
 mod plugins;
 mod render;
 
+pub use error::RenderError;
 pub use nad::{
     NAD_API_VERSION, NAD_KIND, NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec,
 };

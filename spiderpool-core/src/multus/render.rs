@@ -1,12 +1,12 @@
 //! SpiderMultusConfig → NetworkAttachmentDefinition (spec §6.1, §6.2).
 
+use crate::multus::RenderError;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
 use super::nad::NetworkAttachmentDefinition;
 use super::plugins;
-use crate::Error;
 use crate::meta::{ObjectMeta, OwnerReference};
 use crate::objects::keys::{
     ANNO_CNI_CONFIG_NAME, ANNO_MULTUS_CNI_VERSION, ANNO_MULTUS_CR_NAME, ANNO_NAD_RESOURCE_NAME,
@@ -56,7 +56,7 @@ pub fn nad_namespace(smc: &SpiderMultusConfig) -> &str {
 ///
 /// Fields the cniType needs but that are missing (a block, a master, the bond of several
 /// masters, a chained plugin that is not a JSON object) give an error instead of a guess.
-pub fn render_nad(smc: &SpiderMultusConfig) -> Result<NetworkAttachmentDefinition, Error> {
+pub fn render_nad(smc: &SpiderMultusConfig) -> Result<NetworkAttachmentDefinition, RenderError> {
     let namespace = nad_namespace(smc);
     let smc_name = smc.metadata.name.as_deref().unwrap_or_default();
     let ctx = Ctx {
@@ -126,15 +126,15 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn err(&self, field: &str, reason: &str) -> Error {
-        Error::MultusConfig {
+    fn err(&self, field: &str, reason: &str) -> RenderError {
+        RenderError::Config {
             smc: self.id.clone(),
             field: field.to_owned(),
             reason: reason.to_owned(),
         }
     }
 
-    fn missing_block(&self, cni: CniType, key: &str) -> Error {
+    fn missing_block(&self, cni: CniType, key: &str) -> RenderError {
         self.err(
             &format!("spec.{key}"),
             &format!("required for cniType {cni}"),
@@ -148,7 +148,7 @@ fn plugin_chain(
     cni: CniType,
     spec: &SpiderMultusConfigSpec,
     annotations: &mut BTreeMap<String, String>,
-) -> Result<Vec<Value>, Error> {
+) -> Result<Vec<Value>, RenderError> {
     let disable_ipam = spec.disable_ipam.unwrap_or(false);
     // `enableCoordinator` defaults to true in the CRD schema.
     let coordinator = spec
@@ -269,7 +269,7 @@ fn base_master<'a>(
     key: &str,
     masters: &'a [String],
     bond: Option<&'a BondConfig>,
-) -> Result<&'a str, Error> {
+) -> Result<&'a str, RenderError> {
     match masters {
         [] => Err(ctx.err(&format!("spec.{key}.master"), "master can't be empty")),
         [one] => Ok(one),
@@ -286,13 +286,13 @@ fn base_master<'a>(
 /// `chainCNIJsonData` parsed and re-serialised as Go's `json.Marshal` of a
 /// `map[string]interface{}` would: keys in alphabetical order at every level, and integral
 /// floats written as integers.
-fn chained_plugins(ctx: &Ctx, spec: &SpiderMultusConfigSpec) -> Result<Vec<Value>, Error> {
+fn chained_plugins(ctx: &Ctx, spec: &SpiderMultusConfigSpec) -> Result<Vec<Value>, RenderError> {
     let entries = spec.chain_cni_json_data.as_deref().unwrap_or_default();
     entries
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            let fail = |reason: String| Error::MultusChainPlugin {
+            let fail = |reason: String| RenderError::ChainPlugin {
                 smc: ctx.id.clone(),
                 index,
                 reason,

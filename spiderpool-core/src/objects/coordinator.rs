@@ -1,10 +1,10 @@
 //! SpiderCoordinator: the cluster-wide coordinator settings (one object, usually `default`).
 //! Its [`CoordinatorSpec`] is also `SpiderMultusConfig.spec.coordinator`.
 
+use crate::manifest::ManifestError;
 use serde::{Deserialize, Serialize};
 
 use super::{CoordinatorMode, PodCidrType, Route, kinds};
-use crate::Error;
 use crate::meta::ObjectMeta;
 
 kinds::spider_kind! {
@@ -155,12 +155,12 @@ pub const PHASE_NOT_READY: &str = "NotReady";
 
 impl CoordinatorSpec {
     /// Typed `mode` (`Ok(None)` when absent).
-    pub fn mode(&self) -> Result<Option<CoordinatorMode>, Error> {
+    pub fn mode(&self) -> Result<Option<CoordinatorMode>, ManifestError> {
         CoordinatorMode::parse_opt(self.mode.as_deref())
     }
 
     /// Typed `podCIDRType` (`Ok(None)` when absent).
-    pub fn pod_cidr_type(&self) -> Result<Option<PodCidrType>, Error> {
+    pub fn pod_cidr_type(&self) -> Result<Option<PodCidrType>, ManifestError> {
         PodCidrType::parse_opt(self.pod_cidr_type.as_deref())
     }
 }
@@ -200,6 +200,9 @@ mod tests {
     fn objects_coordinator_bad_mode_is_data_not_parse_error() {
         let spec: CoordinatorSpec =
             serde_json::from_value(serde_json::json!({"mode": "disable"})).unwrap();
-        assert!(matches!(spec.mode(), Err(Error::UnsupportedValue { .. })));
+        assert!(matches!(
+            spec.mode(),
+            Err(ManifestError::UnsupportedValue { .. })
+        ));
     }
 }

@@ -5,10 +5,9 @@
 //! values: ..." with the field path, as upstream's webhook does. These enums are the typed
 //! accessors' results.
 
+use crate::manifest::ManifestError;
 use std::fmt;
 use std::str::FromStr;
-
-use crate::Error;
 
 macro_rules! string_enum {
     (
@@ -33,10 +32,10 @@ macro_rules! string_enum {
             }
 
             /// Parses the wire spelling (exact, case-sensitive).
-            pub fn parse(s: &str) -> Result<Self, Error> {
+            pub fn parse(s: &str) -> Result<Self, ManifestError> {
                 match s {
                     $( $text => Ok(Self::$variant), )+
-                    other => Err(Error::UnsupportedValue {
+                    other => Err(ManifestError::UnsupportedValue {
                         field: $field,
                         value: other.to_owned(),
                         supported: Self::SUPPORTED,
@@ -45,14 +44,14 @@ macro_rules! string_enum {
             }
 
             /// Parses an optional field: `Ok(None)` when absent.
-            pub fn parse_opt(s: Option<&str>) -> Result<Option<Self>, Error> {
+            pub fn parse_opt(s: Option<&str>) -> Result<Option<Self>, ManifestError> {
                 s.map(Self::parse).transpose()
             }
         }
 
         impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
+            type Err = ManifestError;
+            fn from_str(s: &str) -> Result<Self, ManifestError> {
                 Self::parse(s)
             }
         }

@@ -1,11 +1,11 @@
 //! SpiderIPPool: a cluster-scoped pool of IPs inside one CIDR.
 
+use crate::manifest::ManifestError;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Route, kinds};
-use crate::Error;
 use crate::meta::{LabelSelector, ObjectMeta};
 
 kinds::spider_kind! {
@@ -175,7 +175,7 @@ impl SpiderIPPoolSpec {
 
 impl SpiderIPPoolStatus {
     /// Decodes `allocatedIPs` (absent means empty).
-    pub fn allocated_ips(&self) -> Result<BTreeMap<String, PoolIPAllocation>, Error> {
+    pub fn allocated_ips(&self) -> Result<BTreeMap<String, PoolIPAllocation>, ManifestError> {
         decode_status_json(self.allocated_ips.as_deref(), "status.allocatedIPs")
     }
 
@@ -195,11 +195,11 @@ impl SpiderIPPoolStatus {
 pub(crate) fn decode_status_json<T: serde::de::DeserializeOwned>(
     text: Option<&str>,
     field: &'static str,
-) -> Result<BTreeMap<String, T>, Error> {
+) -> Result<BTreeMap<String, T>, ManifestError> {
     match text {
         None => Ok(BTreeMap::new()),
         Some(t) if t.trim().is_empty() => Ok(BTreeMap::new()),
-        Some(t) => serde_json::from_str(t).map_err(|e| Error::BadStatusJson {
+        Some(t) => serde_json::from_str(t).map_err(|e| ManifestError::BadStatusJson {
             field,
             reason: e.to_string(),
         }),
@@ -258,7 +258,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Error::BadStatusJson {
+                ManifestError::BadStatusJson {
                     field: "status.allocatedIPs",
                     ..
                 }

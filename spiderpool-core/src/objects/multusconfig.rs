@@ -1,10 +1,10 @@
 //! SpiderMultusConfig (SMC): a namespaced description of a Multus network, rendered into a
 //! NetworkAttachmentDefinition of the same name.
 
+use crate::manifest::ManifestError;
 use serde::{Deserialize, Serialize};
 
 use super::{CniType, CoordinatorSpec, LinkState, VlanMode, kinds};
-use crate::Error;
 use crate::meta::ObjectMeta;
 
 kinds::spider_kind! {
@@ -356,7 +356,7 @@ impl SpiderMultusConfig {
 
 impl SpiderMultusConfigSpec {
     /// Typed `cniType` (`Ok(None)` when absent; the webhook then defaults it to `custom`).
-    pub fn cni_type(&self) -> Result<Option<CniType>, Error> {
+    pub fn cni_type(&self) -> Result<Option<CniType>, ManifestError> {
         CniType::parse_opt(self.cni_type.as_deref())
     }
 
@@ -412,14 +412,14 @@ impl CniType {
 
 impl SpiderVlanCniConfig {
     /// Typed `vlanMode` (`Ok(None)` when absent).
-    pub fn vlan_mode(&self) -> Result<Option<VlanMode>, Error> {
+    pub fn vlan_mode(&self) -> Result<Option<VlanMode>, ManifestError> {
         VlanMode::parse_opt(self.vlan_mode.as_deref())
     }
 }
 
 impl SpiderIbSriovCniConfig {
     /// Typed `linkState` (`Ok(None)` when absent).
-    pub fn link_state(&self) -> Result<Option<LinkState>, Error> {
+    pub fn link_state(&self) -> Result<Option<LinkState>, ManifestError> {
         LinkState::parse_opt(self.link_state.as_deref())
     }
 }
@@ -454,7 +454,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             spec.cni_type(),
-            Err(Error::UnsupportedValue {
+            Err(ManifestError::UnsupportedValue {
                 field: "spec.cniType",
                 ..
             })

@@ -1,12 +1,12 @@
 //! SpiderSubnet: a cluster-scoped CIDR from which pools (and auto-pools) take their IPs.
 
+use crate::manifest::ManifestError;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::ippool::{decode_status_json, encode_status_json};
 use super::{Route, kinds};
-use crate::Error;
 use crate::meta::ObjectMeta;
 
 kinds::spider_kind! {
@@ -106,7 +106,9 @@ impl SpiderSubnet {
 
 impl SpiderSubnetStatus {
     /// Decodes `controlledIPPools` (absent means empty).
-    pub fn controlled_ip_pools(&self) -> Result<BTreeMap<String, PoolIPPreAllocation>, Error> {
+    pub fn controlled_ip_pools(
+        &self,
+    ) -> Result<BTreeMap<String, PoolIPPreAllocation>, ManifestError> {
         decode_status_json(
             self.controlled_ip_pools.as_deref(),
             "status.controlledIPPools",
@@ -165,7 +167,7 @@ mod tests {
         st.controlled_ip_pools = Some(r#"{"p": {"ips": "nope"}}"#.into());
         assert!(matches!(
             st.controlled_ip_pools(),
-            Err(Error::BadStatusJson {
+            Err(ManifestError::BadStatusJson {
                 field: "status.controlledIPPools",
                 ..
             })

@@ -181,7 +181,7 @@ impl Inner {
     }
 
     /// Replaces the reserved IPs and rebuilds every view.
-    pub fn set_reserved(&mut self) -> Result<(), spiderpool_core::Error> {
+    pub fn set_reserved(&mut self) -> Result<(), spiderpool_core::ipam::IpamError> {
         let map = self
             .reserved
             .iter()

@@ -21,6 +21,7 @@ mod inner;
 mod watch;
 mod writes;
 
+use spiderpool_core::ipam::{CommitError, IpamError, StoreError};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -28,7 +29,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use spiderpool_core::Error as CoreError;
 use spiderpool_core::ipam::{
     AllocateRequest, AllocationDecision, ChangeSet, Committed, DEFAULT_MAX_ATTEMPTS,
     EndpointChange, EndpointKey, IpamStore, PoolOp, RejectReason, Snapshot, allocate_with_retry,
@@ -216,13 +216,13 @@ impl KubeStore {
     /// Allocates for `req`: the engine's plan-and-commit loop, and when a pool is exhausted
     /// for this node while other nodes' blocks still have free addresses, asks them to hand
     /// those back and tries again until `exhaustion_wait` has passed.
-    pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, CoreError> {
+    pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, IpamError> {
         let deadline = Instant::now() + self.opts.exhaustion_wait;
         let mut waiting: Vec<String> = Vec::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
             let starved = match &res {
-                Err(CoreError::IpamAllocationFailed { rejections, .. }) => {
+                Err(IpamError::AllocationFailed { rejections, .. }) => {
                     self.starved_pools(rejections.iter().filter_map(|r| {
                         matches!(r.reason, RejectReason::Exhausted).then_some(r.pool.as_str())
                     }))
@@ -306,7 +306,7 @@ impl KubeStore {
 
     /// Claims (or takes over) what `changes` allocates outside this node's blocks. Called
     /// with the lock held.
-    fn claim_for(&self, inner: &mut Inner, changes: &ChangeSet) -> Result<(), CoreError> {
+    fn claim_for(&self, inner: &mut Inner, changes: &ChangeSet) -> Result<(), CommitError> {
         for pc in &changes.pools {
             let Some(entry) = inner.pools.get(&pc.pool) else {
                 continue;
@@ -354,7 +354,7 @@ impl KubeStore {
                             inner.put_pool(v, p);
                         }
                     }
-                    return Err(e.into_core());
+                    return Err(e.into_commit());
                 }
             }
         }
@@ -406,7 +406,7 @@ fn at_current_versions(inner: &Inner, changes: &ChangeSet) -> ChangeSet {
 }
 
 impl IpamStore for KubeStore {
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, CoreError> {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
         let mut fetch = Vec::new();
         let mut snap = {
             let inner = lock(&self.shared.inner);
@@ -429,9 +429,7 @@ impl IpamStore for KubeStore {
             let got = self
                 .rt
                 .block_on(self.writer.get_endpoint(&key, &self.shared.stats))
-                .map_err(|e| CoreError::IpamStore {
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| StoreError::new(e.to_string()))?;
             if let Some((v, ep)) = got {
                 snap.insert_endpoint(v, Arc::new(ep));
             }
@@ -439,7 +437,7 @@ impl IpamStore for KubeStore {
         Ok(snap)
     }
 
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CoreError> {
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         let mut inner = lock(&self.shared.inner);
         let pool_part = ChangeSet {
             pools: changes.pools.clone(),
@@ -497,7 +495,7 @@ impl IpamStore for KubeStore {
                             None => inner.remove_endpoint(&key, None),
                         }
                     }
-                    return Err(e.into_core());
+                    return Err(e.into_commit());
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The store's writes to the apiserver, each with its compare-and-swap precondition, and the
 //! counters the benchmark reports (writes, 409 conflicts).
 
+use spiderpool_core::ipam::CommitError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::Client;
@@ -55,20 +56,17 @@ pub enum WriteError {
 }
 
 impl WriteError {
-    /// As an IPAM engine error: conflicts make it re-plan, the rest fail the request.
-    pub fn into_core(self) -> spiderpool_core::Error {
+    /// As the store contract's error: conflicts make the engine re-plan, the rest fail the
+    /// request.
+    pub fn into_commit(self) -> CommitError {
         match self {
             WriteError::Conflict(object)
-            | WriteError::Block(BlockError::Taken { pool: object, .. }) => {
-                spiderpool_core::Error::IpamConflict {
-                    object,
-                    expected: "the version planned on".to_owned(),
-                    found: "a newer one in the cluster".to_owned(),
-                }
-            }
-            other => spiderpool_core::Error::IpamStore {
-                reason: other.to_string(),
+            | WriteError::Block(BlockError::Taken { pool: object, .. }) => CommitError::Conflict {
+                object,
+                expected: "the version planned on".to_owned(),
+                found: "a newer one in the cluster".to_owned(),
             },
+            other => CommitError::store(other.to_string()),
         }
     }
 }

@@ -25,6 +25,7 @@
 mod disk;
 mod frame;
 
+use spiderpool_core::ipam::{CommitError, IpamError, StoreError};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -35,7 +36,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spiderpool_core::Error;
 use spiderpool_core::ipam::{
     ChangeSet, Committed, EndpointKey, IpamStore, PoolState, Snapshot, StoreState,
 };
@@ -78,14 +78,14 @@ pub enum LocalStoreError {
     },
     /// A pool or reserved-IP definition is invalid.
     #[error(transparent)]
-    Ipam(#[from] Error),
+    Ipam(#[from] IpamError),
 }
 
-impl From<LocalStoreError> for Error {
+impl From<LocalStoreError> for IpamError {
     fn from(e: LocalStoreError) -> Self {
         match e {
             LocalStoreError::Ipam(e) => e,
-            other => Error::IpamStore {
+            other => IpamError::Store {
                 reason: other.to_string(),
             },
         }
@@ -441,7 +441,7 @@ impl LocalStore {
 
     /// Adds or updates one pool (as `MemoryStore::put_pool`): it keeps its records (also
     /// those it had as an orphan) and takes the new spec and metadata; `status` is ignored.
-    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), Error> {
+    pub fn put_pool(&self, pool: SpiderIPPool) -> Result<(), IpamError> {
         let mut inner = self.lock();
         let name = pool.metadata.name.clone().unwrap_or_default();
         let records = inner.records_of(&name);
@@ -471,12 +471,12 @@ impl LocalStore {
 
     /// Adds or replaces a SpiderReservedIP and rebuilds the pools' free sets (bumping every
     /// pool's version), as `MemoryStore::put_reserved_ip`.
-    pub fn put_reserved_ip(&self, r: SpiderReservedIP) -> Result<(), Error> {
+    pub fn put_reserved_ip(&self, r: SpiderReservedIP) -> Result<(), IpamError> {
         self.lock().state.put_reserved_ip(r)
     }
 
     /// Removes a SpiderReservedIP; returns whether it existed.
-    pub fn remove_reserved_ip(&self, name: &str) -> Result<bool, Error> {
+    pub fn remove_reserved_ip(&self, name: &str) -> Result<bool, IpamError> {
         self.lock().state.remove_reserved_ip(name)
     }
 
@@ -672,7 +672,7 @@ impl LocalStore {
 
     /// Appends `line` to the journal and fsyncs it. On failure the journal is cut back to
     /// its previous length (best effort) and the store marked failed (see [`StoreFailure`]).
-    fn append(&self, inner: &mut Inner, line: &[u8]) -> Result<(), Error> {
+    fn append(&self, inner: &mut Inner, line: &[u8]) -> Result<(), StoreError> {
         let jpath = self.dir.join(disk::JOURNAL_FILE);
         let res = inner
             .journal
@@ -685,7 +685,7 @@ impl LocalStore {
             let reason = failed.failure.refusal();
             log::error!("{reason}");
             self.fail(inner, failed);
-            return Err(Error::IpamStore { reason });
+            return Err(StoreError { reason });
         }
         inner.journal_len += line.len() as u64;
         Ok(())
@@ -724,18 +724,16 @@ fn allocations_json(a: &BTreeMap<IpAddr, PoolIPAllocation>) -> Value {
 }
 
 impl IpamStore for LocalStore {
-    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, Error> {
+    fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
         Ok(self.lock().state.snapshot(endpoints))
     }
 
-    fn commit(&self, changes: &ChangeSet) -> Result<Committed, Error> {
+    fn commit(&self, changes: &ChangeSet) -> Result<Committed, CommitError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         self.try_recover(inner);
         if let Some(failed) = &inner.failed {
-            return Err(Error::IpamStore {
-                reason: failed.failure.refusal(),
-            });
+            return Err(CommitError::store(failed.failure.refusal()));
         }
         inner.state.check(changes)?;
         // Versions first (as MemoryStore assigns them), so the journal record carries them.
@@ -749,9 +747,8 @@ impl IpamStore for LocalStore {
                 changes,
                 &out.endpoints,
             );
-            let json = serde_json::to_vec(&rec).map_err(|e| Error::IpamStore {
-                reason: format!("encoding a journal record: {e}"),
-            })?;
+            let json = serde_json::to_vec(&rec)
+                .map_err(|e| CommitError::store(format!("encoding a journal record: {e}")))?;
             self.append(inner, &frame::encode(&json))?;
             inner.seq += 1;
         }
