@@ -1,7 +1,8 @@
-//! The umbrella error of `spiderpool-core`: each module has its own error type
-//! ([`IpError`], [`ManifestError`], [`RenderError`], [`CoordinatorError`], [`IpamError`] and
-//! the CNI's [`CniError`](crate::cni::CniError)), and [`Error`] holds any of them, built by `From` so that `?` works
-//! across modules.
+//! The umbrella error of `spiderpool-core`. Each module has its own error type, returned by
+//! the functions that can only fail that way: [`IpError`], [`ManifestError`] (manifests and
+//! objects), [`RenderError`], [`CoordinatorError`], [`IpamError`] (with the store contract's
+//! [`CommitError`] and [`StoreError`]) and the CNI's [`CniError`](crate::cni::CniError).
+//! [`Error`](enum@Error) holds any of them and converts from each, so `?` works across modules.
 //!
 //! Admission (validation) failures are not errors of this kind: they are data
 //! (lists of field errors) because a webhook reports all of them at once.

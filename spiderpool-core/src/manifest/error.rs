@@ -74,7 +74,4 @@ pub enum ManifestError {
         /// Every accepted value.
         supported: &'static [&'static str],
     },
-    /// An address, range or CIDR field of an object is invalid.
-    #[error(transparent)]
-    Ip(#[from] crate::ip::IpError),
 }
