@@ -289,3 +289,70 @@ fn k8s_store_nodes_share_a_pool_without_duplicates_and_use_it_up() {
         eprintln!("writes {w} conflicts {c} reads {r}");
     }
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_bad_objects_give_clear_errors_and_no_panic() {
+    let rt = runtime();
+    let tc = rt.block_on(TestCluster::new("store-bad")).expect("cluster");
+    let store = start(&rt, &tc, "node-bad");
+    // A pool whose status was edited by hand into garbage (a block of non-addresses).
+    let pool = unique_name("garbage");
+    create_pool(&rt, &tc, &pool, "10.13.0.10-10.13.0.20");
+    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
+    let mut p = pool_status(&rt, &tc, &pool);
+    p.status = Some(spiderpool_core::objects::SpiderIPPoolStatus {
+        blocks: Some(vec![spiderpool_core::objects::IPBlock {
+            node: "node-x".into(),
+            ips: vec!["not-an-address".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    rt.block_on(api.replace_status(&pool, &PostParams::default(), &to_dynamic(&p).expect("dyn")))
+        .expect("garbage status accepted by the schema");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.broken_pools().contains_key(&pool) {
+        assert!(Instant::now() < deadline, "broken pool never noticed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = store
+        .allocate(&request(&tc.namespace, "g", "node-bad", &pool))
+        .expect_err("an unusable pool");
+    let text = err.to_string();
+    assert!(
+        text.contains(&pool) && text.contains("not-an-address"),
+        "{text}"
+    );
+
+    // A SpiderEndpoint without status, written around the agent: the pod still gets an
+    // address (the empty endpoint is taken over), nothing panics.
+    let good = unique_name("good");
+    create_pool(&rt, &tc, &good, "10.13.1.10-10.13.1.20");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store
+        .pools()
+        .iter()
+        .any(|p| p.metadata.name.as_deref() == Some(&good))
+    {
+        assert!(Instant::now() < deadline, "pool never seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let eps: Api<DynamicObject> =
+        Api::namespaced_with(tc.client.clone(), &tc.namespace, &api_resource(&ENDPOINT));
+    let bare: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderEndpoint",
+        "metadata": {"name": "bare", "namespace": tc.namespace}
+    }))
+    .expect("object");
+    rt.block_on(eps.create(&PostParams::default(), &bare))
+        .expect("bare endpoint");
+    std::thread::sleep(Duration::from_millis(300));
+    match store.allocate(&request(&tc.namespace, "bare", "node-bad", &good)) {
+        Ok(d) => assert!(address(&d).to_string().starts_with("10.13.1.")),
+        Err(e) => {
+            let t = e.to_string();
+            assert!(t.contains("bare"), "a clear error naming the endpoint: {t}");
+        }
+    }
+}

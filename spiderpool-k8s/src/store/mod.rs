@@ -218,9 +218,18 @@ impl KubeStore {
     /// those back and tries again until `exhaustion_wait` has passed.
     pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, CoreError> {
         let deadline = Instant::now() + self.opts.exhaustion_wait;
+        let contention_deadline = Instant::now() + Duration::from_secs(30);
         let mut waiting: Vec<String> = Vec::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
+            // Conflicts with other agents are not a reason to fail an ADD: keep re-planning
+            // (with a short pause) until the deadline.
+            if matches!(res, Err(CoreError::IpamRetriesExhausted { .. }))
+                && Instant::now() < contention_deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
             let starved = match &res {
                 Err(CoreError::IpamAllocationFailed { rejections, .. }) => {
                     self.starved_pools(rejections.iter().filter_map(|r| {
@@ -246,6 +255,20 @@ impl KubeStore {
             }
             self.wait_for_change(deadline);
         };
+        // A pool the cluster has but this agent cannot use (its spec or status does not
+        // parse) would otherwise read as "not found": say what is wrong with it.
+        let out = out.map_err(|e| match e {
+            CoreError::IpamPoolNotFound { pool, nic } => {
+                match lock(&self.shared.inner).broken.get(&pool) {
+                    Some(reason) => CoreError::IpamInvalidPool {
+                        pool,
+                        reason: reason.clone(),
+                    },
+                    None => CoreError::IpamPoolNotFound { pool, nic },
+                }
+            }
+            other => other,
+        });
         if !waiting.is_empty() {
             // Cleared by the maintenance thread once this node has not starved for a while:
             // clearing it after every allocation would cost two writes per starving ADD.
@@ -405,6 +428,41 @@ fn at_current_versions(inner: &Inner, changes: &ChangeSet) -> ChangeSet {
     out
 }
 
+/// Refuses, before any write, a change set whose endpoint versions already disagree with the
+/// index (the apiserver would refuse the write; a block claimed first would be written for
+/// nothing).
+fn check_endpoints_locally(inner: &Inner, changes: &ChangeSet) -> Result<(), CoreError> {
+    for ec in &changes.endpoints {
+        let (key, expected) = match ec {
+            EndpointChange::Put {
+                key,
+                expected_version,
+                ..
+            } => (key, *expected_version),
+            EndpointChange::Delete {
+                key,
+                expected_version,
+            } => (key, Some(*expected_version)),
+        };
+        let found = inner.index.get(key).map(|e| e.version);
+        let stale = match (expected, found) {
+            (None, Some(_)) => true,
+            (Some(v), Some(f)) => f > v,
+            (Some(_), None) => matches!(ec, EndpointChange::Put { .. }),
+            (None, None) => false,
+        };
+        if stale {
+            let v = |x: Option<u64>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
+            return Err(CoreError::IpamConflict {
+                object: format!("SpiderEndpoint/{key}"),
+                expected: v(expected),
+                found: v(found),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl IpamStore for KubeStore {
     fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, CoreError> {
         let mut fetch = Vec::new();
@@ -446,6 +504,7 @@ impl IpamStore for KubeStore {
             endpoints: Vec::new(),
         };
         inner.state.check(&pool_part)?;
+        check_endpoints_locally(&inner, changes)?;
         self.claim_for(&mut inner, changes)?;
         let pool_part = at_current_versions(&inner, &pool_part);
         inner.state.check(&pool_part)?;
