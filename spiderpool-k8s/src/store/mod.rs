@@ -219,9 +219,23 @@ impl KubeStore {
     pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, CoreError> {
         let deadline = Instant::now() + self.opts.exhaustion_wait;
         let contention_deadline = Instant::now() + Duration::from_secs(30);
+        let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
+            // A pool created a moment ago may not have reached the watch yet: read it.
+            if let Err(CoreError::IpamPoolNotFound { pool, .. }) = &res
+                && !fetched.contains(pool)
+            {
+                fetched.push(pool.clone());
+                if let Ok((v, p)) = self
+                    .rt
+                    .block_on(self.writer.get_pool(pool, &self.shared.stats))
+                {
+                    lock(&self.shared.inner).put_pool(v, p);
+                    continue;
+                }
+            }
             // Conflicts with other agents are not a reason to fail an ADD: keep re-planning
             // (with a short pause) until the deadline.
             if matches!(res, Err(CoreError::IpamRetriesExhausted { .. }))
