@@ -14,7 +14,7 @@ use spiderpool_core::objects::{ENDPOINT, IPPOOL, RESERVEDIP, SpiderEndpoint, Spi
 
 use super::index::key_of;
 use super::inner::Inner;
-use crate::kinds::{api_resource, display_name, from_dynamic};
+use crate::kinds::{api_resource, display_name, from_dynamic, resource_version};
 
 /// Which watch an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,14 +57,6 @@ pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, tx: Sender<FeedEvent>
     }
 }
 
-fn version(obj: &DynamicObject) -> u64 {
-    obj.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Relist buffers: a watch (re)started lists everything before going on with events.
 #[derive(Debug, Default)]
 pub struct Relists {
@@ -99,7 +91,7 @@ impl Relists {
 }
 
 fn apply_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let v = version(obj);
+    let v = resource_version(obj);
     match feed {
         Feed::Pools => match from_dynamic::<SpiderIPPool>(obj) {
             Ok(p) => {
@@ -130,7 +122,7 @@ fn apply_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
 }
 
 fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let v = Some(version(obj));
+    let v = Some(resource_version(obj));
     match feed {
         Feed::Pools => inner.remove_pool(&display_name(obj), v),
         Feed::Endpoints => {
@@ -152,7 +144,7 @@ fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
 /// listed are removed when their version is not above the newest listed one (a newer one was
 /// written after the list, by this agent, and its event is still coming).
 fn relist(inner: &mut Inner, feed: Feed, list: Vec<DynamicObject>) {
-    let newest = list.iter().map(version).max().unwrap_or(0);
+    let newest = list.iter().map(resource_version).max().unwrap_or(0);
     let listed: BTreeSet<String> = list.iter().map(display_name).collect();
     for obj in &list {
         apply_one(inner, feed, obj);

@@ -11,7 +11,7 @@ use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
 
 use super::blocks::{BlockError, PoolBlocks};
 use crate::error::Error;
-use crate::kinds::{api_resource, from_dynamic, to_dynamic};
+use crate::kinds::{api_resource, from_dynamic, resource_version, to_dynamic};
 
 /// How many times a block edit is retried on 409 before giving up (each retry reads the pool
 /// again; another agent wrote in between).
@@ -73,14 +73,6 @@ impl WriteError {
     }
 }
 
-fn rv(obj: &DynamicObject) -> u64 {
-    obj.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -123,7 +115,7 @@ impl Writer {
             .get(name)
             .await
             .map_err(|e| Error::api(format!("get SpiderIPPool {name}"), e))?;
-        Ok((rv(&obj), from_dynamic(&obj)?))
+        Ok((resource_version(&obj), from_dynamic(&obj)?))
     }
 
     /// Applies `edit` to the blocks of `pool` and writes the status back with its
@@ -161,7 +153,9 @@ impl Writer {
                 .replace_status(&name, &self.post_params(), &obj)
                 .await
             {
-                Ok(written) => return Ok((rv(&written), from_dynamic(&written)?, out)),
+                Ok(written) => {
+                    return Ok((resource_version(&written), from_dynamic(&written)?, out));
+                }
                 Err(e) if is_conflict(&e) => {
                     stats.conflicted();
                     current = self.get_pool(&name, stats).await?.1;
@@ -185,7 +179,7 @@ impl Writer {
             Ok(Some(obj)) => {
                 let mut ep: SpiderEndpoint = from_dynamic(&obj)?;
                 super::index::normalize(&mut ep);
-                Ok(Some((rv(&obj), ep)))
+                Ok(Some((resource_version(&obj), ep)))
             }
             Ok(None) => Ok(None),
             Err(e) => Err(Error::api(format!("get SpiderEndpoint {key}"), e)),
@@ -213,7 +207,7 @@ impl Writer {
             Some(_) => api.replace(&key.name, &self.post_params(), &obj).await,
         };
         match res {
-            Ok(written) => Ok((rv(&written), from_dynamic(&written)?)),
+            Ok(written) => Ok((resource_version(&written), from_dynamic(&written)?)),
             Err(e) if is_conflict(&e) => {
                 stats.conflicted();
                 Err(WriteError::Conflict(format!("SpiderEndpoint/{key}")))
