@@ -249,39 +249,17 @@ impl Inner {
         self.state.set_reserved(map)
     }
 
-    /// How many addresses of each node's block of `pool` are held (every node with a block
-    /// entry, zero included), from the endpoint index.
-    pub fn block_counts(&self, pool: &str) -> BTreeMap<String, i64> {
-        let Some(e) = self.pools.get(pool) else {
-            return BTreeMap::new();
-        };
-        let mut counts: BTreeMap<String, i64> =
-            e.layout.blocks().map(|(n, _)| (n.to_owned(), 0)).collect();
-        for (ip, _) in self.index.records(pool) {
-            if let Some((n, _)) = e.layout.blocks().find(|(_, set)| set.contains(ip))
-                && let Some(c) = counts.get_mut(n)
-            {
-                *c += 1;
-            }
-        }
-        counts
-    }
-
-    /// Free addresses in other nodes' blocks of `pool` (block size minus held addresses,
-    /// from the endpoint index): what a hand-back could give this node.
-    pub fn free_elsewhere(&self, pool: &str) -> u128 {
+    /// How many addresses of this node's block of `pool` are held.
+    pub fn held_in_my_block(&self, pool: &str) -> i64 {
         let Some(e) = self.pools.get(pool) else {
             return 0;
         };
-        let counts = self.block_counts(pool);
-        e.layout
-            .blocks()
-            .filter(|(n, _)| *n != self.node)
-            .map(|(n, set)| {
-                let held = u128::try_from(counts.get(n).copied().unwrap_or(0)).unwrap_or(0);
-                set.len().saturating_sub(held)
-            })
-            .sum()
+        let n = self
+            .index
+            .records(pool)
+            .filter(|(ip, _)| e.mine.contains(*ip))
+            .count();
+        i64::try_from(n).unwrap_or(i64::MAX)
     }
 
     /// The free addresses of this node's block of `pool` (block minus held addresses).

@@ -118,7 +118,7 @@ impl KubeStore {
             starved: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = mpsc::channel();
-        watch::spawn(&rt, &client, tx);
+        watch::spawn(&rt, &client, &opts.node, tx);
         let store = KubeStore {
             rt,
             writer: Writer::new(client, &opts.field_manager),
@@ -198,13 +198,8 @@ impl KubeStore {
     pub fn endpoint(&self, key: &EndpointKey) -> Result<Option<SpiderEndpoint>> {
         {
             let inner = lock(&self.shared.inner);
-            match inner.index.get(key) {
-                Some(e) => {
-                    if let Some(o) = &e.object {
-                        return Ok(Some(o.as_ref().clone()));
-                    }
-                }
-                None => return Ok(None),
+            if let Some(o) = inner.index.get(key).and_then(|e| e.object.as_ref()) {
+                return Ok(Some(o.as_ref().clone()));
             }
         }
         Ok(self
@@ -302,7 +297,12 @@ impl KubeStore {
     fn starved_pools<'a>(&self, pools: impl Iterator<Item = &'a str>) -> Vec<String> {
         let inner = lock(&self.shared.inner);
         pools
-            .filter(|p| inner.free_elsewhere(p) > 0)
+            .filter(|p| {
+                inner
+                    .pools
+                    .get(*p)
+                    .is_some_and(|e| e.layout.free_elsewhere(&self.opts.node) > 0)
+            })
             .map(str::to_owned)
             .collect()
     }
@@ -479,32 +479,47 @@ fn check_endpoints_locally(inner: &Inner, changes: &ChangeSet) -> Result<(), Cor
 
 impl IpamStore for KubeStore {
     fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, CoreError> {
-        let mut fetch = Vec::new();
-        let mut snap = {
+        // Endpoints of other nodes are not watched here (a StatefulSet pod moved to this
+        // node, or just a pod whose endpoint this agent has not seen): read them, and record
+        // their addresses as held in the views so a re-adoption can be planned and checked.
+        let missing: Vec<EndpointKey> = {
             let inner = lock(&self.shared.inner);
-            let mut snap = inner.state.snapshot(&[]);
-            for key in endpoints {
-                match inner.index.get(key) {
-                    Some(Entry {
-                        version,
-                        object: Some(o),
-                        ..
-                    }) => snap.insert_endpoint(*version, Arc::clone(o)),
-                    Some(_) => fetch.push(key.clone()),
-                    None => {}
-                }
-            }
-            snap
+            endpoints
+                .iter()
+                .filter(|k| inner.index.get(k).is_none_or(|e| e.object.is_none()))
+                .cloned()
+                .collect()
         };
-        // Another node's endpoint (a StatefulSet pod moved here): read it.
-        for key in fetch {
+        let mut fetched = Vec::new();
+        for key in missing {
             let got = self
                 .rt
                 .block_on(self.writer.get_endpoint(&key, &self.shared.stats))
                 .map_err(|e| CoreError::IpamStore {
                     reason: e.to_string(),
                 })?;
-            if let Some((v, ep)) = got {
+            if let Some(found) = got {
+                fetched.push(found);
+            }
+        }
+        let mut inner = lock(&self.shared.inner);
+        for (v, ep) in &fetched {
+            inner.put_endpoint(*v, ep.clone());
+        }
+        let mut snap = inner.state.snapshot(&[]);
+        for key in endpoints {
+            if let Some(Entry {
+                version,
+                object: Some(o),
+                ..
+            }) = inner.index.get(key)
+            {
+                snap.insert_endpoint(*version, Arc::clone(o));
+            }
+        }
+        for (v, ep) in fetched {
+            let key = index::key_of(&ep);
+            if inner.index.get(&key).is_none_or(|e| e.object.is_none()) {
                 snap.insert_endpoint(v, Arc::new(ep));
             }
         }
@@ -599,7 +614,6 @@ struct KubeStoreHandle {
 impl KubeStoreHandle {
     fn run(self, rx: mpsc::Receiver<watch::FeedEvent>) {
         let mut relists = watch::Relists::default();
-        let mut stale = BTreeMap::new();
         let mut last_tick = Instant::now();
         loop {
             let ev = rx.recv_timeout(self.opts.count_interval);
@@ -641,7 +655,7 @@ impl KubeStoreHandle {
             if last_tick.elapsed() >= self.opts.count_interval {
                 last_tick = Instant::now();
                 self.hand_back(&shared);
-                self.write_counts(&shared, &mut stale);
+                self.write_counts(&shared);
                 self.clear_waiting(&shared);
             }
         }
@@ -731,62 +745,31 @@ impl KubeStoreHandle {
         }
     }
 
-    /// Writes the pools' counts that changed: every block's count and the total, computed
-    /// from the endpoint index. One agent per pool writes them (the one whose node name is
-    /// the smallest among the blocks), so agents do not contend for the pool object; another
-    /// agent steps in when the counts in the status stay wrong and unchanged for
-    /// `10 × count_interval` (the writer is gone). One attempt per tick: a conflict is retried at the next one.
-    fn write_counts(
-        &self,
-        shared: &Shared,
-        stale: &mut BTreeMap<String, (Vec<Option<i64>>, Instant)>,
-    ) {
+    /// Writes the count of this node's block where it changed (the pool's total is the sum
+    /// of the blocks' counts). One attempt per tick, so agents do not storm the pool object
+    /// with retries: a conflict is tried again at the next tick.
+    fn write_counts(&self, shared: &Shared) {
         let node = &self.opts.node;
-        let patience = self.opts.count_interval * 10;
-        let work: Vec<(SpiderIPPool, BTreeMap<String, i64>)> = {
+        let work: Vec<(SpiderIPPool, i64)> = {
             let mut inner = lock(&shared.inner);
             let dirty = std::mem::take(&mut inner.dirty);
-            let mut work = Vec::new();
-            for p in dirty {
-                let Some(e) = inner.pools.get(&p) else {
-                    continue;
-                };
-                let counts = inner.block_counts(&p);
-                if counts.iter().all(|(n, c)| e.layout.count(n) == Some(*c)) {
-                    continue;
-                }
-                let writer = e
-                    .layout
-                    .blocks()
-                    .filter(|(_, set)| !set.is_empty())
-                    .map(|(n, _)| n)
-                    .min();
-                // The writer is taken for gone when the counts in the status have not moved
-                // for `patience` while they are wrong.
-                let written: Vec<Option<i64>> = counts.keys().map(|n| e.layout.count(n)).collect();
-                let seen = stale
-                    .entry(p.clone())
-                    .or_insert_with(|| (written.clone(), Instant::now()));
-                if seen.0 != written {
-                    *seen = (written, Instant::now());
-                }
-                if writer == Some(node.as_str()) || seen.1.elapsed() >= patience {
-                    work.push((e.object.clone(), counts));
-                } else {
-                    // Not ours to write yet: look again at the next tick.
-                    inner.dirty.insert(p);
-                }
-            }
-            work
+            dirty
+                .into_iter()
+                .filter_map(|p| {
+                    let e = inner.pools.get(&p)?;
+                    let has_block = e.layout.blocks().any(|(n, _)| n == node);
+                    let held = inner.held_in_my_block(&p);
+                    (has_block && e.layout.count(node) != Some(held))
+                        .then(|| (e.object.clone(), held))
+                })
+                .collect()
         };
-        for (pool, counts) in work {
+        for (pool, held) in work {
             let name = pool.metadata.name.clone().unwrap_or_default();
             let res = self
                 .rt
                 .block_on(self.writer.edit_pool_status(pool, 1, &shared.stats, |l| {
-                    for (n, c) in &counts {
-                        l.set_count(n, *c);
-                    }
+                    l.set_count(node, held);
                     Ok(())
                 }));
             let mut inner = lock(&shared.inner);
@@ -794,7 +777,7 @@ impl KubeStoreHandle {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
                 }
-                Err(e) => log::debug!("SpiderIPPool {name}: counts not written this time: {e}"),
+                Err(e) => log::debug!("SpiderIPPool {name}: count not written this time: {e}"),
             }
             // Holders may have changed meanwhile: look again at the next tick.
             inner.dirty.insert(name);

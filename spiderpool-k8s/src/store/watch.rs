@@ -10,6 +10,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use spiderpool_core::objects::crd::ENDPOINT_NODE_FIELD_PATH;
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, RESERVEDIP, SpiderEndpoint, SpiderIPPool};
 
 use super::index::key_of;
@@ -31,7 +32,11 @@ pub enum Feed {
 pub type FeedEvent = (Feed, Event<DynamicObject>);
 
 /// Starts the three watches on `rt`; events go to `tx`.
-pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, tx: Sender<FeedEvent>) {
+/// The endpoint watch is scoped to `node`'s endpoints (a field selector on the CRD's
+/// selectable field `status.current.node`): an agent needs to know who holds the addresses of
+/// its own block only, and decoding every endpoint event of the cluster would cost every agent
+/// CPU and memory in proportion to the cluster.
+pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, node: &str, tx: Sender<FeedEvent>) {
     for (feed, info) in [
         (Feed::Pools, IPPOOL),
         (Feed::Reserved, RESERVEDIP),
@@ -39,10 +44,15 @@ pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, tx: Sender<FeedEvent>
     ] {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&info));
         let tx = tx.clone();
+        let config = match feed {
+            Feed::Endpoints => watcher::Config::default().fields(&format!(
+                "{}={node}",
+                ENDPOINT_NODE_FIELD_PATH.trim_start_matches('.')
+            )),
+            _ => watcher::Config::default(),
+        };
         rt.spawn(async move {
-            let mut stream = watcher::watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            let mut stream = watcher::watcher(api, config).default_backoff().boxed();
             while let Some(ev) = stream.next().await {
                 match ev {
                     Ok(ev) => {
@@ -127,7 +137,18 @@ fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
         Feed::Pools => inner.remove_pool(&display_name(obj), v),
         Feed::Endpoints => {
             if let Ok(ep) = from_dynamic::<SpiderEndpoint>(obj) {
-                inner.remove_endpoint(&key_of(&ep), v);
+                let moved = ep
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.current.node != inner.node);
+                if moved {
+                    // It left this node's watch (a StatefulSet pod re-adopted elsewhere): its
+                    // addresses are still held, by another node now. Keep them held here until
+                    // the pool status shows them out of this node's block.
+                    inner.put_endpoint(v.unwrap_or(0), ep);
+                } else {
+                    inner.remove_endpoint(&key_of(&ep), v);
+                }
             }
         }
         Feed::Reserved => {
