@@ -393,7 +393,7 @@ fn main() -> Result<()> {
         let _ = child.kill();
         let _ = child.wait();
         println!(
-            "\nspiderpool-agent (Kubernetes mode) RSS after sync with {count} SpiderEndpoints in the cluster: {} KiB",
+            "\nspiderpool-agent (Kubernetes mode) RSS after sync, serving a node with {count} SpiderEndpoints: {} KiB",
             rss.map_or("?".to_owned(), |r| r.to_string())
         );
     }
