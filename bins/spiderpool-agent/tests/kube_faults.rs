@@ -10,13 +10,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{AGENT, spiderpool_plugin};
+use common::kube::{KubeAgentProcess, ipam_conf};
+use common::spiderpool_plugin;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool, SpiderIPPoolSpec};
@@ -26,25 +27,6 @@ use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
 
 const PODS: usize = 120;
-
-fn start_agent(dir: &Path, node: &str) -> Child {
-    Command::new(AGENT)
-        .args([
-            "--node-name",
-            node,
-            "--health-port",
-            "0",
-            "--log-level",
-            "info",
-        ])
-        .arg("--socket")
-        .arg(dir.join(format!("{node}.sock")))
-        .arg("--log-file")
-        .arg(dir.join(format!("{node}.log")))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("agent starts")
-}
 
 fn control_plane(cmd: &str) {
     let dir = std::env::var("SPIDERPOOL_CP_DIR").expect("SPIDERPOOL_CP_DIR");
@@ -111,8 +93,11 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
             .collect()
     });
     let dir = tempfile::tempdir().expect("tmp");
-    let agents: Arc<Mutex<Vec<Child>>> = Arc::new(Mutex::new(
-        nodes.iter().map(|n| start_agent(dir.path(), n)).collect(),
+    let agents: Arc<Mutex<Vec<KubeAgentProcess>>> = Arc::new(Mutex::new(
+        nodes
+            .iter()
+            .map(|n| KubeAgentProcess::spawn(dir.path(), n, "info"))
+            .collect(),
     ));
     let holder = Command::new("unshare")
         .args(["-n", "sleep", "600"])
@@ -143,12 +128,7 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
                         );
                         let cid = format!("c-{pod}");
                         let call = Call { args: &args, ..Call::add(netns, &cid, "net1") };
-                        let conf = format!(
-                            r#"{{"cniVersion":"1.0.0","name":"n","type":"macvlan","master":"ens192",
-                                "ipam":{{"type":"spiderpool","default_ipv4_ippool":["{pool}"],
-                                "ipam_unix_socket_path":"{}"}}}}"#,
-                            sockets[i % 2].display()
-                        );
+                        let conf = ipam_conf("1.0.0", &sockets[i % 2], pool);
                         let deadline = Instant::now() + Duration::from_secs(120);
                         loop {
                             let run = run_plugin_here(plugin, &call, &conf);
@@ -178,10 +158,9 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
         wait_for(PODS / 4);
         {
             let mut a = agents.lock().expect("agents");
-            let _ = a[0].kill(); // SIGKILL
-            let _ = a[0].wait();
+            a[0].kill(); // SIGKILL
             std::thread::sleep(Duration::from_millis(500));
-            a[0] = start_agent(dir.path(), &nodes[0]);
+            a[0] = KubeAgentProcess::spawn(dir.path(), &nodes[0], "info");
         }
         wait_for(PODS / 2);
         kill_by_pidfile("apiserver");
@@ -231,10 +210,7 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
         assert!(Instant::now() < deadline, "count: {:?}", p.status);
         std::thread::sleep(Duration::from_millis(200));
     }
-    for mut a in agents.lock().expect("agents").drain(..) {
-        let _ = a.kill();
-        let _ = a.wait();
-    }
+    agents.lock().expect("agents").clear();
     let mut holder = holder;
     let _ = holder.kill();
     let _ = holder.wait();

@@ -132,7 +132,8 @@ fn apply_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
 }
 
 fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let v = Some(resource_version(obj));
+    let version = resource_version(obj);
+    let v = Some(version);
     match feed {
         Feed::Pools => inner.remove_pool(&display_name(obj), v),
         Feed::Endpoints => {
@@ -145,7 +146,7 @@ fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
                     // It left this node's watch (a StatefulSet pod re-adopted elsewhere): its
                     // addresses are still held, by another node now. Keep them held here until
                     // the pool status shows them out of this node's block.
-                    inner.put_endpoint(v.unwrap_or(0), ep);
+                    inner.put_endpoint(version, ep);
                 } else {
                     inner.remove_endpoint(&key_of(&ep), v);
                 }
