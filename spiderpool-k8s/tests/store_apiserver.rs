@@ -347,3 +347,86 @@ fn k8s_store_bad_objects_give_clear_errors_and_no_panic() {
         }
     }
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_statefulset_pod_keeps_its_address_across_nodes() {
+    use spiderpool_core::ipam::{APPS_V1, KIND_STATEFULSET};
+    let rt = runtime();
+    let tc = rt.block_on(TestCluster::new("store-sts")).expect("cluster");
+    let pool = unique_name("sts");
+    create_pool(&rt, &tc, &pool, "10.14.0.10-10.14.0.40");
+    let a = start(&rt, &tc, "sts-node-a");
+    let b = start(&rt, &tc, "sts-node-b");
+    let sts_req = |node: &str, uid: &str| {
+        let mut r = request(&tc.namespace, "web-0", node, &pool);
+        r.pod.uid = uid.to_owned();
+        r.pod.controller = TopController {
+            api_version: APPS_V1.into(),
+            kind: KIND_STATEFULSET.into(),
+            namespace: tc.namespace.clone(),
+            name: "web".into(),
+            uid: "sts-uid".into(),
+        };
+        r
+    };
+    // Node b takes a block first, so a's block does not start at the pool's lowest address.
+    let other = b
+        .allocate(&request(&tc.namespace, "other", "sts-node-b", &pool))
+        .expect("other");
+    let first = a
+        .allocate(&sts_req("sts-node-a", "u1"))
+        .expect("web-0 on a");
+    assert_ne!(address(&first), address(&other));
+    // The pod is deleted while its StatefulSet still wants it: DEL keeps the endpoint.
+    let rel = ReleaseRequest {
+        container_id: "c-web-0".into(),
+        ifname: "net1".into(),
+        endpoint: EndpointKey::new(&tc.namespace, "web-0"),
+        pod_uid: Some("u1".into()),
+        static_pod_valid: true,
+        ..Default::default()
+    };
+    release_with_retry(&a, &rel, 16).expect("release keeps");
+    // Re-created on node b under a new UID: the same address, now in b's block.
+    let again = b
+        .allocate(&sts_req("sts-node-b", "u2"))
+        .expect("web-0 on b");
+    assert_eq!(
+        address(&again),
+        address(&first),
+        "the StatefulSet pod keeps its address"
+    );
+    let p = pool_status(&rt, &tc, &pool);
+    let blocks = p.status.and_then(|s| s.blocks).expect("blocks");
+    let b_block = blocks
+        .iter()
+        .find(|x| x.node == "sts-node-b")
+        .expect("b's block");
+    let set =
+        spiderpool_core::ip::IpRangeSet::parse(spiderpool_core::ip::IpFamily::V4, &b_block.ips)
+            .expect("ranges");
+    assert!(
+        set.contains(address(&again)),
+        "moved into b's block: {:?}",
+        b_block.ips
+    );
+    let eps: Api<DynamicObject> =
+        Api::namespaced_with(tc.client.clone(), &tc.namespace, &api_resource(&ENDPOINT));
+    let ep: spiderpool_core::objects::SpiderEndpoint =
+        from_dynamic(&rt.block_on(eps.get("web-0")).expect("endpoint")).expect("decode");
+    let st = ep.status.expect("status");
+    assert_eq!(
+        (st.current.uid.as_str(), st.current.node.as_str()),
+        ("u2", "sts-node-b")
+    );
+    assert!(
+        ep.metadata.owner_references.is_none(),
+        "no pod owner for StatefulSet endpoints"
+    );
+    // Node a must not hand the address out again.
+    let next = a
+        .allocate(&request(&tc.namespace, "after", "sts-node-a", &pool))
+        .expect("after");
+    assert_ne!(address(&next), address(&again));
+}
