@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::kube::{KubeAgentProcess, ipam_conf};
 use common::spiderpool_plugin;
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool, SpiderIPPoolSpec};
-use spiderpool_k8s::kinds::{api_resource, from_dynamic, to_dynamic};
+use kube::api::{Api, DynamicObject, ListParams};
+use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_k8s::kinds::{api_resource, from_dynamic};
 use spiderpool_k8s::testing::{TestCluster, unique_name};
 use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
@@ -56,44 +55,20 @@ fn k8s_ten_agents_share_one_pool_without_duplicates_or_failures() {
         .expect("cluster");
     let ns = tc.namespace.clone();
     let pool = unique_name("thousand");
-    let p = SpiderIPPool::new(
+    rt.block_on(tc.ippool(
         &pool,
-        SpiderIPPoolSpec {
-            subnet: "10.7.0.0/16".into(),
-            ips: Some(vec!["10.7.0.10-10.7.3.241".into()]),
-            gateway: Some("10.7.0.1".into()),
-            ..Default::default()
-        },
-    );
+        "10.7.0.0/16",
+        &["10.7.0.10-10.7.3.241"],
+        Some("10.7.0.1"),
+    ))
+    .expect("create pool");
     let pools: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
-    rt.block_on(pools.create(&PostParams::default(), &to_dynamic(&p).expect("pool")))
-        .expect("create pool");
     let nodes: Vec<String> = (0..NODES).map(|i| format!("{ns}-n{i}")).collect();
-    // 1000 pods (+1 for the exhaustion check), created 20 at a time.
-    let uids: BTreeMap<String, String> = rt.block_on(async {
-        for n in &nodes {
-            tc.node(n, &BTreeMap::new()).await.expect("node");
-        }
-        let names: Vec<(String, String)> = (0..=NODES * PER_NODE)
-            .map(|i| (format!("pod-{i}"), nodes[i % NODES].clone()))
-            .collect();
-        futures::stream::iter(names)
-            .map(|(name, node)| {
-                let tc = tc.clone();
-                async move {
-                    let p = tc
-                        .pod(&name, &node, &BTreeMap::new(), &BTreeMap::new())
-                        .await
-                        .expect("pod");
-                    (name, p.metadata.uid.expect("uid"))
-                }
-            })
-            .buffer_unordered(20)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
-    });
+    // 1000 pods (+1 for the exhaustion check).
+    let uids = rt
+        .block_on(tc.pods_on(NODES * PER_NODE + 1, &nodes))
+        .expect("pods");
+    // Pod i runs on node i % NODES, served by that node's agent below.
 
     let dir = tempfile::tempdir().expect("tmp");
     let agents: Vec<Arc<KubeAgentProcess>> = nodes

@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use common::kube::{KubeAgentProcess, ipam_conf};
 use common::spiderpool_plugin;
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool, SpiderIPPoolSpec};
-use spiderpool_k8s::kinds::{api_resource, from_dynamic, to_dynamic};
+use kube::api::{Api, DynamicObject, ListParams};
+use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_k8s::kinds::{api_resource, from_dynamic};
 use spiderpool_k8s::testing::{TestCluster, unique_name};
 use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
@@ -58,40 +57,11 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
     let tc = rt.block_on(TestCluster::new("faults")).expect("cluster");
     let ns = tc.namespace.clone();
     let pool = unique_name("faults");
-    let p = SpiderIPPool::new(
-        &pool,
-        SpiderIPPoolSpec {
-            subnet: "10.12.0.0/16".into(),
-            ips: Some(vec!["10.12.0.10-10.12.0.209".into()]),
-            ..Default::default()
-        },
-    );
-    let pools: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
-    rt.block_on(pools.create(&PostParams::default(), &to_dynamic(&p).expect("pool")))
+    rt.block_on(tc.ippool(&pool, "10.12.0.0/16", &["10.12.0.10-10.12.0.209"], None))
         .expect("create pool");
+    let pools: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
     let nodes = [format!("{ns}-a"), format!("{ns}-b")];
-    let uids: BTreeMap<String, String> = rt.block_on(async {
-        for n in &nodes {
-            tc.node(n, &BTreeMap::new()).await.expect("node");
-        }
-        futures::stream::iter(0..PODS)
-            .map(|i| {
-                let (tc, node) = (tc.clone(), nodes[i % 2].clone());
-                async move {
-                    let name = format!("pod-{i}");
-                    let p = tc
-                        .pod(&name, &node, &BTreeMap::new(), &BTreeMap::new())
-                        .await
-                        .expect("pod");
-                    (name, p.metadata.uid.expect("uid"))
-                }
-            })
-            .buffer_unordered(20)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
-    });
+    let uids = rt.block_on(tc.pods_on(PODS, &nodes)).expect("pods");
     let dir = tempfile::tempdir().expect("tmp");
     let agents: Arc<Mutex<Vec<KubeAgentProcess>>> = Arc::new(Mutex::new(
         nodes
