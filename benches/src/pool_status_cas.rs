@@ -20,15 +20,7 @@ use spiderpool_core::ipam::{
     ChangeSet, Committed, EndpointChange, EndpointKey, IpamStore, PoolOp, PoolState, Snapshot,
 };
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
-use spiderpool_k8s::kinds::{api_resource, from_dynamic, to_dynamic};
-
-fn rv(obj: &DynamicObject) -> u64 {
-    obj.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+use spiderpool_k8s::kinds::{api_resource, from_dynamic, resource_version, to_dynamic};
 
 fn store_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e.to_string())
@@ -68,7 +60,7 @@ impl PoolStatusStore {
                         Event::Apply(o) | Event::InitApply(o) => {
                             if let Ok(p) = from_dynamic::<SpiderIPPool>(&o) {
                                 let name = p.metadata.name.clone().unwrap_or_default();
-                                let v = rv(&o);
+                                let v = resource_version(&o);
                                 if map.get(&name).is_none_or(|(old, _)| *old < v) {
                                     map.insert(name, (v, p));
                                 }
@@ -117,7 +109,7 @@ impl IpamStore for PoolStatusStore {
                 .map_err(store_err)?;
             if let Some(o) = got {
                 let ep: SpiderEndpoint = from_dynamic(&o).map_err(store_err)?;
-                snap.insert_endpoint(rv(&o), Arc::new(ep));
+                snap.insert_endpoint(resource_version(&o), Arc::new(ep));
             }
         }
         Ok(snap)
@@ -165,7 +157,7 @@ impl IpamStore for PoolStatusStore {
                 .block_on(api.replace_status(&pc.pool, &PostParams::default(), &obj))
             {
                 Ok(written) => {
-                    let nv = rv(&written);
+                    let nv = resource_version(&written);
                     if let Ok(p) = from_dynamic::<SpiderIPPool>(&written) {
                         let mut map = self.pools.lock().unwrap_or_else(|p| p.into_inner());
                         if map.get(&pc.pool).is_none_or(|(old, _)| *old < nv) {
@@ -201,7 +193,9 @@ impl IpamStore for PoolStatusStore {
                             .create(&PostParams::default(), &obj),
                     )
                     .map_err(store_err)?;
-                committed.endpoints.insert(key.clone(), Some(rv(&written)));
+                committed
+                    .endpoints
+                    .insert(key.clone(), Some(resource_version(&written)));
             }
             // The harness only allocates fresh pods; updates and deletes are not measured.
         }

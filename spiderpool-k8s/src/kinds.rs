@@ -27,6 +27,16 @@ pub fn api_resource_of<T: SpiderResource>() -> ApiResource {
     api_resource(&T::INFO)
 }
 
+/// `metadata.resourceVersion` as a number (0 when absent). kube-apiserver on etcd writes the
+/// etcd revision there; the store compares them to drop stale watch events.
+pub fn resource_version(obj: &DynamicObject) -> u64 {
+    obj.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `namespace/name` (or `name`) of a dynamic object, for messages.
 pub fn display_name(obj: &DynamicObject) -> String {
     match (&obj.metadata.namespace, &obj.metadata.name) {

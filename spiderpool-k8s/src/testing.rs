@@ -106,6 +106,61 @@ impl TestCluster {
             .map_err(|e| Error::api(format!("patch pod status {name}"), e))
     }
 
+    /// Creates the SpiderIPPool `name` over `ips` in `subnet` (cluster-scoped: give it a
+    /// unique name, e.g. from [`unique_name`]).
+    pub async fn ippool(
+        &self,
+        name: &str,
+        subnet: &str,
+        ips: &[&str],
+        gateway: Option<&str>,
+    ) -> Result<()> {
+        use spiderpool_core::objects::{IPPOOL, SpiderIPPool, SpiderIPPoolSpec};
+        let pool = SpiderIPPool::new(
+            name,
+            SpiderIPPoolSpec {
+                subnet: subnet.to_owned(),
+                ips: Some(ips.iter().map(|s| (*s).to_owned()).collect()),
+                gateway: gateway.map(str::to_owned),
+                ..Default::default()
+            },
+        );
+        let api: Api<kube::api::DynamicObject> =
+            Api::all_with(self.client.clone(), &crate::kinds::api_resource(&IPPOOL));
+        api.create(&PostParams::default(), &crate::kinds::to_dynamic(&pool)?)
+            .await
+            .map_err(|e| Error::api(format!("create SpiderIPPool {name}"), e))?;
+        Ok(())
+    }
+
+    /// Creates the Nodes `nodes` and `count` Running pods `pod-0`, `pod-1`... spread over
+    /// them round-robin (20 creates at a time). Returns each pod's UID by name.
+    pub async fn pods_on(
+        &self,
+        count: usize,
+        nodes: &[String],
+    ) -> Result<BTreeMap<String, String>> {
+        use futures::StreamExt;
+        for n in nodes {
+            self.node(n, &BTreeMap::new()).await?;
+        }
+        let none = BTreeMap::new();
+        let created: Vec<Result<(String, String)>> = futures::stream::iter(0..count)
+            .map(|i| {
+                let name = format!("pod-{i}");
+                let node = nodes[i % nodes.len().max(1)].clone();
+                let none = &none;
+                async move {
+                    let p = self.pod(&name, &node, none, none).await?;
+                    Ok((name, p.metadata.uid.unwrap_or_default()))
+                }
+            })
+            .buffer_unordered(20)
+            .collect()
+            .await;
+        created.into_iter().collect()
+    }
+
     /// Deletes a Pod at once (grace period 0).
     pub async fn delete_pod(&self, name: &str) -> Result<()> {
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);

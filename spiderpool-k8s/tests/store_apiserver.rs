@@ -108,18 +108,9 @@ fn k8s_store_allocates_as_endpoints_and_releases() {
         .block_on(TestCluster::new("store-basic"))
         .expect("cluster");
     let pool = unique_name("basic");
-    create_pool(&rt, &tc, &pool, "10.6.212.100-10.6.212.200");
     let store = start(&rt, &tc, "node-a");
-    // The store's watch must see the pool before it can plan on it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !store
-        .pools()
-        .iter()
-        .any(|p| p.metadata.name.as_deref() == Some(&pool))
-    {
-        assert!(Instant::now() < deadline, "pool never seen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    create_pool(&rt, &tc, &pool, "10.6.212.100-10.6.212.200");
+    // No waiting for the watch: an allocation right after the pool was created reads it.
     let a = store
         .allocate(&request(&tc.namespace, "a", "node-a", &pool))
         .expect("a");
@@ -288,4 +279,154 @@ fn k8s_store_nodes_share_a_pool_without_duplicates_and_use_it_up() {
     for (w, c, r) in stores.iter().map(|s| s.traffic()) {
         eprintln!("writes {w} conflicts {c} reads {r}");
     }
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_bad_objects_give_clear_errors_and_no_panic() {
+    let rt = runtime();
+    let tc = rt.block_on(TestCluster::new("store-bad")).expect("cluster");
+    let store = start(&rt, &tc, "node-bad");
+    // A pool whose status was edited by hand into garbage (a block of non-addresses).
+    let pool = unique_name("garbage");
+    create_pool(&rt, &tc, &pool, "10.13.0.10-10.13.0.20");
+    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
+    let mut p = pool_status(&rt, &tc, &pool);
+    p.status = Some(spiderpool_core::objects::SpiderIPPoolStatus {
+        blocks: Some(vec![spiderpool_core::objects::IPBlock {
+            node: "node-x".into(),
+            ips: vec!["not-an-address".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    rt.block_on(api.replace_status(&pool, &PostParams::default(), &to_dynamic(&p).expect("dyn")))
+        .expect("garbage status accepted by the schema");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.broken_pools().contains_key(&pool) {
+        assert!(Instant::now() < deadline, "broken pool never noticed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = store
+        .allocate(&request(&tc.namespace, "g", "node-bad", &pool))
+        .expect_err("an unusable pool");
+    let text = err.to_string();
+    assert!(
+        text.contains(&pool) && text.contains("not-an-address"),
+        "{text}"
+    );
+
+    // A SpiderEndpoint without status, written around the agent: the pod still gets an
+    // address (the empty endpoint is taken over), nothing panics.
+    let good = unique_name("good");
+    create_pool(&rt, &tc, &good, "10.13.1.10-10.13.1.20");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store
+        .pools()
+        .iter()
+        .any(|p| p.metadata.name.as_deref() == Some(&good))
+    {
+        assert!(Instant::now() < deadline, "pool never seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let eps: Api<DynamicObject> =
+        Api::namespaced_with(tc.client.clone(), &tc.namespace, &api_resource(&ENDPOINT));
+    let bare: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderEndpoint",
+        "metadata": {"name": "bare", "namespace": tc.namespace}
+    }))
+    .expect("object");
+    rt.block_on(eps.create(&PostParams::default(), &bare))
+        .expect("bare endpoint");
+    std::thread::sleep(Duration::from_millis(300));
+    match store.allocate(&request(&tc.namespace, "bare", "node-bad", &good)) {
+        Ok(d) => assert!(address(&d).to_string().starts_with("10.13.1.")),
+        Err(e) => {
+            let t = e.to_string();
+            assert!(t.contains("bare"), "a clear error naming the endpoint: {t}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_statefulset_pod_keeps_its_address_across_nodes() {
+    use spiderpool_core::ipam::{APPS_V1, KIND_STATEFULSET};
+    let rt = runtime();
+    let tc = rt.block_on(TestCluster::new("store-sts")).expect("cluster");
+    let pool = unique_name("sts");
+    create_pool(&rt, &tc, &pool, "10.14.0.10-10.14.0.40");
+    let a = start(&rt, &tc, "sts-node-a");
+    let b = start(&rt, &tc, "sts-node-b");
+    let sts_req = |node: &str, uid: &str| {
+        let mut r = request(&tc.namespace, "web-0", node, &pool);
+        r.pod.uid = uid.to_owned();
+        r.pod.controller = TopController {
+            api_version: APPS_V1.into(),
+            kind: KIND_STATEFULSET.into(),
+            namespace: tc.namespace.clone(),
+            name: "web".into(),
+            uid: "sts-uid".into(),
+        };
+        r
+    };
+    // Node b takes a block first, so a's block does not start at the pool's lowest address.
+    let other = b
+        .allocate(&request(&tc.namespace, "other", "sts-node-b", &pool))
+        .expect("other");
+    let first = a
+        .allocate(&sts_req("sts-node-a", "u1"))
+        .expect("web-0 on a");
+    assert_ne!(address(&first), address(&other));
+    // The pod is deleted while its StatefulSet still wants it: DEL keeps the endpoint.
+    let rel = ReleaseRequest {
+        container_id: "c-web-0".into(),
+        ifname: "net1".into(),
+        endpoint: EndpointKey::new(&tc.namespace, "web-0"),
+        pod_uid: Some("u1".into()),
+        static_pod_valid: true,
+        ..Default::default()
+    };
+    release_with_retry(&a, &rel, 16).expect("release keeps");
+    // Re-created on node b under a new UID: the same address, now in b's block.
+    let again = b
+        .allocate(&sts_req("sts-node-b", "u2"))
+        .expect("web-0 on b");
+    assert_eq!(
+        address(&again),
+        address(&first),
+        "the StatefulSet pod keeps its address"
+    );
+    let p = pool_status(&rt, &tc, &pool);
+    let blocks = p.status.and_then(|s| s.blocks).expect("blocks");
+    let b_block = blocks
+        .iter()
+        .find(|x| x.node == "sts-node-b")
+        .expect("b's block");
+    let set =
+        spiderpool_core::ip::IpRangeSet::parse(spiderpool_core::ip::IpFamily::V4, &b_block.ips)
+            .expect("ranges");
+    assert!(
+        set.contains(address(&again)),
+        "moved into b's block: {:?}",
+        b_block.ips
+    );
+    let eps: Api<DynamicObject> =
+        Api::namespaced_with(tc.client.clone(), &tc.namespace, &api_resource(&ENDPOINT));
+    let ep: spiderpool_core::objects::SpiderEndpoint =
+        from_dynamic(&rt.block_on(eps.get("web-0")).expect("endpoint")).expect("decode");
+    let st = ep.status.expect("status");
+    assert_eq!(
+        (st.current.uid.as_str(), st.current.node.as_str()),
+        ("u2", "sts-node-b")
+    );
+    assert!(
+        ep.metadata.owner_references.is_none(),
+        "no pod owner for StatefulSet endpoints"
+    );
+    // Node a must not hand the address out again.
+    let next = a
+        .allocate(&request(&tc.namespace, "after", "sts-node-a", &pool))
+        .expect("after");
+    assert_ne!(address(&next), address(&again));
 }

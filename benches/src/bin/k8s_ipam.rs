@@ -33,6 +33,7 @@ struct Args {
     agents: usize,
     per_agent: usize,
     sequential: usize,
+    spare: usize,
     agent_bin: Option<String>,
 }
 
@@ -41,6 +42,7 @@ fn args() -> Result<Args> {
         agents: 10,
         per_agent: 100,
         sequential: 200,
+        spare: 0,
         agent_bin: None,
     };
     let mut it = std::env::args().skip(1);
@@ -51,9 +53,10 @@ fn args() -> Result<Args> {
             "--per-agent" => a.per_agent = value()?.parse()?,
             "--sequential" => a.sequential = value()?.parse()?,
             "--agent-bin" => a.agent_bin = Some(value()?),
+            "--spare" => a.spare = value()?.parse()?,
             "--help" | "-h" => {
                 println!(
-                    "k8s_ipam [--agents N] [--per-agent N] [--sequential N] [--agent-bin PATH]"
+                    "k8s_ipam [--agents N] [--per-agent N] [--sequential N] [--spare N] [--agent-bin PATH]"
                 );
                 std::process::exit(0);
             }
@@ -225,7 +228,7 @@ fn main() -> Result<()> {
 
     // Ours: per-node blocks.
     let ours_pool = format!("{run}-ours");
-    create_pool(&rt, &client, &ours_pool, 8, n)?;
+    create_pool(&rt, &client, &ours_pool, 8, n + a.spare)?;
     let ours: Vec<Arc<KubeStore>> = clients
         .iter()
         .enumerate()
@@ -270,7 +273,7 @@ fn main() -> Result<()> {
 
     // Baseline: upstream's pool-status update per allocation.
     let base_pool = format!("{run}-base");
-    create_pool(&rt, &client, &base_pool, 9, n)?;
+    create_pool(&rt, &client, &base_pool, 9, n + a.spare)?;
     let base: Vec<Arc<PoolStatusStore>> = clients
         .iter()
         .map(|c| Arc::new(PoolStatusStore::start(rt.handle().clone(), c.clone())))
@@ -302,8 +305,10 @@ fn main() -> Result<()> {
     };
 
     println!(
-        "{n} allocations by {} agents (concurrency {}), one {n}-address pool:\n",
-        a.agents, a.agents
+        "{n} allocations by {} agents (concurrency {}), one {}-address pool:\n",
+        a.agents,
+        a.agents,
+        n + a.spare
     );
     println!("| strategy | wall | rate | p50 | p99 | failed | writes/alloc | 409s |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -393,7 +398,7 @@ fn main() -> Result<()> {
         let _ = child.kill();
         let _ = child.wait();
         println!(
-            "\nspiderpool-agent (Kubernetes mode) RSS after sync with {count} SpiderEndpoints in the cluster: {} KiB",
+            "\nspiderpool-agent (Kubernetes mode) RSS after sync, serving a node with {count} SpiderEndpoints: {} KiB",
             rss.map_or("?".to_owned(), |r| r.to_string())
         );
     }

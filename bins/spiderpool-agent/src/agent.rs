@@ -19,20 +19,23 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use serde::Serialize;
 use spiderpool_core::admission::Switches;
 use spiderpool_core::agentapi::{
-    GetCoordinatorArgs, IpRoute, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+    GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
     STATUS_STATELESS_RELEASE_FORBIDDEN,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
-    AllocateRequest, DEFAULT_MAX_ATTEMPTS, DecisionKind, EndpointKey, IpamConfig, PodInfo,
-    ReleaseOutcome, ReleaseRequest, TopController, allocate_with_retry, commit_with_retry,
-    plan_release_pod, release_with_retry,
+    AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, PodInfo, ReleaseOutcome,
+    ReleaseRequest, TopController, allocate_with_retry, commit_with_retry, plan_release_pod,
+    release_with_retry,
 };
 use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
 use spiderpool_core::objects::{SpiderEndpoint, SpiderEndpointStatus, SpiderIPPool};
 
 use crate::backend::AgentStore;
 use crate::config_dir::{FileOutcome, LoadedConfig, reload_dir};
+use crate::service::{
+    Detection, add_response, addresses_text, decision_text, outcome_text, require,
+};
 
 /// How an API call failed: the HTTP status and upstream-style message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -314,44 +317,19 @@ impl Agent {
             log::warn!("ADD {pod_key} {}: {w}", args.if_name);
         }
         lock(&self.pod_annotations).insert(pod_key.clone(), local.annotations);
-        let mut resp = IpamAddResponse::default();
-        for nic in &decision.result.nics {
-            for ip in nic.ips() {
-                resp.ips.push(spiderpool_core::agentapi::IpConfig {
-                    version: if ip.address.is_ipv4() { 4 } else { 6 },
-                    address: ip.cidr(),
-                    ip_pool: ip.pool.clone(),
-                    gateway: ip.gateway.map(|g| g.to_string()).unwrap_or_default(),
-                    nic: nic.interface.clone(),
-                    enable_ip_conflict_detection: self.opts.enable_ip_conflict_detection,
-                    // Nothing to probe without a gateway.
-                    enable_gateway_detection: self.opts.enable_gateway_detection
-                        && ip.gateway.is_some(),
-                    ..Default::default()
-                });
-            }
-            resp.routes.extend(nic.routes.iter().map(|r| IpRoute {
-                if_name: nic.interface.clone(),
-                dst: r.dst.clone(),
-                gw: r.gw.clone(),
-            }));
-        }
-        let addrs: Vec<String> = resp
-            .ips
-            .iter()
-            .filter(|i| i.nic == args.if_name)
-            .map(|i| format!("{} ({})", i.address, i.ip_pool))
-            .collect();
-        let how = match decision.kind {
-            DecisionKind::Allocated => "allocated",
-            DecisionKind::Existing => "already allocated to this pod (a retried ADD)",
-            DecisionKind::Readopted => "taken over from the pod's previous incarnation",
-        };
+        let resp = add_response(
+            &decision,
+            Detection {
+                ip_conflict: self.opts.enable_ip_conflict_detection,
+                gateway: self.opts.enable_gateway_detection,
+            },
+        );
+        let how = decision_text(decision.kind);
         log::info!(
             "ADD {pod_key} {} {}: {how}: {}",
             args.container_id,
             args.if_name,
-            addrs.join(", ")
+            addresses_text(&resp, &args.if_name)
         );
         Ok(resp)
     }
@@ -576,55 +554,6 @@ fn file_report(report: &mut ReloadReport, name: &str, outcome: &FileOutcome) {
         FileOutcome::Ignored(why) => {
             log::info!("ignored {name}: {why}");
             report.ignored.insert(name.to_owned(), why.clone());
-        }
-    }
-}
-
-fn require(fields: &[(&str, &String)]) -> Result<(), ApiError> {
-    let missing: Vec<&str> = fields
-        .iter()
-        .filter(|(_, v)| v.is_empty())
-        .map(|(k, _)| *k)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            400,
-            format!("missing required fields: {}", missing.join(", ")),
-        ))
-    }
-}
-
-fn released_text(released: &[(String, std::net::IpAddr)]) -> String {
-    released
-        .iter()
-        .map(|(pool, ip)| format!("{ip} ({pool})"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A release's outcome as a sentence for the log.
-fn outcome_text(outcome: ReleaseOutcome, released: &[(String, std::net::IpAddr)]) -> String {
-    match outcome {
-        ReleaseOutcome::Released if released.is_empty() => {
-            "released; no address was recorded".to_owned()
-        }
-        ReleaseOutcome::Released => format!("released {}", released_text(released)),
-        ReleaseOutcome::NoEndpoint => {
-            "nothing to release: no address is recorded for this pod (already released, or \
-             never allocated)"
-                .to_owned()
-        }
-        ReleaseOutcome::NotOwner => "nothing released: the addresses recorded under this name \
-             belong to another pod UID or another NIC"
-            .to_owned(),
-        ReleaseOutcome::NoUid => {
-            "nothing released: no pod UID given, left to garbage collection".to_owned()
-        }
-        ReleaseOutcome::PodAlive => "nothing released: the pod is still alive".to_owned(),
-        ReleaseOutcome::StaticKept => {
-            "addresses kept for the pod's next incarnation (StatefulSet / KubeVirt)".to_owned()
         }
     }
 }

@@ -24,8 +24,8 @@ use spiderpool_core::agentapi::{
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
     AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, KIND_STATEFULSET,
-    ReleaseOutcome, ReleaseRequest, commit_with_retry, plan_release_pod, pod_is_alive,
-    release_with_retry, statefulset_pod_valid,
+    ReleaseRequest, commit_with_retry, plan_release_pod, pod_is_alive, release_with_retry,
+    statefulset_pod_valid,
 };
 use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
 use spiderpool_core::objects::{COORDINATOR, SpiderCoordinator, SpiderEndpointStatus};
@@ -35,7 +35,8 @@ use spiderpool_k8s::store::{KubeStore, KubeStoreOptions};
 
 use crate::agent::ApiError;
 use crate::service::{
-    Detection, IpamService, add_response, addresses_text, released_text, require,
+    Detection, IpamService, add_response, addresses_text, decision_text, outcome_text,
+    released_text, require,
 };
 
 /// Settings of a Kubernetes-mode agent.
@@ -248,10 +249,10 @@ impl IpamService for KubeAgent {
         }
         let resp = add_response(&decision, self.opts.detection);
         log::info!(
-            "ADD {pod_key} {} {}: {:?}: {}",
+            "ADD {pod_key} {} {}: {}: {}",
             args.container_id,
             args.if_name,
-            decision.kind,
+            decision_text(decision.kind),
             addresses_text(&resp, &args.if_name)
         );
         Ok(resp)
@@ -299,14 +300,10 @@ impl IpamService for KubeAgent {
         let decision = release_with_retry(self.store.as_ref(), &req, DEFAULT_MAX_ATTEMPTS)
             .map_err(|e| engine_error("failed to release IP addresses", &e))?;
         log::info!(
-            "DEL {key} {} {}: {} {}",
+            "DEL {key} {} {}: {}",
             args.container_id,
             args.if_name,
-            match decision.outcome {
-                ReleaseOutcome::Released => "released",
-                _ => "nothing to release",
-            },
-            released_text(&decision.released)
+            outcome_text(decision.outcome, &decision.released)
         );
         Ok(())
     }

@@ -313,35 +313,13 @@ fn run(cli: Cli) -> Result<(), String> {
     let shutdown = Shutdown::new(&cli.socket);
     {
         let agent = Arc::clone(&agent);
-        let shutdown = shutdown.clone();
-        std::thread::Builder::new()
-            .name("signals".to_owned())
-            .spawn(move || {
-                loop {
-                    match signals.wait() {
-                        Ok(Signal::SIGHUP) => {
-                            log::info!("SIGHUP: reloading {}", config_dir.display());
-                            match agent.reload() {
-                                Ok(report) => log_report(&report),
-                                Err(e) => log::error!(
-                                    "reload failed, keeping the last configuration: {e}"
-                                ),
-                            }
-                        }
-                        Ok(sig) => {
-                            log::info!("{sig}: shutting down");
-                            shutdown.trigger();
-                            return;
-                        }
-                        Err(e) => {
-                            log::error!("sigwait: {e}");
-                            shutdown.trigger();
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        spawn_signal_thread(signals, shutdown.clone(), move || {
+            log::info!("SIGHUP: reloading {}", config_dir.display());
+            match agent.reload() {
+                Ok(report) => log_report(&report),
+                Err(e) => log::error!("reload failed, keeping the last configuration: {e}"),
+            }
+        })?;
     }
     log::info!(
         "serving the agent API on {} (node {node}, config {}, state {})",
@@ -385,6 +363,36 @@ fn block_signals() -> Result<SigSet, String> {
     Ok(signals)
 }
 
+/// The thread that owns the blocked signals: SIGHUP runs `on_hup`, SIGTERM / SIGINT (or a
+/// failing sigwait) stop the server.
+fn spawn_signal_thread(
+    signals: SigSet,
+    shutdown: Shutdown,
+    on_hup: impl Fn() + Send + 'static,
+) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            loop {
+                match signals.wait() {
+                    Ok(Signal::SIGHUP) => on_hup(),
+                    Ok(sig) => {
+                        log::info!("{sig}: shutting down");
+                        shutdown.trigger();
+                        return;
+                    }
+                    Err(e) => {
+                        log::error!("sigwait: {e}");
+                        shutdown.trigger();
+                        return;
+                    }
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
 /// Kubernetes mode: the API on the Kubernetes store, health probes on `--health-port`.
 fn run_kube(cli: Cli) -> Result<(), String> {
     use spiderpool_agent::kube_mode::{KubeAgent, KubeOptions};
@@ -411,31 +419,9 @@ fn run_kube(cli: Cli) -> Result<(), String> {
     }
     let listener = server::bind(&cli.socket).map_err(|e| e.to_string())?;
     let shutdown = Shutdown::new(&cli.socket);
-    {
-        let shutdown = shutdown.clone();
-        std::thread::Builder::new()
-            .name("signals".to_owned())
-            .spawn(move || {
-                loop {
-                    match signals.wait() {
-                        Ok(Signal::SIGHUP) => {
-                            log::info!("SIGHUP: nothing to reload in Kubernetes mode")
-                        }
-                        Ok(sig) => {
-                            log::info!("{sig}: shutting down");
-                            shutdown.trigger();
-                            return;
-                        }
-                        Err(e) => {
-                            log::error!("sigwait: {e}");
-                            shutdown.trigger();
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-    }
+    spawn_signal_thread(signals, shutdown.clone(), || {
+        log::info!("SIGHUP: nothing to reload in Kubernetes mode");
+    })?;
     log::info!(
         "serving the agent API on {} (node {node})",
         cli.socket.display()

@@ -6,7 +6,7 @@ use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpRoute, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
-use spiderpool_core::ipam::AllocationDecision;
+use spiderpool_core::ipam::{AllocationDecision, DecisionKind, ReleaseOutcome};
 use spiderpool_core::objects::SpiderEndpointStatus;
 
 use crate::agent::{Agent, ApiError};
@@ -100,6 +100,40 @@ pub fn addresses_text(resp: &IpamAddResponse, if_name: &str) -> String {
         .map(|i| format!("{} ({})", i.address, i.ip_pool))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How an ADD was served, as words for the log.
+pub fn decision_text(kind: DecisionKind) -> &'static str {
+    match kind {
+        DecisionKind::Allocated => "allocated",
+        DecisionKind::Existing => "already allocated to this pod (a retried ADD)",
+        DecisionKind::Readopted => "taken over from the pod's previous incarnation",
+    }
+}
+
+/// A release's outcome as a sentence for the log.
+pub fn outcome_text(outcome: ReleaseOutcome, released: &[(String, std::net::IpAddr)]) -> String {
+    match outcome {
+        ReleaseOutcome::Released if released.is_empty() => {
+            "released; no address was recorded".to_owned()
+        }
+        ReleaseOutcome::Released => format!("released {}", released_text(released)),
+        ReleaseOutcome::NoEndpoint => {
+            "nothing to release: no address is recorded for this pod (already released, or \
+             never allocated)"
+                .to_owned()
+        }
+        ReleaseOutcome::NotOwner => "nothing released: the addresses recorded under this name \
+             belong to another pod UID or another NIC"
+            .to_owned(),
+        ReleaseOutcome::NoUid => {
+            "nothing released: no pod UID given, left to garbage collection".to_owned()
+        }
+        ReleaseOutcome::PodAlive => "nothing released: the pod is still alive".to_owned(),
+        ReleaseOutcome::StaticKept => {
+            "addresses kept for the pod's next incarnation (StatefulSet / KubeVirt)".to_owned()
+        }
+    }
 }
 
 /// `ip (pool), ...` of released addresses, for logs.

@@ -7,78 +7,22 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{AGENT, spiderpool_plugin};
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool, SpiderIPPoolSpec};
-use spiderpool_k8s::kinds::{api_resource, from_dynamic, to_dynamic};
+use common::kube::{KubeAgentProcess, ipam_conf};
+use common::spiderpool_plugin;
+use kube::api::{Api, DynamicObject, ListParams};
+use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_k8s::kinds::{api_resource, from_dynamic};
 use spiderpool_k8s::testing::{TestCluster, unique_name};
-use spiderpool_plugin_support::agent_client::AgentClient;
 use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
 
 const NODES: usize = 10;
 const PER_NODE: usize = 100;
-
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(dir: &Path, node: &str) -> Agent {
-    let socket = dir.join(format!("{node}.sock"));
-    let child = Command::new(AGENT)
-        .args([
-            "--node-name",
-            node,
-            "--health-port",
-            "0",
-            "--log-level",
-            "warn",
-        ])
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--log-file")
-        .arg(dir.join(format!("{node}.log")))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("agent starts");
-    Agent { child, socket }
-}
-
-fn wait_healthy(agent: &Agent) {
-    let client = AgentClient::new(&agent.socket);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.healthy().is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "agent {} not healthy",
-            agent.socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn conf(socket: &Path, pool: &str) -> String {
-    format!(
-        r#"{{"cniVersion":"1.0.0","name":"macvlan-ens192","type":"macvlan","master":"ens192",
-            "ipam":{{"type":"spiderpool","default_ipv4_ippool":["{pool}"],
-            "ipam_unix_socket_path":"{}"}}}}"#,
-        socket.display()
-    )
-}
 
 fn add(
     plugin: &str,
@@ -96,7 +40,7 @@ fn add(
         args: &args,
         ..Call::add(netns, &cid, "net1")
     };
-    run_plugin_here(plugin, &call, &conf(socket, pool))
+    run_plugin_here(plugin, &call, &ipam_conf("1.0.0", socket, pool))
 }
 
 #[test]
@@ -111,53 +55,26 @@ fn k8s_ten_agents_share_one_pool_without_duplicates_or_failures() {
         .expect("cluster");
     let ns = tc.namespace.clone();
     let pool = unique_name("thousand");
-    let p = SpiderIPPool::new(
+    rt.block_on(tc.ippool(
         &pool,
-        SpiderIPPoolSpec {
-            subnet: "10.7.0.0/16".into(),
-            ips: Some(vec!["10.7.0.10-10.7.3.241".into()]),
-            gateway: Some("10.7.0.1".into()),
-            ..Default::default()
-        },
-    );
+        "10.7.0.0/16",
+        &["10.7.0.10-10.7.3.241"],
+        Some("10.7.0.1"),
+    ))
+    .expect("create pool");
     let pools: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
-    rt.block_on(pools.create(&PostParams::default(), &to_dynamic(&p).expect("pool")))
-        .expect("create pool");
     let nodes: Vec<String> = (0..NODES).map(|i| format!("{ns}-n{i}")).collect();
-    // 1000 pods (+1 for the exhaustion check), created 20 at a time.
-    let uids: BTreeMap<String, String> = rt.block_on(async {
-        for n in &nodes {
-            tc.node(n, &BTreeMap::new()).await.expect("node");
-        }
-        let names: Vec<(String, String)> = (0..=NODES * PER_NODE)
-            .map(|i| (format!("pod-{i}"), nodes[i % NODES].clone()))
-            .collect();
-        futures::stream::iter(names)
-            .map(|(name, node)| {
-                let tc = tc.clone();
-                async move {
-                    let p = tc
-                        .pod(&name, &node, &BTreeMap::new(), &BTreeMap::new())
-                        .await
-                        .expect("pod");
-                    (name, p.metadata.uid.expect("uid"))
-                }
-            })
-            .buffer_unordered(20)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
-    });
+    // 1000 pods (+1 for the exhaustion check).
+    let uids = rt
+        .block_on(tc.pods_on(NODES * PER_NODE + 1, &nodes))
+        .expect("pods");
+    // Pod i runs on node i % NODES, served by that node's agent below.
 
     let dir = tempfile::tempdir().expect("tmp");
-    let agents: Vec<Arc<Agent>> = nodes
+    let agents: Vec<Arc<KubeAgentProcess>> = nodes
         .iter()
-        .map(|n| Arc::new(start_agent(dir.path(), n)))
+        .map(|n| Arc::new(KubeAgentProcess::start(dir.path(), n, "warn")))
         .collect();
-    for a in &agents {
-        wait_healthy(a);
-    }
     // One network namespace serves every call: the IPAM plugin only announces in it.
     let holder = Command::new("unshare")
         .args(["-n", "sleep", "300"])

@@ -10,13 +10,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{AGENT, Netns, ip, spiderpool_plugin};
+use common::kube::{KubeAgentProcess, ipam_conf};
+use common::{Netns, ip, spiderpool_plugin};
 use spiderpool_k8s::testing::TestCluster;
-use spiderpool_plugin_support::agent_client::AgentClient;
 use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
 
@@ -79,66 +78,6 @@ fn cell<'a>(rows: &'a [Vec<String>], row: usize, column: &str) -> &'a str {
     &rows[row][i]
 }
 
-struct KubeAgentProcess {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl KubeAgentProcess {
-    fn start(dir: &Path, node: &str) -> Self {
-        let socket = dir.join(format!("{node}.sock"));
-        let log = dir.join(format!("{node}.log"));
-        let child = Command::new(AGENT)
-            .args([
-                "--node-name",
-                node,
-                "--health-port",
-                "0",
-                "--log-level",
-                "debug",
-            ])
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--log-file")
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("agent starts");
-        let agent = KubeAgentProcess { child, socket, log };
-        let client = AgentClient::new(&agent.socket);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client.healthy().is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "agent for {node} not healthy: {}",
-                std::fs::read_to_string(&agent.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        agent
-    }
-}
-
-impl Drop for KubeAgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn conf(socket: &Path) -> String {
-    // What Multus hands macvlan for `macvlan-ens192` (the NAD rendered from the seed's
-    // SpiderMultusConfig); macvlan passes it on to its IPAM plugin unchanged.
-    format!(
-        r#"{{"cniVersion":"0.3.1","name":"macvlan-ens192","type":"macvlan","master":"ens192",
-            "mode":"bridge","ipam":{{"type":"spiderpool","default_ipv4_ippool":["10-6-v4"],
-            "ipam_unix_socket_path":"{}"}}}}"#,
-        socket.display()
-    )
-}
-
 fn seed(file: &str) -> String {
     format!(
         "{}/../../examples/quickstart/{file}",
@@ -176,8 +115,8 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let agents = [
-        KubeAgentProcess::start(dir.path(), "node1"),
-        KubeAgentProcess::start(dir.path(), "node2"),
+        KubeAgentProcess::start(dir.path(), "node1", "debug"),
+        KubeAgentProcess::start(dir.path(), "node2", "debug"),
     ];
     let plugin = spiderpool_plugin();
     let plugin = plugin.to_str().expect("utf-8 path");
@@ -198,7 +137,11 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
             args: &args,
             ..Call::add(&path, &cid, "net1")
         };
-        let run = run_plugin_here(plugin, &call, &conf(&agents[i].socket));
+        let run = run_plugin_here(
+            plugin,
+            &call,
+            &ipam_conf("0.3.1", &agents[i].socket, "10-6-v4"),
+        );
         assert_eq!(run.code, 0, "ADD {pod}: {} {}", run.stdout, run.stderr);
         let result: serde_json::Value = serde_json::from_str(&run.stdout).expect("CNI result");
         let address = result["ips"][0]["address"]
@@ -255,7 +198,11 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
             args: &args,
             ..Call::add("", &cid, "net1").with("DEL")
         };
-        let run = run_plugin_here(plugin, &call, &conf(&agents[i].socket));
+        let run = run_plugin_here(
+            plugin,
+            &call,
+            &ipam_conf("0.3.1", &agents[i].socket, "10-6-v4"),
+        );
         assert_eq!(run.code, 0, "DEL {pod}: {} {}", run.stdout, run.stderr);
     }
     assert_eq!(
@@ -276,7 +223,11 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
             args: &args,
             ..Call::add("", &cid, "net1").with("DEL")
         };
-        let run = run_plugin_here(plugin, &call, &conf(&agents[i].socket));
+        let run = run_plugin_here(
+            plugin,
+            &call,
+            &ipam_conf("0.3.1", &agents[i].socket, "10-6-v4"),
+        );
         assert_eq!(run.code, 0, "DEL {pod}: {} {}", run.stdout, run.stderr);
     }
     let out = Command::new(kubectl())

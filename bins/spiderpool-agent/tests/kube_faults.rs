@@ -10,41 +10,22 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{AGENT, spiderpool_plugin};
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
-use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool, SpiderIPPoolSpec};
-use spiderpool_k8s::kinds::{api_resource, from_dynamic, to_dynamic};
+use common::kube::{KubeAgentProcess, ipam_conf};
+use common::spiderpool_plugin;
+use kube::api::{Api, DynamicObject, ListParams};
+use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_k8s::kinds::{api_resource, from_dynamic};
 use spiderpool_k8s::testing::{TestCluster, unique_name};
 use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
 
 const PODS: usize = 120;
-
-fn start_agent(dir: &Path, node: &str) -> Child {
-    Command::new(AGENT)
-        .args([
-            "--node-name",
-            node,
-            "--health-port",
-            "0",
-            "--log-level",
-            "info",
-        ])
-        .arg("--socket")
-        .arg(dir.join(format!("{node}.sock")))
-        .arg("--log-file")
-        .arg(dir.join(format!("{node}.log")))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("agent starts")
-}
 
 fn control_plane(cmd: &str) {
     let dir = std::env::var("SPIDERPOOL_CP_DIR").expect("SPIDERPOOL_CP_DIR");
@@ -76,43 +57,17 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
     let tc = rt.block_on(TestCluster::new("faults")).expect("cluster");
     let ns = tc.namespace.clone();
     let pool = unique_name("faults");
-    let p = SpiderIPPool::new(
-        &pool,
-        SpiderIPPoolSpec {
-            subnet: "10.12.0.0/16".into(),
-            ips: Some(vec!["10.12.0.10-10.12.0.209".into()]),
-            ..Default::default()
-        },
-    );
-    let pools: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
-    rt.block_on(pools.create(&PostParams::default(), &to_dynamic(&p).expect("pool")))
+    rt.block_on(tc.ippool(&pool, "10.12.0.0/16", &["10.12.0.10-10.12.0.209"], None))
         .expect("create pool");
+    let pools: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
     let nodes = [format!("{ns}-a"), format!("{ns}-b")];
-    let uids: BTreeMap<String, String> = rt.block_on(async {
-        for n in &nodes {
-            tc.node(n, &BTreeMap::new()).await.expect("node");
-        }
-        futures::stream::iter(0..PODS)
-            .map(|i| {
-                let (tc, node) = (tc.clone(), nodes[i % 2].clone());
-                async move {
-                    let name = format!("pod-{i}");
-                    let p = tc
-                        .pod(&name, &node, &BTreeMap::new(), &BTreeMap::new())
-                        .await
-                        .expect("pod");
-                    (name, p.metadata.uid.expect("uid"))
-                }
-            })
-            .buffer_unordered(20)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
-    });
+    let uids = rt.block_on(tc.pods_on(PODS, &nodes)).expect("pods");
     let dir = tempfile::tempdir().expect("tmp");
-    let agents: Arc<Mutex<Vec<Child>>> = Arc::new(Mutex::new(
-        nodes.iter().map(|n| start_agent(dir.path(), n)).collect(),
+    let agents: Arc<Mutex<Vec<KubeAgentProcess>>> = Arc::new(Mutex::new(
+        nodes
+            .iter()
+            .map(|n| KubeAgentProcess::spawn(dir.path(), n, "info"))
+            .collect(),
     ));
     let holder = Command::new("unshare")
         .args(["-n", "sleep", "600"])
@@ -143,12 +98,7 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
                         );
                         let cid = format!("c-{pod}");
                         let call = Call { args: &args, ..Call::add(netns, &cid, "net1") };
-                        let conf = format!(
-                            r#"{{"cniVersion":"1.0.0","name":"n","type":"macvlan","master":"ens192",
-                                "ipam":{{"type":"spiderpool","default_ipv4_ippool":["{pool}"],
-                                "ipam_unix_socket_path":"{}"}}}}"#,
-                            sockets[i % 2].display()
-                        );
+                        let conf = ipam_conf("1.0.0", &sockets[i % 2], pool);
                         let deadline = Instant::now() + Duration::from_secs(120);
                         loop {
                             let run = run_plugin_here(plugin, &call, &conf);
@@ -178,10 +128,9 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
         wait_for(PODS / 4);
         {
             let mut a = agents.lock().expect("agents");
-            let _ = a[0].kill(); // SIGKILL
-            let _ = a[0].wait();
+            a[0].kill(); // SIGKILL
             std::thread::sleep(Duration::from_millis(500));
-            a[0] = start_agent(dir.path(), &nodes[0]);
+            a[0] = KubeAgentProcess::spawn(dir.path(), &nodes[0], "info");
         }
         wait_for(PODS / 2);
         kill_by_pidfile("apiserver");
@@ -231,10 +180,7 @@ fn k8s_agent_kill_and_apiserver_restart_lose_nothing() {
         assert!(Instant::now() < deadline, "count: {:?}", p.status);
         std::thread::sleep(Duration::from_millis(200));
     }
-    for mut a in agents.lock().expect("agents").drain(..) {
-        let _ = a.kill();
-        let _ = a.wait();
-    }
+    agents.lock().expect("agents").clear();
     let mut holder = holder;
     let _ = holder.kill();
     let _ = holder.wait();

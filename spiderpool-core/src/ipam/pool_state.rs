@@ -181,8 +181,9 @@ pub struct PoolState {
     free: FreeSet,
     allocations: BTreeMap<IpAddr, PoolIPAllocation>,
     by_uid: BTreeMap<String, BTreeSet<IpAddr>>,
-    // Handed out first when set (a Kubernetes agent's own blocks; see `set_preferred`).
-    preferred: Option<IpRangeSet>,
+    // Handed out first, tier by tier (a Kubernetes agent's own blocks, then its share of the
+    // unclaimed addresses; see `set_preferred`).
+    preferred: Vec<IpRangeSet>,
 }
 
 fn invalid(pool: &str, reason: impl Into<String>) -> IpamError {
@@ -264,7 +265,7 @@ impl PoolState {
             reserved: reserved_set,
             allocations: BTreeMap::new(),
             by_uid: BTreeMap::new(),
-            preferred: None,
+            preferred: Vec::new(),
         };
         for (ip, rec) in allocations {
             if IpFamily::of(&ip) != family {
@@ -384,9 +385,9 @@ impl PoolState {
         self.lowest_free_excluding(&BTreeSet::new())
     }
 
-    /// The lowest free address not in `taken`, preferred addresses first.
+    /// The lowest free address not in `taken`, preferred addresses first (tier by tier).
     pub fn lowest_free_excluding(&self, taken: &BTreeSet<u128>) -> Option<IpAddr> {
-        let preferred = self.preferred.as_ref().and_then(|set| {
+        let preferred = self.preferred.iter().find_map(|set| {
             set.ranges().find_map(|r| {
                 let (lo, hi) = r.bounds();
                 self.free.first_excluding_in(taken, lo, hi)
@@ -397,17 +398,21 @@ impl PoolState {
             .and_then(|v| ip_from_u128(self.family, v))
     }
 
-    /// Makes the free addresses in `preferred` the first ones handed out (lowest first), the
-    /// other free addresses only after them. A Kubernetes agent prefers its own blocks, so it
-    /// claims new addresses for its node only when its blocks are full. `None` restores plain
-    /// lowest-first order.
-    pub fn set_preferred(&mut self, preferred: Option<IpRangeSet>) {
-        self.preferred = preferred.filter(|p| p.family() == self.family);
+    /// Makes the free addresses of `tiers` the first ones handed out: the lowest free address
+    /// of the first tier that has one, then of the next, and the other free addresses only
+    /// after them. A Kubernetes agent prefers its own blocks, then a share of the unclaimed
+    /// addresses of its own (so agents claiming at once pick different addresses). An empty
+    /// list restores plain lowest-first order. Sets of the other family are ignored.
+    pub fn set_preferred(&mut self, tiers: Vec<IpRangeSet>) {
+        self.preferred = tiers
+            .into_iter()
+            .filter(|p| p.family() == self.family && !p.is_empty())
+            .collect();
     }
 
-    /// The preferred addresses, if any.
-    pub fn preferred(&self) -> Option<&IpRangeSet> {
-        self.preferred.as_ref()
+    /// The preferred tiers.
+    pub fn preferred(&self) -> &[IpRangeSet] {
+        &self.preferred
     }
 
     /// Whether `ip` is free.
@@ -587,7 +592,7 @@ mod tests {
         )
         .unwrap();
         let own = IpRangeSet::parse(IpFamily::V4, &["10.0.0.15-10.0.0.16"]).unwrap();
-        p.set_preferred(Some(own));
+        p.set_preferred(vec![own]);
         assert_eq!(p.lowest_free(), Some(ip("10.0.0.15")));
         let taken = BTreeSet::from([ip_to_u128(ip("10.0.0.15"))]);
         assert_eq!(p.lowest_free_excluding(&taken), Some(ip("10.0.0.16")));
@@ -597,7 +602,7 @@ mod tests {
         assert_eq!(p.lowest_free(), Some(ip("10.0.0.10")));
         assert!(p.release(ip("10.0.0.16"), Some("b")));
         assert_eq!(p.lowest_free(), Some(ip("10.0.0.16")));
-        p.set_preferred(None);
+        p.set_preferred(Vec::new());
         assert_eq!(p.lowest_free(), Some(ip("10.0.0.10")));
     }
 

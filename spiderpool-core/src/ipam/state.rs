@@ -148,7 +148,7 @@ impl StoreState {
         &mut self,
         pool: SpiderIPPool,
         records: impl IntoIterator<Item = (IpAddr, PoolIPAllocation)>,
-        preferred: Option<IpRangeSet>,
+        preferred: Vec<IpRangeSet>,
     ) -> Result<Version, IpamError> {
         let name = pool.metadata.name.clone().unwrap_or_default();
         let mut state = PoolState::new(
@@ -189,7 +189,7 @@ impl StoreState {
     /// Changes which addresses of pool `name` are handed out first, keeping its version: the
     /// free addresses are the same, so plans made on earlier snapshots stay valid. Returns
     /// whether the pool exists.
-    pub fn set_preferred(&mut self, name: &str, preferred: Option<IpRangeSet>) -> bool {
+    pub fn set_preferred(&mut self, name: &str, preferred: Vec<IpRangeSet>) -> bool {
         match self.pools.get_mut(name) {
             Some((_, state, _)) => {
                 Arc::make_mut(state).set_preferred(preferred);

@@ -17,6 +17,9 @@ use super::{
     SpiderSubnetStatus, VERSION,
 };
 
+/// The SpiderEndpoint field an agent selects its node's endpoints by (a CRD selectable field).
+pub const ENDPOINT_NODE_FIELD_PATH: &str = ".status.current.node";
+
 /// One additional printer column (`kubectl get` output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrinterColumn {
@@ -358,6 +361,11 @@ fn crd(info: &KindInfo, schema: Value) -> Value {
     }
     if info.status_subresource {
         version["subresources"] = json!({"status": {}});
+    }
+    if info.kind == ENDPOINT.kind {
+        // Lets an agent watch only its own node's endpoints (field selector
+        // `status.current.node=<node>`); not in upstream's CRD.
+        version["selectableFields"] = json!([{"jsonPath": ENDPOINT_NODE_FIELD_PATH}]);
     }
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -28,6 +28,49 @@ pub struct PoolEntry {
     pub mine: IpRangeSet,
     /// What this node may hand out: its block and the unclaimed addresses.
     pub window: IpRangeSet,
+    /// The planner's preference: this node's block, then its share of the unclaimed ones.
+    pub tiers: Vec<IpRangeSet>,
+}
+
+/// A stable number for `node` (FNV-1a), to spread nodes over a pool's unclaimed addresses.
+fn node_hash(node: &str) -> u64 {
+    node.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The addresses of `set` from its `skip`-th address on.
+fn suffix_from(set: &IpRangeSet, skip: u128) -> IpRangeSet {
+    let mut out = IpRangeSet::new(set.family());
+    let mut left = skip;
+    for r in set.ranges() {
+        let len = r.len();
+        if left >= len {
+            left -= len;
+            continue;
+        }
+        let start = spiderpool_core::ip::ip_to_u128(r.start()) + left;
+        left = 0;
+        if let Some(a) = spiderpool_core::ip::ip_from_u128(set.family(), start)
+            && let Ok(sub) = spiderpool_core::ip::IpRange::new(a, r.end())
+        {
+            // Disjoint pieces of one set: cannot fail.
+            let _ = out.insert_range(sub);
+        }
+    }
+    out
+}
+
+/// This node's share of `unclaimed`: from a node-specific chunk of `chunk` addresses on, so
+/// agents claiming at the same moment start at different addresses instead of all racing for
+/// the lowest one.
+fn share_of(node: &str, unclaimed: &IpRangeSet, chunk: u128) -> IpRangeSet {
+    let chunks = unclaimed.len().div_ceil(chunk.max(1));
+    if chunks <= 1 {
+        return unclaimed.clone();
+    }
+    let k = u128::from(node_hash(node)) % chunks;
+    suffix_from(unclaimed, k * chunk)
 }
 
 /// Everything guarded by the store's lock.
@@ -90,16 +133,31 @@ impl Inner {
         };
         self.broken.remove(&name);
         let mine = layout.block(&self.node);
-        let window = match mine.union(&layout.unclaimed()) {
+        let unclaimed = layout.unclaimed();
+        let window = match mine.union(&unclaimed) {
             Ok(w) => w,
             Err(e) => {
                 self.broken.insert(name.clone(), e.to_string());
                 return true;
             }
         };
+        // Alone in the pool, a node takes the lowest unclaimed addresses (as upstream hands
+        // out the lowest free one); with other nodes claiming too, it starts at a share of
+        // its own.
+        let alone = layout.blocks().all(|(n, _)| n == self.node);
+        let share = if alone {
+            unclaimed.clone()
+        } else {
+            share_of(&self.node, &unclaimed, 16)
+        };
+        let tiers = vec![mine.clone(), share];
+        // Only the split of the window between "mine" and "unclaimed" changed (this node's
+        // own claim or hand-back): the free addresses are the same, so the view keeps its
+        // version and only the preference changes.
         let rebuild = match self.pools.get(&name) {
             Some(old) => {
-                !old.layout.same_layout(&layout)
+                old.window != window
+                    || old.layout.legacy() != layout.legacy()
                     || old.object.spec != object.spec
                     || old.object.metadata.labels != object.metadata.labels
                     || old.object.metadata.deletion_timestamp != object.metadata.deletion_timestamp
@@ -114,9 +172,10 @@ impl Inner {
                 layout,
                 mine,
                 window,
+                tiers: tiers.clone(),
             },
         );
-        if rebuild {
+        if rebuild || !self.state.set_preferred(&name, tiers) {
             self.rebuild(&name);
         }
         self.dirty.insert(name);
@@ -141,12 +200,12 @@ impl Inner {
         let Some(entry) = self.pools.get(pool) else {
             return;
         };
-        let (mine, window) = (entry.mine.clone(), &entry.window);
+        let (tiers, window) = (entry.tiers.clone(), &entry.window);
         let mut masked = entry.object.clone();
         masked.spec.ips = Some(window.to_strings());
         masked.spec.exclude_ips = None;
         let records: Vec<_> = self.index.records(pool).collect();
-        if let Err(e) = self.state.put_pool_view(masked, records, Some(mine)) {
+        if let Err(e) = self.state.put_pool_view(masked, records, tiers) {
             self.broken.insert(pool.to_owned(), e.to_string());
             self.state.remove_pool(pool);
         }
@@ -190,39 +249,17 @@ impl Inner {
         self.state.set_reserved(map)
     }
 
-    /// How many addresses of each node's block of `pool` are held (every node with a block
-    /// entry, zero included), from the endpoint index.
-    pub fn block_counts(&self, pool: &str) -> BTreeMap<String, i64> {
-        let Some(e) = self.pools.get(pool) else {
-            return BTreeMap::new();
-        };
-        let mut counts: BTreeMap<String, i64> =
-            e.layout.blocks().map(|(n, _)| (n.to_owned(), 0)).collect();
-        for (ip, _) in self.index.records(pool) {
-            if let Some((n, _)) = e.layout.blocks().find(|(_, set)| set.contains(ip))
-                && let Some(c) = counts.get_mut(n)
-            {
-                *c += 1;
-            }
-        }
-        counts
-    }
-
-    /// Free addresses in other nodes' blocks of `pool` (block size minus held addresses,
-    /// from the endpoint index): what a hand-back could give this node.
-    pub fn free_elsewhere(&self, pool: &str) -> u128 {
+    /// How many addresses of this node's block of `pool` are held.
+    pub fn held_in_my_block(&self, pool: &str) -> i64 {
         let Some(e) = self.pools.get(pool) else {
             return 0;
         };
-        let counts = self.block_counts(pool);
-        e.layout
-            .blocks()
-            .filter(|(n, _)| *n != self.node)
-            .map(|(n, set)| {
-                let held = u128::try_from(counts.get(n).copied().unwrap_or(0)).unwrap_or(0);
-                set.len().saturating_sub(held)
-            })
-            .sum()
+        let n = self
+            .index
+            .records(pool)
+            .filter(|(ip, _)| e.mine.contains(*ip))
+            .count();
+        i64::try_from(n).unwrap_or(i64::MAX)
     }
 
     /// The free addresses of this node's block of `pool` (block minus held addresses).

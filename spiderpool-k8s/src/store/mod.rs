@@ -21,7 +21,6 @@ mod inner;
 mod watch;
 mod writes;
 
-use spiderpool_core::ipam::{CommitError, IpamError, StoreError};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -33,6 +32,7 @@ use spiderpool_core::ipam::{
     AllocateRequest, AllocationDecision, ChangeSet, Committed, DEFAULT_MAX_ATTEMPTS,
     EndpointChange, EndpointKey, IpamStore, PoolOp, RejectReason, Snapshot, allocate_with_retry,
 };
+use spiderpool_core::ipam::{CommitError, IpamError, StoreError};
 use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool};
 
 pub use blocks::{BlockError, PoolBlocks};
@@ -118,7 +118,7 @@ impl KubeStore {
             starved: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = mpsc::channel();
-        watch::spawn(&rt, &client, tx);
+        watch::spawn(&rt, &client, &opts.node, tx);
         let store = KubeStore {
             rt,
             writer: Writer::new(client, &opts.field_manager),
@@ -198,13 +198,8 @@ impl KubeStore {
     pub fn endpoint(&self, key: &EndpointKey) -> Result<Option<SpiderEndpoint>> {
         {
             let inner = lock(&self.shared.inner);
-            match inner.index.get(key) {
-                Some(e) => {
-                    if let Some(o) = &e.object {
-                        return Ok(Some(o.as_ref().clone()));
-                    }
-                }
-                None => return Ok(None),
+            if let Some(o) = inner.index.get(key).and_then(|e| e.object.as_ref()) {
+                return Ok(Some(o.as_ref().clone()));
             }
         }
         Ok(self
@@ -218,9 +213,32 @@ impl KubeStore {
     /// those back and tries again until `exhaustion_wait` has passed.
     pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, IpamError> {
         let deadline = Instant::now() + self.opts.exhaustion_wait;
+        let contention_deadline = Instant::now() + Duration::from_secs(30);
+        let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
+            // A pool created a moment ago may not have reached the watch yet: read it.
+            if let Err(IpamError::PoolNotFound { pool, .. }) = &res
+                && !fetched.contains(pool)
+            {
+                fetched.push(pool.clone());
+                if let Ok((v, p)) = self
+                    .rt
+                    .block_on(self.writer.get_pool(pool, &self.shared.stats))
+                {
+                    lock(&self.shared.inner).put_pool(v, p);
+                    continue;
+                }
+            }
+            // Conflicts with other agents are not a reason to fail an ADD: keep re-planning
+            // (with a short pause) until the deadline.
+            if matches!(res, Err(IpamError::RetriesExhausted { .. }))
+                && Instant::now() < contention_deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
             let starved = match &res {
                 Err(IpamError::AllocationFailed { rejections, .. }) => {
                     self.starved_pools(rejections.iter().filter_map(|r| {
@@ -246,6 +264,20 @@ impl KubeStore {
             }
             self.wait_for_change(deadline);
         };
+        // A pool the cluster has but this agent cannot use (its spec or status does not
+        // parse) would otherwise read as "not found": say what is wrong with it.
+        let out = out.map_err(|e| match e {
+            IpamError::PoolNotFound { pool, nic } => {
+                match lock(&self.shared.inner).broken.get(&pool) {
+                    Some(reason) => IpamError::InvalidPool {
+                        pool,
+                        reason: reason.clone(),
+                    },
+                    None => IpamError::PoolNotFound { pool, nic },
+                }
+            }
+            other => other,
+        });
         if !waiting.is_empty() {
             // Cleared by the maintenance thread once this node has not starved for a while:
             // clearing it after every allocation would cost two writes per starving ADD.
@@ -265,7 +297,12 @@ impl KubeStore {
     fn starved_pools<'a>(&self, pools: impl Iterator<Item = &'a str>) -> Vec<String> {
         let inner = lock(&self.shared.inner);
         pools
-            .filter(|p| inner.free_elsewhere(p) > 0)
+            .filter(|p| {
+                inner
+                    .pools
+                    .get(*p)
+                    .is_some_and(|e| e.layout.free_elsewhere(&self.opts.node) > 0)
+            })
             .map(str::to_owned)
             .collect()
     }
@@ -405,32 +442,82 @@ fn at_current_versions(inner: &Inner, changes: &ChangeSet) -> ChangeSet {
     out
 }
 
+/// Refuses, before any write, a change set whose endpoint versions already disagree with the
+/// index (the apiserver would refuse the write; a block claimed first would be written for
+/// nothing).
+fn check_endpoints_locally(inner: &Inner, changes: &ChangeSet) -> Result<(), CommitError> {
+    for ec in &changes.endpoints {
+        let (key, expected) = match ec {
+            EndpointChange::Put {
+                key,
+                expected_version,
+                ..
+            } => (key, *expected_version),
+            EndpointChange::Delete {
+                key,
+                expected_version,
+            } => (key, Some(*expected_version)),
+        };
+        let found = inner.index.get(key).map(|e| e.version);
+        let stale = match (expected, found) {
+            (None, Some(_)) => true,
+            (Some(v), Some(f)) => f > v,
+            (Some(_), None) => matches!(ec, EndpointChange::Put { .. }),
+            (None, None) => false,
+        };
+        if stale {
+            let v = |x: Option<u64>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
+            return Err(CommitError::Conflict {
+                object: format!("SpiderEndpoint/{key}"),
+                expected: v(expected),
+                found: v(found),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl IpamStore for KubeStore {
     fn snapshot(&self, endpoints: &[EndpointKey]) -> Result<Snapshot, StoreError> {
-        let mut fetch = Vec::new();
-        let mut snap = {
+        // Endpoints of other nodes are not watched here (a StatefulSet pod moved to this
+        // node, or just a pod whose endpoint this agent has not seen): read them, and record
+        // their addresses as held in the views so a re-adoption can be planned and checked.
+        let missing: Vec<EndpointKey> = {
             let inner = lock(&self.shared.inner);
-            let mut snap = inner.state.snapshot(&[]);
-            for key in endpoints {
-                match inner.index.get(key) {
-                    Some(Entry {
-                        version,
-                        object: Some(o),
-                        ..
-                    }) => snap.insert_endpoint(*version, Arc::clone(o)),
-                    Some(_) => fetch.push(key.clone()),
-                    None => {}
-                }
-            }
-            snap
+            endpoints
+                .iter()
+                .filter(|k| inner.index.get(k).is_none_or(|e| e.object.is_none()))
+                .cloned()
+                .collect()
         };
-        // Another node's endpoint (a StatefulSet pod moved here): read it.
-        for key in fetch {
+        let mut fetched = Vec::new();
+        for key in missing {
             let got = self
                 .rt
                 .block_on(self.writer.get_endpoint(&key, &self.shared.stats))
                 .map_err(|e| StoreError::new(e.to_string()))?;
-            if let Some((v, ep)) = got {
+            if let Some(found) = got {
+                fetched.push(found);
+            }
+        }
+        let mut inner = lock(&self.shared.inner);
+        for (v, ep) in &fetched {
+            inner.put_endpoint(*v, ep.clone());
+        }
+        let mut snap = inner.state.snapshot(&[]);
+        for key in endpoints {
+            if let Some(Entry {
+                version,
+                object: Some(o),
+                ..
+            }) = inner.index.get(key)
+            {
+                snap.insert_endpoint(*version, Arc::clone(o));
+            }
+        }
+        for (v, ep) in fetched {
+            let key = index::key_of(&ep);
+            if inner.index.get(&key).is_none_or(|e| e.object.is_none()) {
                 snap.insert_endpoint(v, Arc::new(ep));
             }
         }
@@ -444,6 +531,7 @@ impl IpamStore for KubeStore {
             endpoints: Vec::new(),
         };
         inner.state.check(&pool_part)?;
+        check_endpoints_locally(&inner, changes)?;
         self.claim_for(&mut inner, changes)?;
         let pool_part = at_current_versions(&inner, &pool_part);
         inner.state.check(&pool_part)?;
@@ -524,7 +612,6 @@ struct KubeStoreHandle {
 impl KubeStoreHandle {
     fn run(self, rx: mpsc::Receiver<watch::FeedEvent>) {
         let mut relists = watch::Relists::default();
-        let mut stale = BTreeMap::new();
         let mut last_tick = Instant::now();
         loop {
             let ev = rx.recv_timeout(self.opts.count_interval);
@@ -566,7 +653,7 @@ impl KubeStoreHandle {
             if last_tick.elapsed() >= self.opts.count_interval {
                 last_tick = Instant::now();
                 self.hand_back(&shared);
-                self.write_counts(&shared, &mut stale);
+                self.write_counts(&shared);
                 self.clear_waiting(&shared);
             }
         }
@@ -656,62 +743,31 @@ impl KubeStoreHandle {
         }
     }
 
-    /// Writes the pools' counts that changed: every block's count and the total, computed
-    /// from the endpoint index. One agent per pool writes them (the one whose node name is
-    /// the smallest among the blocks), so agents do not contend for the pool object; another
-    /// agent steps in when the counts in the status stay wrong and unchanged for
-    /// `10 × count_interval` (the writer is gone). One attempt per tick: a conflict is retried at the next one.
-    fn write_counts(
-        &self,
-        shared: &Shared,
-        stale: &mut BTreeMap<String, (Vec<Option<i64>>, Instant)>,
-    ) {
+    /// Writes the count of this node's block where it changed (the pool's total is the sum
+    /// of the blocks' counts). One attempt per tick, so agents do not storm the pool object
+    /// with retries: a conflict is tried again at the next tick.
+    fn write_counts(&self, shared: &Shared) {
         let node = &self.opts.node;
-        let patience = self.opts.count_interval * 10;
-        let work: Vec<(SpiderIPPool, BTreeMap<String, i64>)> = {
+        let work: Vec<(SpiderIPPool, i64)> = {
             let mut inner = lock(&shared.inner);
             let dirty = std::mem::take(&mut inner.dirty);
-            let mut work = Vec::new();
-            for p in dirty {
-                let Some(e) = inner.pools.get(&p) else {
-                    continue;
-                };
-                let counts = inner.block_counts(&p);
-                if counts.iter().all(|(n, c)| e.layout.count(n) == Some(*c)) {
-                    continue;
-                }
-                let writer = e
-                    .layout
-                    .blocks()
-                    .filter(|(_, set)| !set.is_empty())
-                    .map(|(n, _)| n)
-                    .min();
-                // The writer is taken for gone when the counts in the status have not moved
-                // for `patience` while they are wrong.
-                let written: Vec<Option<i64>> = counts.keys().map(|n| e.layout.count(n)).collect();
-                let seen = stale
-                    .entry(p.clone())
-                    .or_insert_with(|| (written.clone(), Instant::now()));
-                if seen.0 != written {
-                    *seen = (written, Instant::now());
-                }
-                if writer == Some(node.as_str()) || seen.1.elapsed() >= patience {
-                    work.push((e.object.clone(), counts));
-                } else {
-                    // Not ours to write yet: look again at the next tick.
-                    inner.dirty.insert(p);
-                }
-            }
-            work
+            dirty
+                .into_iter()
+                .filter_map(|p| {
+                    let e = inner.pools.get(&p)?;
+                    let has_block = e.layout.blocks().any(|(n, _)| n == node);
+                    let held = inner.held_in_my_block(&p);
+                    (has_block && e.layout.count(node) != Some(held))
+                        .then(|| (e.object.clone(), held))
+                })
+                .collect()
         };
-        for (pool, counts) in work {
+        for (pool, held) in work {
             let name = pool.metadata.name.clone().unwrap_or_default();
             let res = self
                 .rt
                 .block_on(self.writer.edit_pool_status(pool, 1, &shared.stats, |l| {
-                    for (n, c) in &counts {
-                        l.set_count(n, *c);
-                    }
+                    l.set_count(node, held);
                     Ok(())
                 }));
             let mut inner = lock(&shared.inner);
@@ -719,7 +775,7 @@ impl KubeStoreHandle {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
                 }
-                Err(e) => log::debug!("SpiderIPPool {name}: counts not written this time: {e}"),
+                Err(e) => log::debug!("SpiderIPPool {name}: count not written this time: {e}"),
             }
             // Holders may have changed meanwhile: look again at the next tick.
             inner.dirty.insert(name);

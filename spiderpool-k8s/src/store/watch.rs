@@ -10,11 +10,12 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use spiderpool_core::objects::crd::ENDPOINT_NODE_FIELD_PATH;
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, RESERVEDIP, SpiderEndpoint, SpiderIPPool};
 
 use super::index::key_of;
 use super::inner::Inner;
-use crate::kinds::{api_resource, display_name, from_dynamic};
+use crate::kinds::{api_resource, display_name, from_dynamic, resource_version};
 
 /// Which watch an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,7 +32,11 @@ pub enum Feed {
 pub type FeedEvent = (Feed, Event<DynamicObject>);
 
 /// Starts the three watches on `rt`; events go to `tx`.
-pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, tx: Sender<FeedEvent>) {
+/// The endpoint watch is scoped to `node`'s endpoints (a field selector on the CRD's
+/// selectable field `status.current.node`): an agent needs to know who holds the addresses of
+/// its own block only, and decoding every endpoint event of the cluster would cost every agent
+/// CPU and memory in proportion to the cluster.
+pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, node: &str, tx: Sender<FeedEvent>) {
     for (feed, info) in [
         (Feed::Pools, IPPOOL),
         (Feed::Reserved, RESERVEDIP),
@@ -39,10 +44,15 @@ pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, tx: Sender<FeedEvent>
     ] {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&info));
         let tx = tx.clone();
+        let config = match feed {
+            Feed::Endpoints => watcher::Config::default().fields(&format!(
+                "{}={node}",
+                ENDPOINT_NODE_FIELD_PATH.trim_start_matches('.')
+            )),
+            _ => watcher::Config::default(),
+        };
         rt.spawn(async move {
-            let mut stream = watcher::watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            let mut stream = watcher::watcher(api, config).default_backoff().boxed();
             while let Some(ev) = stream.next().await {
                 match ev {
                     Ok(ev) => {
@@ -55,14 +65,6 @@ pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, tx: Sender<FeedEvent>
             }
         });
     }
-}
-
-fn version(obj: &DynamicObject) -> u64 {
-    obj.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Relist buffers: a watch (re)started lists everything before going on with events.
@@ -99,7 +101,7 @@ impl Relists {
 }
 
 fn apply_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let v = version(obj);
+    let v = resource_version(obj);
     match feed {
         Feed::Pools => match from_dynamic::<SpiderIPPool>(obj) {
             Ok(p) => {
@@ -130,12 +132,24 @@ fn apply_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
 }
 
 fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let v = Some(version(obj));
+    let version = resource_version(obj);
+    let v = Some(version);
     match feed {
         Feed::Pools => inner.remove_pool(&display_name(obj), v),
         Feed::Endpoints => {
             if let Ok(ep) = from_dynamic::<SpiderEndpoint>(obj) {
-                inner.remove_endpoint(&key_of(&ep), v);
+                let moved = ep
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.current.node != inner.node);
+                if moved {
+                    // It left this node's watch (a StatefulSet pod re-adopted elsewhere): its
+                    // addresses are still held, by another node now. Keep them held here until
+                    // the pool status shows them out of this node's block.
+                    inner.put_endpoint(version, ep);
+                } else {
+                    inner.remove_endpoint(&key_of(&ep), v);
+                }
             }
         }
         Feed::Reserved => {
@@ -152,7 +166,7 @@ fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
 /// listed are removed when their version is not above the newest listed one (a newer one was
 /// written after the list, by this agent, and its event is still coming).
 fn relist(inner: &mut Inner, feed: Feed, list: Vec<DynamicObject>) {
-    let newest = list.iter().map(version).max().unwrap_or(0);
+    let newest = list.iter().map(resource_version).max().unwrap_or(0);
     let listed: BTreeSet<String> = list.iter().map(display_name).collect();
     for obj in &list {
         apply_one(inner, feed, obj);

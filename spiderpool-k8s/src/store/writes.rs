@@ -12,7 +12,7 @@ use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
 
 use super::blocks::{BlockError, PoolBlocks};
 use crate::error::Error;
-use crate::kinds::{api_resource, from_dynamic, to_dynamic};
+use crate::kinds::{api_resource, from_dynamic, resource_version, to_dynamic};
 
 /// How many times a block edit is retried on 409 before giving up (each retry reads the pool
 /// again; another agent wrote in between).
@@ -71,14 +71,6 @@ impl WriteError {
     }
 }
 
-fn rv(obj: &DynamicObject) -> u64 {
-    obj.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
@@ -121,7 +113,7 @@ impl Writer {
             .get(name)
             .await
             .map_err(|e| Error::api(format!("get SpiderIPPool {name}"), e))?;
-        Ok((rv(&obj), from_dynamic(&obj)?))
+        Ok((resource_version(&obj), from_dynamic(&obj)?))
     }
 
     /// Applies `edit` to the blocks of `pool` and writes the status back with its
@@ -159,7 +151,9 @@ impl Writer {
                 .replace_status(&name, &self.post_params(), &obj)
                 .await
             {
-                Ok(written) => return Ok((rv(&written), from_dynamic(&written)?, out)),
+                Ok(written) => {
+                    return Ok((resource_version(&written), from_dynamic(&written)?, out));
+                }
                 Err(e) if is_conflict(&e) => {
                     stats.conflicted();
                     current = self.get_pool(&name, stats).await?.1;
@@ -183,7 +177,7 @@ impl Writer {
             Ok(Some(obj)) => {
                 let mut ep: SpiderEndpoint = from_dynamic(&obj)?;
                 super::index::normalize(&mut ep);
-                Ok(Some((rv(&obj), ep)))
+                Ok(Some((resource_version(&obj), ep)))
             }
             Ok(None) => Ok(None),
             Err(e) => Err(Error::api(format!("get SpiderEndpoint {key}"), e)),
@@ -211,7 +205,7 @@ impl Writer {
             Some(_) => api.replace(&key.name, &self.post_params(), &obj).await,
         };
         match res {
-            Ok(written) => Ok((rv(&written), from_dynamic(&written)?)),
+            Ok(written) => Ok((resource_version(&written), from_dynamic(&written)?)),
             Err(e) if is_conflict(&e) => {
                 stats.conflicted();
                 Err(WriteError::Conflict(format!("SpiderEndpoint/{key}")))

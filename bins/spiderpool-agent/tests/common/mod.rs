@@ -13,6 +13,9 @@ use spiderpool_test_kit::gate::{self, Need};
 #[allow(unused_imports)]
 pub use spiderpool_test_kit::lab::{NamedNetns as Netns, ip};
 
+/// Kubernetes-mode agents and NAD configurations.
+pub mod kube;
+
 /// The agent binary under test.
 pub const AGENT: &str = env!("CARGO_BIN_EXE_spiderpool-agent");
 
