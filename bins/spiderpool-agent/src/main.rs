@@ -287,7 +287,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let Some(config_dir) = cli.local_config.clone() else {
         return run_kube(cli);
     };
-    let state_dir = cli.state_dir.ok_or("--state-dir DIR is required")?;
+    let state_dir = cli.state_dir.clone().ok_or("--state-dir DIR is required")?;
     if !config_dir.is_dir() {
         return Err(format!(
             "--local-config {}: not a directory",
@@ -300,7 +300,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let signals = block_signals()?;
 
     let store = open_store(cli.store, &state_dir)?;
-    let node = cli.node.unwrap_or_else(hostname);
+    let node = cli.node.clone().unwrap_or_else(hostname);
     let mut opts = AgentOptions::new(&config_dir, &node);
     opts.enable_ip_conflict_detection = cli.enable_ip_conflict_detection;
     opts.enable_gateway_detection = cli.enable_gateway_detection;
@@ -335,19 +335,7 @@ fn run(cli: Cli) -> Result<(), String> {
             o.enable_gateway_detection
         );
     }
-    let handler: Handler = {
-        let agent = Arc::clone(&agent);
-        Arc::new(move |req| api::handle(agent.as_ref(), req))
-    };
-    server::serve_with(
-        listener,
-        handler,
-        &server_config(cli.workers, cli.request_timeout),
-        &shutdown,
-    )
-    .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;
-    log::info!("stopped; removed {}", cli.socket.display());
-    Ok(())
+    serve_api(&cli, listener, agent, &shutdown)
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP before any thread starts, so every thread inherits the
@@ -426,15 +414,22 @@ fn run_kube(cli: Cli) -> Result<(), String> {
         "serving the agent API on {} (node {node})",
         cli.socket.display()
     );
-    let handler: Handler = {
-        let agent = Arc::clone(&agent);
-        Arc::new(move |req| api::handle(agent.as_ref(), req))
-    };
+    serve_api(&cli, listener, agent, &shutdown)
+}
+
+/// Serves `service` on `listener` until `shutdown`, with the command line's server settings.
+fn serve_api(
+    cli: &Cli,
+    listener: std::os::unix::net::UnixListener,
+    service: Arc<dyn spiderpool_agent::service::IpamService>,
+    shutdown: &Shutdown,
+) -> Result<(), String> {
+    let handler: Handler = Arc::new(move |req| api::handle(service.as_ref(), req));
     server::serve_with(
         listener,
         handler,
         &server_config(cli.workers, cli.request_timeout),
-        &shutdown,
+        shutdown,
     )
     .map_err(|e| format!("serving {}: {e}", cli.socket.display()))?;
     log::info!("stopped; removed {}", cli.socket.display());
