@@ -11,6 +11,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+echo "== the CNI plugins and core alone (no features unified in from the workspace)"
+cargo check -p spiderpool-core --lib
+cargo check -p spiderpool -p coordinator --bins
 echo "== cargo build (the end-to-end tests run our CNI plugins and agent as separate processes)"
 cargo build --workspace --bins
 echo "== test control plane: kube-apiserver v1.36.3 + etcd v3.6.16 on loopback"

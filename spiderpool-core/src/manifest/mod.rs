@@ -31,12 +31,12 @@
 //! # Ok::<(), spiderpool_core::Error>(())
 //! ```
 
-#[cfg(feature = "manifest")]
 mod error;
+#[cfg(feature = "manifest")]
 mod text;
 
-#[cfg(feature = "manifest")]
 pub use error::ManifestError;
+#[cfg(feature = "manifest")]
 pub use text::{Manifest, parse_documents, parse_manifest, to_yaml, to_yaml_documents};
 
 use serde::de::DeserializeOwned;
