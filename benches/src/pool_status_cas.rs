@@ -17,7 +17,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use spiderpool_core::ipam::{
-    ChangeSet, Committed, EndpointChange, EndpointKey, IpamStore, PoolOp, PoolState, Snapshot,
+    ChangeSet, Committed, EndpointChange, EndpointKey, IpamStore, PoolState, Snapshot,
 };
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
 use spiderpool_k8s::kinds::{api_resource, from_dynamic, resource_version, to_dynamic};
@@ -133,17 +133,7 @@ impl IpamStore for PoolStatusStore {
             };
             let mut state = PoolState::from_pool(&pool, &[]).map_err(rejected)?;
             for op in &pc.ops {
-                match op {
-                    PoolOp::Allocate { ip, record } => {
-                        state.allocate(*ip, record.clone()).map_err(rejected)?
-                    }
-                    PoolOp::Readopt { ip, record } => {
-                        state.update_record(*ip, record.clone()).map_err(rejected)?
-                    }
-                    PoolOp::Release { ip, uid } => {
-                        state.release(*ip, Some(uid));
-                    }
-                }
+                state.apply_op(op).map_err(rejected)?;
             }
             let mut next = pool.clone();
             next.metadata.resource_version = Some(v.to_string());

@@ -168,6 +168,17 @@ pub enum CommitError {
 }
 
 impl CommitError {
+    /// A conflict on `object`: the plan read `expected`, the store has `found` (`None`:
+    /// absent, written `none`).
+    pub fn conflict(object: String, expected: Option<u64>, found: Option<u64>) -> Self {
+        let v = |x: Option<u64>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        Self::Conflict {
+            object,
+            expected: v(expected),
+            found: v(found),
+        }
+    }
+
     /// A store failure with this reason.
     pub fn store(reason: impl Into<String>) -> Self {
         Self::Store(StoreError::new(reason))

@@ -13,7 +13,7 @@
 //! A `Vec`-backed [`IpRangeSet`] would search in O(log n) too, but every split or merge shifts
 //! the tail of the vector, which is O(intervals) for a fragmented pool.
 
-use crate::ipam::IpamError;
+use crate::ipam::{IpamError, PoolOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -450,6 +450,18 @@ impl PoolState {
         }
         self.insert_record(ip, rec);
         Ok(())
+    }
+
+    /// Applies one change of a commit: allocate, re-adopt or release (see [`PoolOp`]).
+    pub fn apply_op(&mut self, op: &PoolOp) -> Result<(), IpamError> {
+        match op {
+            PoolOp::Allocate { ip, record } => self.allocate(*ip, record.clone()),
+            PoolOp::Readopt { ip, record } => self.update_record(*ip, record.clone()),
+            PoolOp::Release { ip, uid } => {
+                self.release(*ip, Some(uid));
+                Ok(())
+            }
+        }
     }
 
     /// Takes the lowest free address for `rec`; `None` when exhausted.

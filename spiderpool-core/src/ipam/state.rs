@@ -34,15 +34,6 @@ pub struct StoreState {
     last_version: Version,
 }
 
-fn conflict(object: String, expected: Option<Version>, found: Option<Version>) -> CommitError {
-    let v = |x: Option<Version>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
-    CommitError::Conflict {
-        object,
-        expected: v(expected),
-        found: v(found),
-    }
-}
-
 /// The reserved ranges per family (`[v4, v6]`) of `reserved`.
 fn reserved_sets(
     reserved: &BTreeMap<String, SpiderReservedIP>,
@@ -337,7 +328,7 @@ impl StoreState {
         for pc in &changes.pools {
             let found = self.pools.get(&pc.pool).map(|(v, _, _)| *v);
             if found != Some(pc.expected_version) {
-                return Err(conflict(
+                return Err(CommitError::conflict(
                     format!("SpiderIPPool/{}", pc.pool),
                     Some(pc.expected_version),
                     found,
@@ -346,17 +337,7 @@ impl StoreState {
         }
         let mut seen = BTreeSet::new();
         for ec in &changes.endpoints {
-            let (key, expected) = match ec {
-                EndpointChange::Put {
-                    key,
-                    expected_version,
-                    ..
-                } => (key, *expected_version),
-                EndpointChange::Delete {
-                    key,
-                    expected_version,
-                } => (key, Some(*expected_version)),
-            };
+            let (key, expected) = (ec.key(), ec.expected_version());
             if !seen.insert(key) {
                 return Err(CommitError::store(format!(
                     "endpoint {key} changed twice in one commit"
@@ -364,7 +345,11 @@ impl StoreState {
             }
             let found = self.endpoints.get(key).map(|(v, _)| *v);
             if found != expected {
-                return Err(conflict(format!("SpiderEndpoint/{key}"), expected, found));
+                return Err(CommitError::conflict(
+                    format!("SpiderEndpoint/{key}"),
+                    expected,
+                    found,
+                ));
             }
         }
         // The versions match, so the plan saw these states; still refuse ops that would
@@ -441,17 +426,7 @@ impl StoreState {
             };
             let state = Arc::make_mut(&mut entry.1);
             for op in &pc.ops {
-                match op {
-                    PoolOp::Allocate { ip, record } => {
-                        state.allocate(*ip, record.clone()).map_err(rejected)?
-                    }
-                    PoolOp::Readopt { ip, record } => {
-                        state.update_record(*ip, record.clone()).map_err(rejected)?
-                    }
-                    PoolOp::Release { ip, uid } => {
-                        state.release(*ip, Some(uid));
-                    }
-                }
+                state.apply_op(op).map_err(rejected)?;
             }
             entry.0 = v;
         }

@@ -170,6 +170,18 @@ impl EndpointChange {
             EndpointChange::Put { key, .. } | EndpointChange::Delete { key, .. } => key,
         }
     }
+
+    /// The version the plan read (`None`: the endpoint must not exist).
+    pub fn expected_version(&self) -> Option<Version> {
+        match self {
+            EndpointChange::Put {
+                expected_version, ..
+            } => *expected_version,
+            EndpointChange::Delete {
+                expected_version, ..
+            } => Some(*expected_version),
+        }
+    }
 }
 
 /// Everything one plan wants written, committed all-or-nothing.

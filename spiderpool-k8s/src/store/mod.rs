@@ -447,17 +447,7 @@ fn at_current_versions(inner: &Inner, changes: &ChangeSet) -> ChangeSet {
 /// nothing).
 fn check_endpoints_locally(inner: &Inner, changes: &ChangeSet) -> Result<(), CommitError> {
     for ec in &changes.endpoints {
-        let (key, expected) = match ec {
-            EndpointChange::Put {
-                key,
-                expected_version,
-                ..
-            } => (key, *expected_version),
-            EndpointChange::Delete {
-                key,
-                expected_version,
-            } => (key, Some(*expected_version)),
-        };
+        let (key, expected) = (ec.key(), ec.expected_version());
         let found = inner.index.get(key).map(|e| e.version);
         let stale = match (expected, found) {
             (None, Some(_)) => true,
@@ -466,12 +456,11 @@ fn check_endpoints_locally(inner: &Inner, changes: &ChangeSet) -> Result<(), Com
             (None, None) => false,
         };
         if stale {
-            let v = |x: Option<u64>| x.map_or_else(|| "none".to_owned(), |v| v.to_string());
-            return Err(CommitError::Conflict {
-                object: format!("SpiderEndpoint/{key}"),
-                expected: v(expected),
-                found: v(found),
-            });
+            return Err(CommitError::conflict(
+                format!("SpiderEndpoint/{key}"),
+                expected,
+                found,
+            ));
         }
     }
     Ok(())
