@@ -20,13 +20,11 @@ use serde::Serialize;
 use spiderpool_core::admission::Switches;
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
-    STATUS_STATELESS_RELEASE_FORBIDDEN,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
     AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, PodInfo, ReleaseOutcome,
-    ReleaseRequest, TopController, allocate_with_retry, commit_with_retry, plan_release_pod,
-    release_with_retry,
+    ReleaseRequest, TopController, allocate_with_retry, release_with_retry,
 };
 use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
 use spiderpool_core::objects::{SpiderEndpoint, SpiderEndpointStatus, SpiderIPPool};
@@ -34,7 +32,8 @@ use spiderpool_core::objects::{SpiderEndpoint, SpiderEndpointStatus, SpiderIPPoo
 use crate::backend::AgentStore;
 use crate::config_dir::{FileOutcome, LoadedConfig, reload_dir};
 use crate::service::{
-    Detection, add_response, addresses_text, decision_text, outcome_text, require,
+    Detection, add_response, addresses_text, check_conflict_release, decision_text, outcome_text,
+    release_pod,
 };
 
 /// How an API call failed: the HTTP status and upstream-style message.
@@ -269,13 +268,6 @@ impl Agent {
 
     /// `POST /v1/ipam/ip`.
     pub fn add(&self, args: &IpamAddArgs) -> Result<IpamAddResponse, ApiError> {
-        require(&[
-            ("containerID", &args.container_id),
-            ("ifName", &args.if_name),
-            ("podNamespace", &args.pod_namespace),
-            ("podName", &args.pod_name),
-            ("podUID", &args.pod_uid),
-        ])?;
         let local = args.pod.clone().unwrap_or_default();
         let req = AllocateRequest {
             container_id: args.container_id.clone(),
@@ -337,12 +329,6 @@ impl Agent {
     /// `DELETE /v1/ipam/ip`: in local mode the pod is taken as gone, so its addresses are
     /// released (every NIC of the endpoint, as upstream's DEL does for a dead pod).
     pub fn del(&self, args: &IpamDelArgs) -> Result<(), ApiError> {
-        require(&[
-            ("containerID", &args.container_id),
-            ("ifName", &args.if_name),
-            ("podNamespace", &args.pod_namespace),
-            ("podName", &args.pod_name),
-        ])?;
         let req = ReleaseRequest {
             container_id: args.container_id.clone(),
             ifname: args.if_name.clone(),
@@ -383,35 +369,11 @@ impl Agent {
     /// with 521 when `enable_release_conflict_ips` is off, as upstream; the 522 refusal of
     /// StatefulSet / KubeVirt pods never applies, since local-mode pods have no such owner.
     pub fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError> {
-        require(&[
-            ("containerID", &args.container_id),
-            ("podNamespace", &args.pod_namespace),
-            ("podName", &args.pod_name),
-            ("podUID", &args.pod_uid),
-        ])?;
-        if args.is_release_conflict_ips && !self.opts.enable_release_conflict_ips {
-            return Err(ApiError::new(
-                STATUS_STATELESS_RELEASE_FORBIDDEN,
-                format!(
-                    "release of conflicting IPs is disabled (--enable-release-conflict-ips=false): \
-                     addresses of pod {}/{} kept",
-                    args.pod_namespace, args.pod_name
-                ),
-            ));
-        }
+        check_conflict_release(args, self.opts.enable_release_conflict_ips)?;
         let key = EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone());
         let decision = {
             let _gate = lock(&self.gate);
-            commit_with_retry(
-                self.store.as_ref(),
-                std::slice::from_ref(&key),
-                DEFAULT_MAX_ATTEMPTS,
-                |snap| {
-                    let d = plan_release_pod(&key, &args.pod_uid, snap)?;
-                    let changes = d.changes.clone();
-                    Ok((d, changes))
-                },
-            )
+            release_pod(self.store.as_ref(), &key, &args.pod_uid)
         }
         .map_err(|e| {
             log::warn!("batch release {key} {}: {e}", args.container_id);

@@ -22,7 +22,7 @@ use spiderpool_core::agentapi::{
 
 use crate::agent::ApiError;
 use crate::http::{Request, Response};
-use crate::service::IpamService;
+use crate::service::{IpamService, check_required};
 
 /// Our extension: the agent's state as JSON.
 pub const PATH_LOCAL_STATE: &str = "/v1/local/state";
@@ -56,10 +56,19 @@ pub fn handle(agent: &dyn IpamService, req: &Request) -> Response {
             Ok(()) => Response::empty(200),
             Err(why) => Response::error(503, &why),
         },
-        ("POST", PATH_IP) => answer(decode(req).and_then(|a| agent.add(&a))),
-        ("DELETE", PATH_IP) => done(decode(req).and_then(|a| agent.del(&a))),
+        ("POST", PATH_IP) => answer(decode(req).and_then(|a| {
+            check_required(&a)?;
+            agent.add(&a)
+        })),
+        ("DELETE", PATH_IP) => done(decode(req).and_then(|a| {
+            check_required(&a)?;
+            agent.del(&a)
+        })),
         ("POST", PATH_IPS) => Response::empty(200),
-        ("DELETE", PATH_IPS) => done(decode(req).and_then(|a| agent.batch_del(&a))),
+        ("DELETE", PATH_IPS) => done(decode(req).and_then(|a| {
+            check_required(&a)?;
+            agent.batch_del(&a)
+        })),
         ("GET", PATH_COORDINATOR_CONFIG) => {
             answer(decode(req).and_then(|a| agent.coordinator_config(&a)))
         }

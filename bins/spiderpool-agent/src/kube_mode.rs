@@ -19,13 +19,11 @@ use std::time::Duration;
 use serde_json::json;
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
-    STATUS_STATELESS_RELEASE_FORBIDDEN,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
     AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, KIND_STATEFULSET,
-    ReleaseRequest, commit_with_retry, plan_release_pod, pod_is_alive, release_with_retry,
-    statefulset_pod_valid,
+    ReleaseRequest, pod_is_alive, release_with_retry, statefulset_pod_valid,
 };
 use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
 use spiderpool_core::objects::{COORDINATOR, SpiderCoordinator, SpiderEndpointStatus};
@@ -35,8 +33,8 @@ use spiderpool_k8s::store::{KubeStore, KubeStoreOptions};
 
 use crate::agent::ApiError;
 use crate::service::{
-    Detection, IpamService, add_response, addresses_text, decision_text, outcome_text,
-    released_text, require,
+    Detection, IpamService, add_response, addresses_text, check_conflict_release, decision_text,
+    outcome_text, release_pod,
 };
 
 /// Settings of a Kubernetes-mode agent.
@@ -229,13 +227,6 @@ impl KubeAgent {
 
 impl IpamService for KubeAgent {
     fn add(&self, args: &IpamAddArgs) -> Result<IpamAddResponse, ApiError> {
-        require(&[
-            ("containerID", &args.container_id),
-            ("ifName", &args.if_name),
-            ("podNamespace", &args.pod_namespace),
-            ("podName", &args.pod_name),
-            ("podUID", &args.pod_uid),
-        ])?;
         let pod_key = format!("{}/{}", args.pod_namespace, args.pod_name);
         let req = self.request_for(args).inspect_err(|e| {
             log::warn!("ADD {pod_key} {} {}: {e}", args.container_id, args.if_name);
@@ -259,12 +250,6 @@ impl IpamService for KubeAgent {
     }
 
     fn del(&self, args: &IpamDelArgs) -> Result<(), ApiError> {
-        require(&[
-            ("containerID", &args.container_id),
-            ("ifName", &args.if_name),
-            ("podNamespace", &args.pod_namespace),
-            ("podName", &args.pod_name),
-        ])?;
         let key = EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone());
         let pod = self
             .rt
@@ -309,37 +294,14 @@ impl IpamService for KubeAgent {
     }
 
     fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError> {
-        require(&[
-            ("containerID", &args.container_id),
-            ("podNamespace", &args.pod_namespace),
-            ("podName", &args.pod_name),
-            ("podUID", &args.pod_uid),
-        ])?;
-        if args.is_release_conflict_ips && !self.opts.enable_release_conflict_ips {
-            return Err(ApiError {
-                status: STATUS_STATELESS_RELEASE_FORBIDDEN,
-                message: format!(
-                    "release of conflicting IPs is disabled: addresses of pod {}/{} kept",
-                    args.pod_namespace, args.pod_name
-                ),
-            });
-        }
+        check_conflict_release(args, self.opts.enable_release_conflict_ips)?;
         let key = EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone());
-        let decision = commit_with_retry(
-            self.store.as_ref(),
-            std::slice::from_ref(&key),
-            DEFAULT_MAX_ATTEMPTS,
-            |snap| {
-                let d = plan_release_pod(&key, &args.pod_uid, snap)?;
-                let changes = d.changes.clone();
-                Ok((d, changes))
-            },
-        )
-        .map_err(|e| engine_error("failed to release IP addresses", &e))?;
+        let decision = release_pod(self.store.as_ref(), &key, &args.pod_uid)
+            .map_err(|e| engine_error("failed to release IP addresses", &e))?;
         log::info!(
             "batch release {key} {}: {}",
             args.container_id,
-            released_text(&decision.released)
+            outcome_text(decision.outcome, &decision.released)
         );
         Ok(())
     }

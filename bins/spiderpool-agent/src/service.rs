@@ -4,9 +4,13 @@
 
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpRoute, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+    STATUS_STATELESS_RELEASE_FORBIDDEN,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
-use spiderpool_core::ipam::{AllocationDecision, DecisionKind, ReleaseOutcome};
+use spiderpool_core::ipam::{
+    AllocationDecision, DEFAULT_MAX_ATTEMPTS, DecisionKind, EndpointKey, IpamError, IpamStore,
+    ReleaseDecision, ReleaseOutcome, commit_with_retry, plan_release_pod,
+};
 use spiderpool_core::objects::SpiderEndpointStatus;
 
 use crate::agent::{Agent, ApiError};
@@ -37,6 +41,88 @@ pub trait IpamService: Send + Sync {
     fn healthy(&self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// The fields upstream's API marks required, per request: the routing checks them once for
+/// both modes (400 naming the empty ones).
+pub trait Required {
+    /// `(name, value)` of every required field.
+    fn required(&self) -> Vec<(&'static str, &String)>;
+}
+
+impl Required for IpamAddArgs {
+    fn required(&self) -> Vec<(&'static str, &String)> {
+        vec![
+            ("containerID", &self.container_id),
+            ("ifName", &self.if_name),
+            ("podNamespace", &self.pod_namespace),
+            ("podName", &self.pod_name),
+            ("podUID", &self.pod_uid),
+        ]
+    }
+}
+
+impl Required for IpamDelArgs {
+    fn required(&self) -> Vec<(&'static str, &String)> {
+        vec![
+            ("containerID", &self.container_id),
+            ("ifName", &self.if_name),
+            ("podNamespace", &self.pod_namespace),
+            ("podName", &self.pod_name),
+        ]
+    }
+}
+
+impl Required for IpamBatchDelArgs {
+    fn required(&self) -> Vec<(&'static str, &String)> {
+        vec![
+            ("containerID", &self.container_id),
+            ("podNamespace", &self.pod_namespace),
+            ("podName", &self.pod_name),
+            ("podUID", &self.pod_uid),
+        ]
+    }
+}
+
+/// Fails with 400 naming the empty required fields of `args`.
+pub fn check_required(args: &impl Required) -> Result<(), ApiError> {
+    require(&args.required())
+}
+
+/// `DELETE /v1/ipam/ips` after a failed detection (`isReleaseConflictIPs`) is refused with 521
+/// when `SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS` (`--enable-release-conflict-ips`) is off,
+/// as upstream.
+pub fn check_conflict_release(args: &IpamBatchDelArgs, enabled: bool) -> Result<(), ApiError> {
+    if args.is_release_conflict_ips && !enabled {
+        return Err(ApiError {
+            status: STATUS_STATELESS_RELEASE_FORBIDDEN,
+            message: format!(
+                "release of conflicting IPs is disabled (--enable-release-conflict-ips=false): \
+                 addresses of pod {}/{} kept",
+                args.pod_namespace, args.pod_name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Releases every address of the pod `key` whose endpoint carries `uid` (batch release),
+/// re-planning on conflict.
+pub fn release_pod<S: IpamStore + ?Sized>(
+    store: &S,
+    key: &EndpointKey,
+    uid: &str,
+) -> Result<ReleaseDecision, IpamError> {
+    commit_with_retry(
+        store,
+        std::slice::from_ref(key),
+        DEFAULT_MAX_ATTEMPTS,
+        |snap| {
+            let d = plan_release_pod(key, uid, snap)?;
+            let changes = d.changes.clone();
+            Ok((d, changes))
+        },
+    )
 }
 
 /// Fails with 400 naming the empty required fields.

@@ -505,3 +505,30 @@ fn the_readme_example_directory_starts_without_errors() {
     );
     assert!(text.contains("SpiderIPPool/10-6-v4"), "{text}");
 }
+
+#[test]
+fn missing_required_fields_are_a_400_naming_them() {
+    let agent = RunningAgent::start(&[("pool.yaml", POOL)]);
+    let client = agent.client();
+    let mut add = add_args("a", &["10-6-v4"]);
+    add.pod_uid.clear();
+    add.if_name.clear();
+    let (status, msg) = status_of(client.post_ip(&add).unwrap_err());
+    assert_eq!(status, 400, "{msg}");
+    assert!(
+        msg.contains("missing required fields: ifName, podUID"),
+        "{msg}"
+    );
+    let mut del = del_args("a");
+    del.container_id.clear();
+    let (status, msg) = status_of(client.delete_ip(&del).unwrap_err());
+    assert_eq!(status, 400, "{msg}");
+    assert!(msg.contains("containerID"), "{msg}");
+    // Nothing was allocated by the refused ADD.
+    client.post_ip(&add_args("b", &["10-6-v4"])).unwrap();
+    let dump = client
+        .request("GET", "/v1/local/state", None, Duration::from_secs(10))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&dump.body).unwrap();
+    assert_eq!(v["endpoints"].as_array().map(Vec::len), Some(1), "{v}");
+}
