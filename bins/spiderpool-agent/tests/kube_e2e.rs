@@ -245,3 +245,60 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `GET path` on 127.0.0.1:`port`: the status code and body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_agent_serves_upstreams_health_probes() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _tc = rt.block_on(TestCluster::new("probes")).expect("cluster");
+    // A free port: bind, read it, release it for the agent.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let socket = dir.path().join("probes.sock");
+    let mut child = Command::new(common::AGENT)
+        .args(["--node-name", "probe-node", "--log-level", "warn"])
+        .arg("--health-port")
+        .arg(port.to_string())
+        .arg("--socket")
+        .arg(&socket)
+        .spawn()
+        .expect("agent");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "probe port never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for path in [
+        "/v1/runtime/startup",
+        "/v1/runtime/readiness",
+        "/v1/runtime/liveness",
+    ] {
+        assert_eq!(http_get(port, path), (200, "ok".to_owned()), "{path}");
+    }
+    assert_eq!(http_get(port, "/v1/runtime/other").0, 404);
+    let _ = child.kill();
+    let _ = child.wait();
+}
