@@ -296,7 +296,7 @@ fn k8s_agent_serves_upstreams_health_probes() {
         "/v1/runtime/readiness",
         "/v1/runtime/liveness",
     ] {
-        assert_eq!(http_get(port, path), (200, "ok".to_owned()), "{path}");
+        assert_eq!(http_get(port, path), (200, "\"ok\"".to_owned()), "{path}");
     }
     assert_eq!(http_get(port, "/v1/runtime/other").0, 404);
     let _ = child.kill();
