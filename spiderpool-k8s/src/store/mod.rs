@@ -163,11 +163,6 @@ impl KubeStore {
         Ok(())
     }
 
-    /// Apiserver traffic so far.
-    pub fn stats(&self) -> &Stats {
-        &self.shared.stats
-    }
-
     /// `(writes, conflicts, reads)` so far.
     pub fn traffic(&self) -> (u64, u64, u64) {
         let s = &self.shared.stats;
