@@ -119,7 +119,10 @@ fn k8s_store_allocates_as_endpoints_and_releases() {
         .expect("b");
     assert_eq!(address(&a).to_string(), "10.6.212.100");
     assert_eq!(address(&b).to_string(), "10.6.212.101");
-    // Idempotent retry: the same address, nothing new written.
+    // Idempotent retry: the same address, nothing new written. The node's count is written
+    // behind the ADD (every 500 ms when it changed), so let that write land first: otherwise
+    // it may fall between the two readings of the counter.
+    wait_count(&rt, &tc, &pool, 2);
     let (w0, _, _) = store.traffic();
     let again = store
         .allocate(&request(&tc.namespace, "a", "node-a", &pool))
