@@ -51,6 +51,18 @@ impl TestCluster {
         let client = crate::client::connect(None).await?;
         CRDS.get_or_try_init(|| async { crds::install(&client, Duration::from_secs(60)).await })
             .await?;
+        Self::in_namespace(client, test).await
+    }
+
+    /// Like [`TestCluster::new`] on a [`PrivateControlPlane`]: its client, the CRDs installed
+    /// there, a fresh namespace.
+    pub async fn on(plane: &PrivateControlPlane, test: &str) -> Result<Self> {
+        let client = crate::client::connect(Some(&plane.kubeconfig)).await?;
+        crds::install(&client, Duration::from_secs(60)).await?;
+        Self::in_namespace(client, test).await
+    }
+
+    async fn in_namespace(client: Client, test: &str) -> Result<Self> {
         let namespace = unique_name(&test.replace('_', "-"));
         let ns: Namespace = serde_json::from_value(json!({
             "metadata": {"name": namespace}
@@ -173,4 +185,101 @@ impl TestCluster {
             Err(e) => Err(Error::api(format!("delete pod {name}"), e)),
         }
     }
+}
+
+/// A control plane of the test's own (etcd + kube-apiserver from `hack/control-plane.sh`, in a
+/// temporary directory, on free loopback ports), stopped when dropped.
+///
+/// For tests that change cluster-wide state other tests would see: admission webhooks, the
+/// default SpiderCoordinator, leader Leases, garbage collection over every namespace. Starting
+/// one takes a few seconds once `hack/testbin.sh` has cached the binaries.
+pub struct PrivateControlPlane {
+    dir: std::path::PathBuf,
+    /// The admin kubeconfig of this control plane.
+    pub kubeconfig: std::path::PathBuf,
+    /// The apiserver's port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PrivateControlPlane {
+    /// Starts one and waits until it is ready (blocking: call it outside async code, or in
+    /// `spawn_blocking`).
+    pub fn start() -> Result<Self> {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("hack")
+            .join("control-plane.sh");
+        let dir = std::env::temp_dir().join(unique_name("spiderpool-cp"));
+        let port = free_port(1)?;
+        // etcd listens on EPORT (clients) and EPORT+1 (peers).
+        let etcd = free_port(2)?;
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .arg(&dir)
+            .env("CP_PORT", port.to_string())
+            .env("CP_ETCD_PORT", etcd.to_string())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::Config(format!("{}: {e}", script.display())))?;
+        let plane = PrivateControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            port,
+        };
+        if !out.status.success() {
+            return Err(Error::Config(format!(
+                "{} up failed ({}): {}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(plane)
+    }
+
+    /// The directory holding its certificates, logs and data.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("hack")
+            .join("control-plane.sh");
+        let _ = std::process::Command::new("bash")
+            .arg(script)
+            .arg("down")
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A loopback port free now, with the `span - 1` ports after it free too.
+fn free_port(span: u16) -> Result<u16> {
+    use std::net::{Ipv4Addr, TcpListener};
+    for _ in 0..50 {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| Error::Config(format!("bind a free port: {e}")))?;
+        let port = l
+            .local_addr()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .port();
+        let rest_free = (1..span).all(|k| {
+            port.checked_add(k)
+                .is_some_and(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok())
+        });
+        if rest_free {
+            return Ok(port);
+        }
+    }
+    Err(Error::Config(
+        "no run of free loopback ports found".to_owned(),
+    ))
 }

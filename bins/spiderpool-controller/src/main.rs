@@ -1,0 +1,131 @@
+//! `spiderpool-controller`: admission webhooks, probes and metrics on every replica; the
+//! controllers and IP garbage collection on the replica holding the Lease.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use spiderpool_controller::{
+    Ctx, coordinator, gc, ippool, leader, metrics, multusconfig, probes, webhook,
+};
+use spiderpool_plugin_support::log::{LevelFilter, LogConfig, parse_level};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spiderpool-controller",
+    version,
+    about = "Spiderpool's cluster side: admission webhooks, pool / SpiderMultusConfig / SpiderCoordinator controllers, IP garbage collection"
+)]
+struct Cli {
+    /// The kubeconfig; default `$KUBECONFIG`, else the in-cluster service account.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// One of debug, info, warn, error.
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        env = "SPIDERPOOL_LOG_LEVEL",
+        default_value = "info"
+    )]
+    log_level: String,
+    #[command(flatten)]
+    webhook: webhook::Args,
+    #[command(flatten)]
+    probes: probes::Args,
+    #[command(flatten)]
+    metrics: metrics::Args,
+    #[command(flatten)]
+    leader: leader::Args,
+    #[command(flatten)]
+    ippool: ippool::Args,
+    #[command(flatten)]
+    multusconfig: multusconfig::Args,
+    #[command(flatten)]
+    coordinator: coordinator::Args,
+    #[command(flatten)]
+    gc: gc::Args,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match parse_level(&cli.log_level, LevelFilter::Info) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("spiderpool-controller: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    spiderpool_plugin_support::log::init(&LogConfig {
+        level,
+        program: "spiderpool-controller".to_owned(),
+        ..LogConfig::default()
+    });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spiderpool-controller: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("spiderpool-controller: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = spiderpool_k8s::client::connect(cli.kubeconfig.as_deref()).await?;
+    let ctx = Ctx::new(client);
+    // Leader-only work: every controller and the GC, dropped together when the Lease is lost.
+    let leading = {
+        let ctx = ctx.clone();
+        let (ippool, smc, coord, gc) = (cli.ippool, cli.multusconfig, cli.coordinator, cli.gc);
+        move || {
+            let ctx = ctx.clone();
+            let (ippool, smc, coord, gc) = (ippool.clone(), smc.clone(), coord.clone(), gc.clone());
+            async move {
+                tokio::try_join!(
+                    ippool::run(ctx.clone(), ippool),
+                    multusconfig::run(ctx.clone(), smc),
+                    coordinator::run(ctx.clone(), coord),
+                    gc::run(ctx.clone(), gc),
+                )?;
+                Ok(())
+            }
+        }
+    };
+    // Every replica: webhooks, probes, metrics, and the election.
+    tokio::select! {
+        r = webhook::serve(ctx.clone(), cli.webhook) => r?,
+        r = probes::serve(ctx.clone(), cli.probes) => r?,
+        r = metrics::serve(ctx.clone(), cli.metrics) => r?,
+        r = leader::run_while_leader(ctx.clone(), cli.leader, leading) => r?,
+        r = tokio::signal::ctrl_c() => {
+            r?;
+            log::info!("interrupted: stopping");
+        }
+        _ = terminated() => log::info!("SIGTERM: stopping"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM (what the kubelet sends first).
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(e) => {
+            log::warn!("no SIGTERM handler: {e}");
+            std::future::pending::<()>().await;
+        }
+    }
+}
