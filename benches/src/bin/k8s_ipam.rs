@@ -197,6 +197,70 @@ fn row(name: &str, o: &Outcome, n: usize) -> String {
     )
 }
 
+/// Creates `per_agent` copies of the endpoint `model` per client, one thread per client
+/// (the same concurrency as [`drive`]), and times them: what the apiserver and etcd need
+/// for the records alone.
+fn floor(
+    rt: &tokio::runtime::Runtime,
+    clients: &[kube::Client],
+    ns: &str,
+    model: &str,
+    per_agent: usize,
+    run: &str,
+) -> Result<Outcome> {
+    let res = api_resource(&spiderpool_core::objects::ENDPOINT);
+    let api: Api<DynamicObject> = Api::namespaced_with(clients[0].clone(), ns, &res);
+    let mut model = rt.block_on(api.get(model))?;
+    model.metadata.resource_version = None;
+    model.metadata.uid = None;
+    model.metadata.creation_timestamp = None;
+    model.metadata.managed_fields = None;
+    model.metadata.generation = None;
+    let started = Instant::now();
+    let per: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+        let hs: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &res);
+                let model = model.clone();
+                let handle = rt.handle().clone();
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity(per_agent);
+                    let mut failed = 0;
+                    for k in 0..per_agent {
+                        let mut obj = model.clone();
+                        obj.metadata.name = Some(format!("{run}-f-{i}-{k}"));
+                        let t = Instant::now();
+                        if handle
+                            .block_on(api.create(&PostParams::default(), &obj))
+                            .is_err()
+                        {
+                            failed += 1;
+                        }
+                        lat.push(t.elapsed());
+                    }
+                    (lat, failed)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let wall = started.elapsed();
+    let mut latencies: Vec<Duration> = per.iter().flat_map(|(l, _)| l.clone()).collect();
+    latencies.sort();
+    let n = latencies.len() as u64;
+    Ok(Outcome {
+        wall,
+        latencies,
+        failures: per.iter().map(|(_, f)| f).sum(),
+        writes: n,
+        conflicts: 0,
+    })
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
@@ -271,6 +335,10 @@ fn main() -> Result<()> {
         conflicts,
     };
 
+    // Floor: the one write every design needs, alone: the same SpiderEndpoint objects
+    // created by the same clients at the same concurrency, with no IPAM at all.
+    let floor_out = floor(&rt, &clients, ns, &format!("{run}-o-0-0"), a.per_agent, &run)?;
+
     // Baseline: upstream's pool-status update per allocation.
     let base_pool = format!("{run}-base");
     create_pool(&rt, &client, &base_pool, 9, n + a.spare)?;
@@ -315,6 +383,14 @@ fn main() -> Result<()> {
     println!(
         "{}",
         row("ours: per-node blocks, endpoint = record", &ours_out, n)
+    );
+    println!(
+        "{}",
+        row(
+            "floor: the endpoint creates alone (no IPAM)",
+            &floor_out,
+            n
+        )
     );
     println!(
         "{}",
