@@ -24,6 +24,7 @@
 
 mod decode;
 mod encode;
+pub mod tiny_server;
 
 use std::io;
 use std::time::Duration;
