@@ -102,19 +102,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     };
-    // Every replica: webhooks, probes, metrics, and the election.
-    tokio::select! {
-        r = webhook::serve(ctx.clone(), cli.webhook) => r?,
-        r = probes::serve(ctx.clone(), cli.probes) => r?,
-        r = metrics::serve(ctx.clone(), cli.metrics) => r?,
-        r = leader::run_while_leader(ctx.clone(), cli.leader, leading) => r?,
-        r = tokio::signal::ctrl_c() => {
-            r?;
-            log::info!("interrupted: stopping");
+    // Every replica: webhooks, probes, metrics, and the election; the Lease is released on
+    // the way out (an async step Drop cannot take).
+    let leader_args = cli.leader.clone();
+    let outcome: anyhow::Result<()> = async {
+        tokio::select! {
+            r = webhook::serve(ctx.clone(), cli.webhook) => r?,
+            r = probes::serve(ctx.clone(), cli.probes) => r?,
+            r = metrics::serve(ctx.clone(), cli.metrics) => r?,
+            r = leader::run_while_leader(ctx.clone(), cli.leader, leading) => r?,
+            r = tokio::signal::ctrl_c() => {
+                r?;
+                log::info!("interrupted: stopping");
+            }
+            _ = terminated() => log::info!("SIGTERM: stopping"),
         }
-        _ = terminated() => log::info!("SIGTERM: stopping"),
+        Ok(())
     }
-    Ok(())
+    .await;
+    leader::release(&ctx, &leader_args).await;
+    outcome
 }
 
 /// Resolves on SIGTERM (what the kubelet sends first).
