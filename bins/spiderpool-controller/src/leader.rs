@@ -38,23 +38,61 @@ pub const DEFAULT_NAMESPACE: &str = "kube-system";
 #[group(id = "leader")]
 pub struct Args {
     /// Namespace of the Lease: the controller's own (downward API); default kube-system.
-    #[arg(long = "leader-namespace", env = "SPIDERPOOL_POD_NAMESPACE", value_name = "NS")]
+    #[arg(
+        id = "leader_namespace",
+        long = "leader-namespace",
+        env = "SPIDERPOOL_POD_NAMESPACE",
+        value_name = "NS"
+    )]
     pub namespace: Option<String>,
     /// This replica's identity in the Lease: its pod name; default `<hostname>_<pid>`.
-    #[arg(long = "leader-identity", env = "SPIDERPOOL_POD_NAME", value_name = "NAME")]
+    #[arg(
+        id = "leader_identity",
+        long = "leader-identity",
+        env = "SPIDERPOOL_POD_NAME",
+        value_name = "NAME"
+    )]
     pub identity: Option<String>,
     /// How long a Lease stays valid after its last renewal (seconds, whole).
-    #[arg(long = "leader-duration", env = "SPIDERPOOL_LEADER_DURATION", default_value = "15", value_parser = parse_secs, value_name = "SECONDS")]
+    #[arg(
+        id = "leader_duration",
+        long = "leader-duration",
+        env = "SPIDERPOOL_LEADER_DURATION",
+        default_value = "15",
+        value_parser = parse_secs,
+        value_name = "SECONDS",
+    )]
     pub duration: Duration,
     /// How long the holder keeps leading without a successful renewal (seconds).
-    #[arg(long = "leader-renew-deadline", env = "SPIDERPOOL_LEADER_RENEW_DEADLINE", default_value = "10", value_parser = parse_secs, value_name = "SECONDS")]
+    #[arg(
+        id = "leader_renew_deadline",
+        long = "leader-renew-deadline",
+        env = "SPIDERPOOL_LEADER_RENEW_DEADLINE",
+        default_value = "10",
+        value_parser = parse_secs,
+        value_name = "SECONDS",
+    )]
     pub renew_deadline: Duration,
     /// How often the holder renews and the others try to acquire (seconds).
-    #[arg(long = "leader-retry-period", env = "SPIDERPOOL_LEADER_RETRY_PERIOD", default_value = "2", value_parser = parse_secs, value_name = "SECONDS")]
+    #[arg(
+        id = "leader_retry_period",
+        long = "leader-retry-period",
+        env = "SPIDERPOOL_LEADER_RETRY_PERIOD",
+        default_value = "2",
+        value_parser = parse_secs,
+        value_name = "SECONDS",
+    )]
     pub retry_period: Duration,
     /// Pause before leader-only work starts again after it failed (seconds). Upstream's loops
     /// poll their leadership at this gap; here a change of leadership reaches the work at once.
-    #[arg(long = "leader-retry-gap", env = "SPIDERPOOL_LEADER_RETRY_GAP", default_value = "1", value_parser = parse_secs, value_name = "SECONDS")]
+    #[arg(
+        id = "leader_retry_gap",
+        long = "leader-retry-gap",
+        env = "SPIDERPOOL_LEADER_RETRY_GAP",
+        default_value = "1",
+        value_parser = parse_secs,
+        value_name = "SECONDS",
+    )]
     pub retry_gap: Duration,
 }
 
@@ -88,7 +126,11 @@ impl Args {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())
                     .unwrap_or_default();
-                let host = if host.is_empty() { "localhost".to_owned() } else { host };
+                let host = if host.is_empty() {
+                    "localhost".to_owned()
+                } else {
+                    host
+                };
                 format!("{host}_{}", std::process::id())
             }
         }
@@ -157,7 +199,7 @@ where
     Fut: Future<Output = Result<()>>,
 {
     loop {
-        if leading.wait_for(|l| *l).await.is_err() {
+        if !until(&mut leading, true).await {
             return Ok(());
         }
         log::info!("leading: starting the leader-only work");
@@ -166,13 +208,19 @@ where
             r = work() => {
                 r?;
                 // The work has nothing more to do; keep the Lease (others must not start it).
-                let _ = leading.wait_for(|l| !*l).await;
+                until(&mut leading, false).await;
             }
-            _ = lost.wait_for(|l| !*l) => {}
+            _ = until(&mut lost, false) => {}
         }
         log::warn!("lost the Lease: leader-only work stopped");
         tokio::time::sleep(args.retry_gap).await;
     }
+}
+
+/// Waits until the flag equals `want`; false if the sender is gone. (The guard `wait_for`
+/// returns is not `Send`: it must not live across an await.)
+async fn until(rx: &mut watch::Receiver<bool>, want: bool) -> bool {
+    rx.wait_for(|l| *l == want).await.is_ok()
 }
 
 struct Elector {
@@ -237,7 +285,9 @@ impl Elector {
                     // Keep leading through errors only up to the renew deadline, which ends
                     // before the Lease expires for the others.
                     if last_renewal.is_some_and(|t| t.elapsed() >= self.renew_deadline) {
-                        log::warn!("could not renew the Lease within the renew deadline: no longer leading");
+                        log::warn!(
+                            "could not renew the Lease within the renew deadline: no longer leading"
+                        );
                         last_renewal = None;
                         ctx.health.is_leader.store(false, Ordering::Relaxed);
                         leading.send_replace(false);
@@ -291,7 +341,8 @@ impl Elector {
             _ => {
                 spec.holder_identity = Some(self.identity.clone());
                 spec.acquire_time = Some(now.clone());
-                spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
+                spec.lease_transitions =
+                    Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
             }
         }
         spec.renew_time = Some(now);
@@ -310,7 +361,11 @@ fn expired(spec: &LeaseSpec, now: &MicroTime) -> bool {
     let (Some(renew), Some(secs)) = (&spec.renew_time, spec.lease_duration_seconds) else {
         return true;
     };
-    renew.0.as_millisecond().saturating_add(i64::from(secs) * 1000) < now.0.as_millisecond()
+    renew
+        .0
+        .as_millisecond()
+        .saturating_add(i64::from(secs) * 1000)
+        < now.0.as_millisecond()
 }
 
 /// Releases the Lease if this replica holds it (clears `holderIdentity`, as client-go's
@@ -335,10 +390,10 @@ pub async fn release(ctx: &Ctx, args: &Args) {
         spec.lease_duration_seconds = Some(1);
         spec.acquire_time = Some(now.clone());
         spec.renew_time = Some(now);
-        api.replace(LEASE_NAME, &PostParams::default(), &lease).await?;
+        api.replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await?;
         Ok::<_, kube::Error>(true)
-    }
-    ;
+    };
     // Shutdown must not hang on an unreachable apiserver.
     let result = match tokio::time::timeout(RELEASE_TIMEOUT, result).await {
         Ok(r) => r.map_err(|e| e.to_string()),

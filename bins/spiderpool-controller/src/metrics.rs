@@ -159,32 +159,35 @@ impl Metrics {
 pub struct Args {
     /// Serve Prometheus metrics.
     #[arg(
+        id = "metric_enabled",
         long = "enable-metric",
         env = "SPIDERPOOL_ENABLED_METRIC",
         default_value_t = false,
         action = clap::ArgAction::Set,
         num_args = 0..=1,
         default_missing_value = "true",
-        value_name = "BOOL"
+        value_name = "BOOL",
     )]
     pub enabled: bool,
     /// Also serve the per-pool and per-subnet debug gauges.
     #[arg(
+        id = "metric_debug",
         long = "enable-debug-metric",
         env = "SPIDERPOOL_ENABLED_DEBUG_METRIC",
         default_value_t = false,
         action = clap::ArgAction::Set,
         num_args = 0..=1,
         default_missing_value = "true",
-        value_name = "BOOL"
+        value_name = "BOOL",
     )]
     pub debug: bool,
     /// TCP port of `/metrics` (all addresses).
     #[arg(
+        id = "metric_port",
         long = "metric-port",
         env = "SPIDERPOOL_METRIC_HTTP_PORT",
         default_value_t = DEFAULT_METRIC_PORT,
-        value_name = "PORT"
+        value_name = "PORT",
     )]
     pub port: u16,
 }

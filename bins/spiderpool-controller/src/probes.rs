@@ -95,10 +95,11 @@ impl Health {
 pub struct Args {
     /// TCP port of the probes (all addresses); 0 turns them off.
     #[arg(
+        id = "health_port",
         long = "health-port",
         env = "SPIDERPOOL_HEALTH_PORT",
         default_value_t = DEFAULT_HEALTH_PORT,
-        value_name = "PORT"
+        value_name = "PORT",
     )]
     pub port: u16,
 }
