@@ -55,7 +55,10 @@ fn metrics_have_upstreams_names_and_debug_gauges_on_request() {
         "# TYPE spiderpool_ip_gc_counts counter",
         "# TYPE spiderpool_total_ippool_counts gauge",
     ] {
-        assert!(plain.lines().any(|l| l == line), "{line:?} missing in\n{plain}");
+        assert!(
+            plain.lines().any(|l| l == line),
+            "{line:?} missing in\n{plain}"
+        );
     }
     assert!(!plain.contains("debug"), "{plain}");
     assert!(plain.ends_with("# EOF\n"));
