@@ -10,6 +10,7 @@
 //! | [`kube_mode`] | [`kube_mode::KubeAgent`]: the same API on Kubernetes (store, pods from the apiserver) |
 //! | [`api`] | HTTP routing of the API onto the agent |
 //! | [`http`] | the HTTP types: plugin-support's bounded HTTP/1.1 framing, shared with the client |
+//! | [`metrics`] | Prometheus metrics of allocations and releases (upstream's names) |
 //! | [`probes`] | upstream's health probes (`/v1/runtime/*`) on a TCP port |
 //! | [`server`] | the UNIX-socket server: a total time limit per request, bounded handlers plus health slots, graceful shutdown |
 //!
@@ -22,6 +23,7 @@ pub mod config_dir;
 pub mod http;
 pub mod kube_mode;
 pub mod localstore;
+pub mod metrics;
 pub mod probes;
 pub mod server;
 pub mod service;

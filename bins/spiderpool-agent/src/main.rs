@@ -56,6 +56,14 @@ struct Cli {
     #[arg(long, value_name = "PORT", env = "SPIDERPOOL_HEALTH_PORT",
           default_value_t = spiderpool_agent::probes::DEFAULT_HEALTH_PORT)]
     health_port: u16,
+    /// Serve Prometheus metrics of allocations and releases (both modes).
+    #[arg(long, value_name = "BOOL", env = "SPIDERPOOL_ENABLED_METRIC", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    enable_metric: bool,
+    /// TCP port of `/metrics` (with --enable-metric).
+    #[arg(long, value_name = "PORT", env = "SPIDERPOOL_METRIC_HTTP_PORT",
+          default_value_t = spiderpool_agent::metrics::DEFAULT_METRIC_PORT)]
+    metric_port: u16,
     /// One of debug, info, warn, error, fatal, panic (fatal and panic mean error).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -424,6 +432,16 @@ fn serve_api(
     service: Arc<dyn spiderpool_agent::service::IpamService>,
     shutdown: &Shutdown,
 ) -> Result<(), String> {
+    let service = if cli.enable_metric {
+        use spiderpool_agent::metrics::{self, AgentMetrics, Metered};
+        let m = Arc::new(AgentMetrics::new());
+        let addr = metrics::spawn(cli.metric_port, m.clone())
+            .map_err(|e| format!("--metric-port {}: {e}", cli.metric_port))?;
+        log::info!("metrics on http://{addr}/metrics");
+        Arc::new(Metered::new(service, m))
+    } else {
+        service
+    };
     let handler: Handler = Arc::new(move |req| api::handle(service.as_ref(), req));
     server::serve_with(
         listener,
