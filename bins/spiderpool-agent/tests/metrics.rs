@@ -174,3 +174,86 @@ fn metrics_are_off_by_default() {
         "nothing listens on --metric-port without --enable-metric"
     );
 }
+
+/// The failure kinds are told from the engine's error text: this pins the wording they rely
+/// on to `IpamError`'s own messages (as the API passes them on, after a context).
+#[test]
+fn metrics_failure_kinds_follow_the_engines_errors() {
+    use spiderpool_agent::agent::ApiError;
+    use spiderpool_agent::metrics::FailureKind;
+    use spiderpool_core::ip::IpFamily;
+    use spiderpool_core::ipam::IpamError;
+
+    let api = |status: u16, e: &IpamError| ApiError {
+        status,
+        message: format!("allocate pod default/p NIC net1: {e}"),
+    };
+    let conflict = IpamError::Conflict {
+        object: "SpiderIPPool/p".to_owned(),
+        expected: "1".to_owned(),
+        found: "2".to_owned(),
+    };
+    let cases = [
+        (api(500, &conflict), FailureKind::Conflict),
+        (
+            api(
+                503,
+                &IpamError::RetriesExhausted {
+                    attempts: 3,
+                    last: Box::new(conflict.clone()),
+                },
+            ),
+            FailureKind::RetriesExhausted,
+        ),
+        (
+            api(
+                500,
+                &IpamError::NoPoolRules {
+                    nic: "net1".to_owned(),
+                },
+            ),
+            FailureKind::NoAvailablePool,
+        ),
+        (
+            api(
+                500,
+                &IpamError::AllPoolsFiltered {
+                    nic: "net1".to_owned(),
+                    family: IpFamily::V4,
+                    rejections: vec![],
+                },
+            ),
+            FailureKind::NoAvailablePool,
+        ),
+        (
+            api(
+                500,
+                &IpamError::AllocationFailed {
+                    nic: "net1".to_owned(),
+                    family: IpFamily::V4,
+                    rejections: vec![],
+                },
+            ),
+            FailureKind::IpUsedOut,
+        ),
+        (
+            api(
+                503,
+                &IpamError::Store {
+                    reason: "disk full".to_owned(),
+                },
+            ),
+            FailureKind::Internal,
+        ),
+        (
+            ApiError {
+                status: 400,
+                message: "missing required fields: podUID".to_owned(),
+            },
+            FailureKind::BadRequest,
+        ),
+    ];
+    for (err, kind) in cases {
+        assert_eq!(FailureKind::of(&err), kind, "{}", err.message);
+    }
+}
