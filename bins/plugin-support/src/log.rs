@@ -2,7 +2,10 @@
 //! stdout (stdout carries the CNI result).
 //!
 //! Line format: `2026-11-26T11:51:44.212Z INFO spiderpool[4242] ADD c1 eth0: message`, the part
-//! after the pid being [`LogConfig::prefix`].
+//! after the pid being [`LogConfig::prefix`]; or, with [`init_with_format`] and
+//! [`Format::Json`] (the long-running binaries' `--log-format json`), one JSON object per line:
+//! `{"ts":"2026-11-26T11:51:44.212Z","level":"info","logger":"spiderpool-agent","pid":4242,"msg":"..."}`
+//! (plus `"context"` holding the prefix when there is one).
 //!
 //! Files are opened in append mode and every line is one `write`, so the many plugin processes
 //! of a busy node can share one file without interleaving inside lines. Rotation is checked once,
@@ -208,6 +211,33 @@ fn resolved(dir: &Path) -> Option<PathBuf> {
 /// [`vet_path`] refuses, falls back to stderr (and says so in the returned [`Destination`] and
 /// in a first warning line).
 pub fn init(config: &LogConfig) -> Destination {
+    init_with_format(config, Format::Text)
+}
+
+/// How each line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `<time> <LEVEL> <program>[<pid>] <prefix>: <message>`.
+    #[default]
+    Text,
+    /// One JSON object per line (`ts`, `level`, `logger`, `pid`, `context`, `msg`).
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            other => Err(format!("unknown log format {other:?} (text, json)")),
+        }
+    }
+}
+
+/// [`init`] with the line format chosen.
+pub fn init_with_format(config: &LogConfig, format: Format) -> Destination {
     let (sink, dest) = match &config.file {
         None => (Sink::Stderr, Destination::Stderr),
         Some(path) => match open(path, config) {
@@ -219,6 +249,8 @@ pub fn init(config: &LogConfig) -> Destination {
         },
     };
     let logger = Logger {
+        format,
+        program: config.program.clone(),
         level: config.level,
         head: format!("{}[{}]", config.program, std::process::id()),
         prefix: config.prefix.clone(),
@@ -240,6 +272,8 @@ enum Sink {
 }
 
 struct Logger {
+    format: Format,
+    program: String,
     level: LevelFilter,
     head: String,
     prefix: String,
@@ -255,15 +289,20 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let sep = if self.prefix.is_empty() { "" } else { " " };
-        let line = format!(
-            "{} {} {}{sep}{}: {}\n",
-            rfc3339_millis(SystemTime::now()),
-            record.level(),
-            self.head,
-            self.prefix,
-            record.args()
-        );
+        let line = match self.format {
+            Format::Text => {
+                let sep = if self.prefix.is_empty() { "" } else { " " };
+                format!(
+                    "{} {} {}{sep}{}: {}\n",
+                    rfc3339_millis(SystemTime::now()),
+                    record.level(),
+                    self.head,
+                    self.prefix,
+                    record.args()
+                )
+            }
+            Format::Json => self.json_line(record),
+        };
         // A poisoned lock only means another thread panicked mid-write; keep logging.
         let mut sink = match self.sink.lock() {
             Ok(s) => s,
@@ -277,6 +316,26 @@ impl Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+impl Logger {
+    fn json_line(&self, record: &Record<'_>) -> String {
+        let mut obj = serde_json::Map::new();
+        obj.insert("ts".into(), rfc3339_millis(SystemTime::now()).into());
+        obj.insert(
+            "level".into(),
+            record.level().as_str().to_ascii_lowercase().into(),
+        );
+        obj.insert("logger".into(), self.program.clone().into());
+        obj.insert("pid".into(), std::process::id().into());
+        if !self.prefix.is_empty() {
+            obj.insert("context".into(), self.prefix.clone().into());
+        }
+        obj.insert("msg".into(), record.args().to_string().into());
+        let mut line = serde_json::Value::Object(obj).to_string();
+        line.push('\n');
+        line
+    }
 }
 
 fn open(path: &Path, config: &LogConfig) -> Result<File, String> {
@@ -421,6 +480,43 @@ mod tests {
         assert_eq!(parse_level("Panic", d).unwrap(), LevelFilter::Error);
         assert_eq!(parse_level("warning", d).unwrap(), LevelFilter::Warn);
         assert!(parse_level("loud", d).unwrap_err().contains("\"loud\""));
+    }
+
+    #[test]
+    fn json_lines_are_one_object_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("json.log");
+        let logger = Logger {
+            format: Format::Json,
+            program: "spiderpool-controller".to_owned(),
+            level: LevelFilter::Info,
+            head: String::new(),
+            prefix: "ADD c1".to_owned(),
+            sink: Mutex::new(Sink::File(File::create(&path).unwrap())),
+        };
+        for (level, msg) in [
+            (log::Level::Info, "a \"quoted\"\nline"),
+            (log::Level::Debug, "hidden"),
+        ] {
+            logger.log(
+                &Record::builder()
+                    .level(level)
+                    .args(format_args!("{msg}"))
+                    .build(),
+            );
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["level"], "info");
+        assert_eq!(v["logger"], "spiderpool-controller");
+        assert_eq!(v["context"], "ADD c1");
+        assert_eq!(v["msg"], "a \"quoted\"\nline");
+        assert_eq!(v["pid"], std::process::id());
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        assert_eq!("JSON".parse::<Format>().unwrap(), Format::Json);
+        assert!("xml".parse::<Format>().unwrap_err().contains("xml"));
     }
 
     #[test]

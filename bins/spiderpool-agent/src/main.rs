@@ -67,6 +67,9 @@ struct Cli {
     /// One of debug, info, warn, error, fatal, panic (fatal and panic mean error).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: spiderpool_plugin_support::log::Format,
     /// Log to this file instead of stderr.
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
@@ -286,12 +289,15 @@ fn log_report(report: &ReloadReport) {
 
 fn run(cli: Cli) -> Result<(), String> {
     let level = parse_level(&cli.log_level, LevelFilter::Info)?;
-    spiderpool_plugin_support::log::init(&LogConfig {
-        level,
-        file: cli.log_file.clone(),
-        program: "spiderpool-agent".to_owned(),
-        ..LogConfig::default()
-    });
+    spiderpool_plugin_support::log::init_with_format(
+        &LogConfig {
+            level,
+            file: cli.log_file.clone(),
+            program: "spiderpool-agent".to_owned(),
+            ..LogConfig::default()
+        },
+        cli.log_format,
+    );
     let Some(config_dir) = cli.local_config.clone() else {
         return run_kube(cli);
     };

@@ -60,7 +60,9 @@ fn k8s_metrics_count_allocations_and_releases() {
     rt.block_on(tc.ippool(&pool, "10.8.0.0/16", &["10.8.0.10-10.8.0.20"], None))
         .unwrap();
     let node = format!("{ns}-n0");
-    let uids = rt.block_on(tc.pods_on(2, std::slice::from_ref(&node))).unwrap();
+    let uids = rt
+        .block_on(tc.pods_on(2, std::slice::from_ref(&node)))
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");

@@ -28,6 +28,9 @@ struct Cli {
         default_value = "info"
     )]
     log_level: String,
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    log_format: spiderpool_plugin_support::log::Format,
     #[command(flatten)]
     webhook: webhook::Args,
     #[command(flatten)]
@@ -55,11 +58,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    spiderpool_plugin_support::log::init(&LogConfig {
-        level,
-        program: "spiderpool-controller".to_owned(),
-        ..LogConfig::default()
-    });
+    spiderpool_plugin_support::log::init_with_format(
+        &LogConfig {
+            level,
+            program: "spiderpool-controller".to_owned(),
+            ..LogConfig::default()
+        },
+        cli.log_format,
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

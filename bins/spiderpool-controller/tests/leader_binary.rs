@@ -44,13 +44,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(kubeconfig: &Path, ns: &str, name: &str, dir: &Path) -> Replica {
+fn start(kubeconfig: &Path, ns: &str, name: &str, dir: &Path, extra: &[&str]) -> Replica {
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let (health_port, metric_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_spiderpool-controller"))
         .arg("--kubeconfig")
         .arg(kubeconfig)
+        .args(extra)
         .env_remove("KUBECONFIG")
         .env("SPIDERPOOL_LOG_LEVEL", "debug")
         .env("SPIDERPOOL_POD_NAMESPACE", ns)
@@ -134,13 +135,28 @@ fn leader_binary_kill_9_hands_over_and_sigterm_releases() {
         let cluster = TestCluster::on(&plane, "leader-bin").await.unwrap();
         let ns = cluster.namespace.clone();
         let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), &ns);
-        let a = start(&plane.kubeconfig, &ns, "ctl-a", dir.path());
-        let b = start(&plane.kubeconfig, &ns, "ctl-b", dir.path());
+        let a = start(
+            &plane.kubeconfig,
+            &ns,
+            "ctl-a",
+            dir.path(),
+            &["--log-format", "json"],
+        );
+        let b = start(&plane.kubeconfig, &ns, "ctl-b", dir.path(), &[]);
         let first = wait_holder(&leases, Duration::from_secs(20), &[&a, &b], |h| {
             matches!(h, Some("ctl-a" | "ctl-b"))
         })
         .await
         .unwrap();
+        // --log-format json: every line of ctl-a is one JSON object.
+        let a_log = a.log();
+        assert!(a_log.lines().count() > 0);
+        for line in a_log.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert_eq!(v["logger"], "spiderpool-controller", "{line}");
+        }
+        assert!(a_log.contains("leader election: Lease"), "{a_log}");
         let (mut leader, follower) = if first == "ctl-a" { (a, b) } else { (b, a) };
 
         // Both serve metrics (enabled) and probes on the ports they were given.
