@@ -3,8 +3,9 @@
 //! leader-only work (controllers, GC), the others wait.
 //!
 //! The rules, as client-go's leader election which upstream uses:
-//! - a replica takes the Lease when it is absent, released (no `holderIdentity`) or expired
-//!   (`renewTime + leaseDurationSeconds` is past);
+//! - a replica takes the Lease when it is absent, released (no `holderIdentity`) or expired:
+//!   `renewTime + leaseDurationSeconds` is past, and this replica has seen no change of the
+//!   Lease for `leaseDurationSeconds` (client-go's own test, immune to clock skew);
 //! - the holder renews it every retry period; if no renewal succeeds for the renew deadline
 //!   (shorter than the lease duration), it stops leading before anyone else may take over;
 //! - on a clean shutdown the holder releases it ([`release`]), so another replica takes over
@@ -232,6 +233,12 @@ struct Elector {
     retry_period: Duration,
 }
 
+/// The Lease version this replica last saw and since when it has not changed.
+struct Seen {
+    version: String,
+    since: Instant,
+}
+
 /// What one attempt found.
 enum Attempt {
     /// We hold the Lease (acquired or renewed).
@@ -256,8 +263,9 @@ impl Elector {
     async fn run(&self, ctx: &Ctx, leading: watch::Sender<bool>) -> Result<()> {
         let mut last_renewal: Option<Instant> = None;
         let mut observed: Option<String> = None;
+        let mut seen: Option<Seen> = None;
         loop {
-            match self.attempt().await {
+            match self.attempt(&mut seen).await {
                 Ok(Attempt::Leading) => {
                     if last_renewal.is_none() {
                         log::info!("acquired the Lease {}/{LEASE_NAME}", self.namespace);
@@ -302,7 +310,8 @@ impl Elector {
     }
 
     /// One try to acquire or renew; errors are the apiserver's, including lost races (409).
-    async fn attempt(&self) -> Result<Attempt> {
+    /// `seen` remembers when this replica last saw the Lease change.
+    async fn attempt(&self, seen: &mut Option<Seen>) -> Result<Attempt> {
         let now = MicroTime(Timestamp::now());
         let what = || format!("Lease {}/{LEASE_NAME}", self.namespace);
         let Some(mut lease) = self
@@ -332,11 +341,26 @@ impl Elector {
                 .map_err(|e| Error::api(format!("create {}", what()), e))?;
             return Ok(Attempt::Leading);
         };
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let unchanged_since = match seen.take() {
+            Some(s) if s.version == version => s.since,
+            _ => Instant::now(),
+        };
+        *seen = Some(Seen {
+            version,
+            since: unchanged_since,
+        });
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+        // Expired by the holder's clock (renewTime) and by ours (no change seen for the
+        // duration, as client-go judges it), so a clock running ahead steals nothing.
+        let expired = expired(spec, &now)
+            && unchanged_since.elapsed() >= Duration::from_secs(u64::from(
+                spec.lease_duration_seconds.unwrap_or(0).unsigned_abs(),
+            ));
         match holder {
             Some(h) if h == self.identity => {}
-            Some(h) if !expired(spec, &now) => return Ok(Attempt::Follower(h)),
+            Some(h) if !expired => return Ok(Attempt::Follower(h)),
             // Absent, released or expired: take it over.
             _ => {
                 spec.holder_identity = Some(self.identity.clone());

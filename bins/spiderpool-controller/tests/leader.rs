@@ -205,3 +205,58 @@ fn leader_rejects_timings_that_do_not_nest() {
         );
     });
 }
+
+/// A Lease whose `renewTime` is long past (a holder that died, or whose clock lags) is taken
+/// only after this replica has itself seen it unchanged for the lease duration: a replica
+/// whose clock runs ahead must not steal a live Lease.
+#[test]
+#[ignore = "needs apiserver"]
+fn leader_takes_a_stale_lease_only_after_seeing_it_unchanged_for_the_duration() {
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    use kube::api::PostParams;
+
+    let plane = PrivateControlPlane::start().expect("private control plane");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cluster = TestCluster::on(&plane, "leader-stale").await.unwrap();
+        let ns = cluster.namespace.clone();
+        let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), &ns);
+        let long_ago = MicroTime(
+            Timestamp::now()
+                .checked_sub(SignedDuration::from_hours(1))
+                .unwrap(),
+        );
+        let stale = Lease {
+            metadata: ObjectMeta {
+                name: Some(LEASE_NAME.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some("ghost".to_owned()),
+                lease_duration_seconds: Some(4),
+                acquire_time: Some(long_ago.clone()),
+                renew_time: Some(long_ago),
+                ..LeaseSpec::default()
+            }),
+        };
+        leases.create(&PostParams::default(), &stale).await.unwrap();
+
+        let board = Arc::new(Board::default());
+        let started = Instant::now();
+        let (ctx, task) = elect(&plane.kubeconfig, args(&ns, "a"), board.clone()).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            board.current.lock().unwrap().as_deref(),
+            None,
+            "took a Lease it had not watched for its duration"
+        );
+        assert!(ctx.health.leader_known.load(Ordering::SeqCst));
+        assert_eq!(holder(&leases).await.as_deref(), Some("ghost"));
+        wait_worker(&board, Duration::from_secs(15), |w| w == Some("a")).await;
+        assert!(started.elapsed() >= Duration::from_secs(3));
+        assert_eq!(holder(&leases).await.as_deref(), Some("a"));
+        task.abort();
+    });
+}
