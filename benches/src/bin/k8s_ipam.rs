@@ -113,6 +113,8 @@ fn create_pool(
 #[derive(Debug, Default)]
 struct Outcome {
     wall: Duration,
+    /// CPU seconds spent during the run by this process (the agents), kube-apiserver, etcd.
+    cpu: [f64; 3],
     latencies: Vec<Duration>,
     failures: usize,
     writes: u64,
@@ -176,7 +178,13 @@ fn drive<S: IpamStore + Send + Sync>(
 /// Ours: the store's own allocate (re-plans on conflict; waits for hand-backs when the
 /// pool is exhausted for this node only).
 fn ours_alloc(s: &KubeStore, req: &AllocateRequest) -> bool {
-    s.allocate(req).is_ok()
+    match s.allocate(req) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("ours: {}/{} failed: {e}", req.pod.namespace, req.pod.name);
+            false
+        }
+    }
 }
 
 /// Upstream: client-go's `retry.DefaultRetry`, 5 attempts on conflict.
@@ -187,14 +195,51 @@ fn base_alloc(s: &PoolStatusStore, req: &AllocateRequest) -> bool {
 fn row(name: &str, o: &Outcome, n: usize) -> String {
     let rate = n as f64 / o.wall.as_secs_f64();
     format!(
-        "| {name} | {:.2} s | {rate:.0}/s | {:.1} ms | {:.1} ms | {} | {:.2} | {} |",
+        "| {name} | {:.2} s | {rate:.0}/s | {:.1} ms | {:.1} ms | {} | {:.2} | {} | {:.2} / {:.2} / {:.2} s |",
         o.wall.as_secs_f64(),
         pct(&o.latencies, 0.5).as_secs_f64() * 1e3,
         pct(&o.latencies, 0.99).as_secs_f64() * 1e3,
         o.failures,
         o.writes as f64 / n as f64,
-        o.conflicts
+        o.conflicts,
+        o.cpu[0],
+        o.cpu[1],
+        o.cpu[2]
     )
+}
+
+/// CPU seconds used so far by this process, kube-apiserver and etcd (the control plane's
+/// pids from `$SPIDERPOOL_CP_DIR`, default /tmp/spiderpool-control-plane; 0 when unknown).
+fn cpu_now() -> [f64; 3] {
+    let dir = std::env::var("SPIDERPOOL_CP_DIR")
+        .unwrap_or_else(|_| "/tmp/spiderpool-control-plane".to_owned());
+    let pid = |name: &str| {
+        std::fs::read_to_string(format!("{dir}/{name}.pid"))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    let secs = |pid: Option<String>| -> f64 {
+        let Some(stat) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        else {
+            return 0.0;
+        };
+        // Fields after the command name (which may hold spaces): utime is the 14th field,
+        // stime the 15th, in clock ticks (USER_HZ, 100 on Linux).
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (tick(11) + tick(12)) / 100.0
+    };
+    [
+        secs(Some("self".to_owned())),
+        secs(pid("apiserver")),
+        secs(pid("etcd")),
+    ]
+}
+
+fn cpu_since(start: [f64; 3]) -> [f64; 3] {
+    let now = cpu_now();
+    [now[0] - start[0], now[1] - start[1], now[2] - start[2]]
 }
 
 /// Creates `per_agent` copies of the endpoint `model` per client, one thread per client
@@ -216,6 +261,7 @@ fn floor(
     model.metadata.creation_timestamp = None;
     model.metadata.managed_fields = None;
     model.metadata.generation = None;
+    let cpu0 = cpu_now();
     let started = Instant::now();
     let per: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
         let hs: Vec<_> = clients
@@ -254,6 +300,7 @@ fn floor(
     let n = latencies.len() as u64;
     Ok(Outcome {
         wall,
+        cpu: cpu_since(cpu0),
         latencies,
         failures: per.iter().map(|(_, f)| f).sum(),
         writes: n,
@@ -315,6 +362,7 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    let cpu0 = cpu_now();
     let (wall, latencies, failures) = drive(
         ours_alloc,
         &ours,
@@ -329,6 +377,7 @@ fn main() -> Result<()> {
     });
     let ours_out = Outcome {
         wall,
+        cpu: cpu_since(cpu0),
         latencies,
         failures,
         writes,
@@ -337,7 +386,14 @@ fn main() -> Result<()> {
 
     // Floor: the one write every design needs, alone: the same SpiderEndpoint objects
     // created by the same clients at the same concurrency, with no IPAM at all.
-    let floor_out = floor(&rt, &clients, ns, &format!("{run}-o-0-0"), a.per_agent, &run)?;
+    let floor_out = floor(
+        &rt,
+        &clients,
+        ns,
+        &format!("{run}-o-0-0"),
+        a.per_agent,
+        &run,
+    )?;
 
     // Baseline: upstream's pool-status update per allocation.
     let base_pool = format!("{run}-base");
@@ -351,6 +407,7 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    let cpu0 = cpu_now();
     let (wall, latencies, failures) = drive(
         base_alloc,
         &base,
@@ -366,6 +423,7 @@ fn main() -> Result<()> {
         .sum();
     let base_out = Outcome {
         wall,
+        cpu: cpu_since(cpu0),
         latencies,
         failures,
         writes,
@@ -378,19 +436,17 @@ fn main() -> Result<()> {
         a.agents,
         n + a.spare
     );
-    println!("| strategy | wall | rate | p50 | p99 | failed | writes/alloc | 409s |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| strategy | wall | rate | p50 | p99 | failed | writes/alloc | 409s | CPU agents / apiserver / etcd |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
         "{}",
         row("ours: per-node blocks, endpoint = record", &ours_out, n)
     );
     println!(
         "{}",
-        row(
-            "floor: the endpoint creates alone (no IPAM)",
-            &floor_out,
-            n
-        )
+        row("floor: the endpoint creates alone (no IPAM)", &floor_out, n)
     );
     println!(
         "{}",

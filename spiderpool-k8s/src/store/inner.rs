@@ -6,7 +6,8 @@
 //! commit claim a block around it first). Other nodes' blocks are invisible, so the planner
 //! can never pick an address another node may be handing out at the same moment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 use spiderpool_core::ip::IpRangeSet;
 use spiderpool_core::ipam::{EndpointKey, StoreState};
@@ -88,8 +89,11 @@ pub struct Inner {
     pub reserved: BTreeMap<String, (u64, SpiderReservedIP)>,
     /// Who holds what.
     pub index: EndpointIndex,
-    /// Pools whose count this node should write.
-    pub dirty: BTreeSet<String>,
+    /// Pools whose count this node should write, with when they became dirty.
+    pub dirty: BTreeMap<String, Instant>,
+    /// When this node last allocated or released in each pool (its counts are written once
+    /// it has been quiet for a while, so a burst does not add status writes).
+    pub touched: BTreeMap<String, Instant>,
 }
 
 impl Inner {
@@ -102,7 +106,8 @@ impl Inner {
             broken: BTreeMap::new(),
             reserved: BTreeMap::new(),
             index: EndpointIndex::new(node),
-            dirty: BTreeSet::new(),
+            dirty: BTreeMap::new(),
+            touched: BTreeMap::new(),
         }
     }
 
@@ -178,7 +183,7 @@ impl Inner {
         if rebuild || !self.state.set_preferred(&name, tiers) {
             self.rebuild(&name);
         }
-        self.dirty.insert(name);
+        self.dirty.entry(name).or_insert_with(Instant::now);
         true
     }
 
@@ -222,7 +227,9 @@ impl Inner {
             };
             let relevant = entry.window.contains(c.ip);
             if self.state.set_record(&c.pool, c.ip, c.holder, relevant) {
-                self.dirty.insert(c.pool.clone());
+                self.dirty
+                    .entry(c.pool.clone())
+                    .or_insert_with(Instant::now);
             }
         }
     }

@@ -18,6 +18,7 @@
 mod blocks;
 mod index;
 mod inner;
+mod sharing;
 mod watch;
 mod writes;
 
@@ -207,7 +208,13 @@ impl KubeStore {
     /// for this node while other nodes' blocks still have free addresses, asks them to hand
     /// those back and tries again until `exhaustion_wait` has passed.
     pub fn allocate(&self, req: &AllocateRequest) -> Result<AllocationDecision, IpamError> {
-        let deadline = Instant::now() + self.opts.exhaustion_wait;
+        // The exhaustion wait starts when this node first finds a pool exhausted for it (an
+        // ADD may have spent a while re-planning through conflicts before), and starts again
+        // whenever other nodes hand addresses over (they are being shared out, only others
+        // were faster): an ADD fails for exhaustion only when nothing came for
+        // `exhaustion_wait`, never merely because other nodes were allocating.
+        let mut deadline: Option<Instant> = None;
+        let mut last_mine: u128 = 0;
         let contention_deadline = Instant::now() + Duration::from_secs(30);
         let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
@@ -242,7 +249,14 @@ impl KubeStore {
                 }
                 _ => Vec::new(),
             };
-            if starved.is_empty() || Instant::now() >= deadline {
+            let mine: u128 = starved.iter().map(|p| self.my_block_len(p)).sum();
+            let now = Instant::now();
+            if deadline.is_none() || mine > last_mine {
+                deadline = Some(now + self.opts.exhaustion_wait);
+            }
+            last_mine = mine;
+            let deadline = deadline.unwrap_or(now).min(contention_deadline);
+            if starved.is_empty() || now >= deadline {
                 break res;
             }
             for pool in starved {
@@ -286,6 +300,13 @@ impl KubeStore {
             }
         }
         out
+    }
+
+    /// How many addresses this node's block of `pool` has.
+    fn my_block_len(&self, pool: &str) -> u128 {
+        lock(&self.shared.inner)
+            .my_block(pool)
+            .map_or(0, |b| b.len())
     }
 
     /// Of `pools`, those where other nodes' blocks hold free addresses.
@@ -355,8 +376,10 @@ impl KubeStore {
             if want.is_empty() {
                 continue;
             }
-            let size = claim_size(&entry.layout, self.opts.block_size);
+            let size = sharing::claim_size(&entry.layout, &self.opts.node, self.opts.block_size);
             let node = self.opts.node.clone();
+            // The claim carries this node's count too: one write fewer later.
+            let held = inner.held_in_my_block(&pc.pool);
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 entry.object.clone(),
                 writes::STATUS_ATTEMPTS,
@@ -369,6 +392,7 @@ impl KubeStore {
                             l.claim(&node, *ip, size)?;
                         }
                     }
+                    l.set_count(&node, held);
                     Ok(())
                 },
             ));
@@ -392,36 +416,6 @@ impl KubeStore {
         }
         Ok(())
     }
-}
-
-/// The lower half (rounded up) of `set`'s addresses.
-fn lowest_half(set: &spiderpool_core::ip::IpRangeSet) -> spiderpool_core::ip::IpRangeSet {
-    let want = set.len().div_ceil(2);
-    let mut out = spiderpool_core::ip::IpRangeSet::new(set.family());
-    let mut taken: u128 = 0;
-    for ip in set.iter() {
-        if taken >= want {
-            break;
-        }
-        if out.insert(ip).is_ok() {
-            taken += 1;
-        }
-    }
-    out
-}
-
-/// How many addresses to claim at once: `block_size` while the pool has plenty, fewer as it
-/// runs out (half of what is unclaimed per node holding a block), one while a node waits.
-/// Small claims near exhaustion strand fewer addresses in blocks whose nodes do not need them.
-fn claim_size(layout: &PoolBlocks, block_size: u32) -> u32 {
-    if !layout.waiting().is_empty() {
-        return 1;
-    }
-    let holders = u128::try_from(layout.blocks().count().max(1)).unwrap_or(1);
-    let share = layout.unclaimed().len() / (2 * holders);
-    u32::try_from(share.min(u128::from(block_size)))
-        .unwrap_or(block_size)
-        .max(1)
 }
 
 /// Bumps each pool change of `changes` to the version its pool has now in `inner` (after a
@@ -578,7 +572,9 @@ impl IpamStore for KubeStore {
             if let Some(v) = snap.pool_version(&pc.pool) {
                 committed.pools.insert(pc.pool.clone(), v);
             }
-            inner.dirty.insert(pc.pool.clone());
+            let now = Instant::now();
+            inner.dirty.entry(pc.pool.clone()).or_insert(now);
+            inner.touched.insert(pc.pool.clone(), now);
         }
         Ok(committed)
     }
@@ -597,6 +593,8 @@ impl KubeStoreHandle {
     fn run(self, rx: mpsc::Receiver<watch::FeedEvent>) {
         let mut relists = watch::Relists::default();
         let mut last_tick = Instant::now();
+        // When this node last gave to each (pool, waiting node) on a watch event.
+        let mut gave: BTreeMap<(String, String), Instant> = BTreeMap::new();
         loop {
             let ev = rx.recv_timeout(self.opts.count_interval);
             let Some(shared) = self.shared.upgrade() else {
@@ -618,7 +616,7 @@ impl KubeStoreHandle {
                     shared.changed.notify_all();
                     // A node waits for addresses: hand back at once, not at the next tick.
                     if someone_waits {
-                        self.hand_back(&shared);
+                        self.hand_back(&shared, Some(&mut gave));
                     }
                     if relists.synced.len() == 3 {
                         let mut s = shared
@@ -636,7 +634,8 @@ impl KubeStoreHandle {
             }
             if last_tick.elapsed() >= self.opts.count_interval {
                 last_tick = Instant::now();
-                self.hand_back(&shared);
+                self.hand_back(&shared, None);
+                gave.clear();
                 self.write_counts(&shared);
                 self.clear_waiting(&shared);
             }
@@ -648,7 +647,18 @@ impl KubeStoreHandle {
     /// one of those addresses between computing them and the status write (a commit would
     /// otherwise see them as "unclaimed" in a view already shrunk, and keep one while the
     /// write removes it from the block).
-    fn hand_back(&self, shared: &Shared) {
+    ///
+    /// On a watch event (`eager` holds what this node gave since the last tick) only the node
+    /// that has the most free addresses by the last counts gives, once per waiter per tick:
+    /// when every node gave at once, their writes conflicted with each other and the waiter
+    /// received half of everybody's free addresses, and the givers soon starved in turn. At
+    /// each tick (`eager` = None) every node with free addresses gives, so a wrong estimate
+    /// costs at most one tick.
+    fn hand_back(
+        &self,
+        shared: &Shared,
+        mut eager: Option<&mut BTreeMap<(String, String), Instant>>,
+    ) {
         let node = &self.opts.node;
         let mut inner = lock(&shared.inner);
         let pools: Vec<String> = inner
@@ -664,25 +674,59 @@ impl KubeStoreHandle {
             let Some(entry) = inner.pools.get(&name) else {
                 continue;
             };
-            let Some(waiter) = entry.layout.waiting().iter().find(|n| *n != node).cloned() else {
+            let mut waiters: Vec<String> = entry
+                .layout
+                .waiting()
+                .iter()
+                .filter(|n| *n != node)
+                .cloned()
+                .collect();
+            if let Some(gave) = eager.as_deref() {
+                if !sharing::top_giver(&entry.layout, node) {
+                    continue;
+                }
+                waiters.retain(|w| !gave.contains_key(&(name.clone(), w.clone())));
+            }
+            if waiters.is_empty() {
                 continue;
-            };
-            // Half of the free addresses (at least one) go straight into the waiting node's
-            // block: it allocates them without a claim of its own, and this node keeps some
-            // for its own next pods.
-            let give = lowest_half(&free);
+            }
+            // The free addresses are shared out between the waiting nodes and this one (each
+            // waiter gets at least one while there are some), straight into the waiters'
+            // blocks: they allocate them without a claim of their own, all in one write, and
+            // this node keeps a share for its own next pods.
+            let gifts = sharing::share_out(&free, waiters);
+            if gifts.is_empty() {
+                continue;
+            }
             let object = entry.object.clone();
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 object,
                 writes::STATUS_ATTEMPTS,
                 &shared.stats,
-                |l| l.give(node, &waiter, &give),
+                |l| {
+                    for (waiter, give) in &gifts {
+                        l.give(node, waiter, give)?;
+                    }
+                    Ok(())
+                },
             ));
             match res {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
+                    if let Some(gave) = eager.as_deref_mut() {
+                        for (w, _) in &gifts {
+                            gave.insert((name.clone(), w.clone()), Instant::now());
+                        }
+                    }
                 }
-                Err(e) => log::warn!("SpiderIPPool {name}: cannot give {give} to {waiter}: {e}"),
+                Err(e) => log::warn!(
+                    "SpiderIPPool {name}: cannot give free addresses to {}: {e}",
+                    gifts
+                        .iter()
+                        .map(|(w, _)| w.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             }
         }
     }
@@ -732,12 +776,29 @@ impl KubeStoreHandle {
     /// with retries: a conflict is tried again at the next tick.
     fn write_counts(&self, shared: &Shared) {
         let node = &self.opts.node;
+        let quiet = self.opts.count_interval;
+        let now = Instant::now();
         let work: Vec<(SpiderIPPool, i64)> = {
             let mut inner = lock(&shared.inner);
-            let dirty = std::mem::take(&mut inner.dirty);
-            dirty
-                .into_iter()
+            // A pool's count is written once this node has not allocated in it for
+            // `count_interval`, or when it has been stale for 4 intervals: during a burst every
+            // status write would invalidate the other nodes' claims in flight (409s), and the
+            // count is for people and for the exhaustion estimate, which tolerates lag.
+            let due: Vec<String> = inner
+                .dirty
+                .iter()
+                .filter(|(p, since)| {
+                    let idle = inner
+                        .touched
+                        .get(*p)
+                        .is_none_or(|t| now.duration_since(*t) >= quiet);
+                    idle || now.duration_since(**since) >= quiet * 4
+                })
+                .map(|(p, _)| p.clone())
+                .collect();
+            due.into_iter()
                 .filter_map(|p| {
+                    inner.dirty.remove(&p);
                     let e = inner.pools.get(&p)?;
                     let has_block = e.layout.blocks().any(|(n, _)| n == node);
                     let held = inner.held_in_my_block(&p);
@@ -762,7 +823,7 @@ impl KubeStoreHandle {
                 Err(e) => log::debug!("SpiderIPPool {name}: count not written this time: {e}"),
             }
             // Holders may have changed meanwhile: look again at the next tick.
-            inner.dirty.insert(name);
+            inner.dirty.entry(name).or_insert_with(Instant::now);
         }
     }
 }
