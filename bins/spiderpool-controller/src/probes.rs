@@ -105,7 +105,7 @@ pub struct Args {
 }
 
 /// Starts answering probes on `0.0.0.0:port` on a thread of its own; returns the bound
-/// address.
+/// address (here port 0 picks a free one; [`serve`] treats 0 as "off").
 pub fn spawn(health: Arc<Health>, port: u16) -> Result<SocketAddr> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
     let bound = tiny_server::spawn("probes", addr, move |req| health.answer(&req.path))

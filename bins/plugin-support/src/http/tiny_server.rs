@@ -82,3 +82,41 @@ fn answer<H: Fn(&Request) -> Reply>(stream: TcpStream, handler: &H) {
     };
     let _ = writer.write_all(&reply.encode());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn answers_get_refuses_other_methods_and_garbage() {
+        let addr = spawn("test", SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |req| {
+            Reply::text(200, format!("path {}", req.path))
+        })
+        .unwrap();
+        let ok = exchange(addr, b"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(
+            ok.contains("Content-Type: text/plain; charset=utf-8\r\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("Content-Length: 7\r\n"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\npath /a"), "{ok}");
+        let post = exchange(addr, b"POST /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        let bad = exchange(addr, b"\x00\x01 nonsense\r\n\r\n");
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+        // Still serving.
+        assert!(exchange(addr, b"GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+    }
+}
