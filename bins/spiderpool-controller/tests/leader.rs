@@ -260,3 +260,44 @@ fn leader_takes_a_stale_lease_only_after_seeing_it_unchanged_for_the_duration() 
         task.abort();
     });
 }
+
+/// The leader whose renewals fail (the apiserver is gone) stops its work once the renew
+/// deadline has passed, before the Lease could expire for anyone else.
+#[test]
+#[ignore = "needs apiserver"]
+fn leader_gives_up_when_renewals_fail_past_the_renew_deadline() {
+    let plane = PrivateControlPlane::start().expect("private control plane");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cluster = TestCluster::on(&plane, "leader-deadline").await.unwrap();
+        let ns = cluster.namespace.clone();
+        let board = Arc::new(Board::default());
+        let (ctx, task) = elect(&plane.kubeconfig, args(&ns, "a"), board.clone()).await;
+        wait_worker(&board, Duration::from_secs(10), |w| w == Some("a")).await;
+        assert!(ctx.health.is_leader.load(Ordering::SeqCst));
+
+        // Stop the apiserver (in the background: stopping takes a while) and note when it
+        // stops answering: every renewal fails from then on.
+        let stopping = tokio::task::spawn_blocking(move || drop(plane));
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+            Api::all(cluster.client.clone());
+        while namespaces.get_opt(&ns).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let dead = Instant::now();
+        assert_eq!(board.current.lock().unwrap().as_deref(), Some("a"));
+        wait_worker(&board, Duration::from_secs(15), |w| w.is_none()).await;
+        let gave_up = dead.elapsed();
+        eprintln!("gave up {gave_up:?} after the apiserver stopped");
+        // The renew deadline is 3 s after the last renewal, which came at most a retry
+        // period (0.3 s) before the apiserver stopped.
+        assert!(
+            gave_up >= Duration::from_millis(2000),
+            "gave up {gave_up:?} after the apiserver stopped, before the renew deadline"
+        );
+        stopping.await.unwrap();
+        assert!(!ctx.health.is_leader.load(Ordering::SeqCst));
+        assert!(!ctx.health.leader_known.load(Ordering::SeqCst));
+        task.abort();
+    });
+}
