@@ -16,6 +16,12 @@ use spiderpool_core::ipam::IpamError;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
@@ -75,6 +81,8 @@ pub struct KubeAgent {
     view: ClusterView,
     store: Arc<KubeStore>,
     opts: KubeOptions,
+    /// Watch cache of the SpiderCoordinators (asked on every coordinator ADD and DEL).
+    coordinators: CoordinatorCache,
 }
 
 fn internal(message: impl Into<String>) -> ApiError {
@@ -137,12 +145,14 @@ impl KubeAgent {
             opts.sync_timeout,
         )
         .map_err(|e| e.to_string())?;
+        let coordinators = CoordinatorCache::start(rt.handle(), &client);
         Ok(KubeAgent {
             rt,
             client,
             view,
             store: Arc::new(store),
             opts,
+            coordinators,
         })
     }
 
@@ -306,29 +316,33 @@ impl IpamService for KubeAgent {
         Ok(())
     }
 
+    /// Upstream's answer (spec §4.1): the SpiderCoordinator's live status and spec, with the
+    /// pod's `ipam.spidernet.io/default-route-nic` annotation over `podDefaultRouteNIC`;
+    /// refused (500) when there is no SpiderCoordinator, when it is not `Synced` (with its
+    /// reason), or when the pod does not exist.
     fn coordinator_config(
         &self,
         args: &GetCoordinatorArgs,
     ) -> Result<AgentCoordinatorConfig, ApiError> {
-        let api: kube::Api<kube::api::DynamicObject> =
-            kube::Api::all_with(self.client.clone(), &api_resource(&COORDINATOR));
-        let obj = self
-            .rt
-            .block_on(api.get_opt("default"))
-            .map_err(|e| unavailable(format!("spidercoordinator: {e}")))?
-            .ok_or_else(|| internal("spidercoordinator: SpiderCoordinator default not found"))?;
-        let coordinator: SpiderCoordinator =
-            from_dynamic(&obj).map_err(|e| internal(format!("spidercoordinator: {e}")))?;
+        let coordinator = self.rt.block_on(self.coordinators.current(&self.client))?;
         let pod = self
             .rt
             .block_on(self.view.pod(&args.pod_namespace, &args.pod_name, ""))
-            .map_err(|e| k8s_error("pod", &e))?;
+            .map_err(|e| k8s_error("pod", &e))?
+            .ok_or_else(|| {
+                internal(format!(
+                    "pod {}/{} not found: the coordinator configuration is only given for \
+                     existing pods",
+                    args.pod_namespace, args.pod_name
+                ))
+            })?;
         let annotation = pod
+            .metadata
+            .annotations
             .as_ref()
-            .and_then(|p| p.metadata.annotations.as_ref())
             .and_then(|a| a.get(ANNO_DEFAULT_ROUTE_NIC).cloned());
         AgentCoordinatorConfig::from_spider_coordinator(&coordinator, annotation.as_deref())
-            .map_err(|e| internal(e.to_string()))
+            .map_err(|e| internal(format!("spidercoordinator: {e}")))
     }
 
     fn workload_endpoint(
@@ -357,5 +371,64 @@ impl IpamService for KubeAgent {
             "endpointsIndexed": self.store.endpoint_count(),
             "apiserver": {"writes": writes, "conflicts": conflicts, "reads": reads},
         }))
+    }
+}
+
+/// How long a request waits for the coordinator cache's first list before reading directly.
+const COORDINATOR_CACHE_WAIT: Duration = Duration::from_secs(2);
+
+/// The SpiderCoordinators as a watch cache: one list and a watch instead of a read per
+/// coordinator call.
+struct CoordinatorCache {
+    store: Store<DynamicObject>,
+}
+
+impl CoordinatorCache {
+    fn start(rt: &tokio::runtime::Handle, client: &kube::Client) -> Self {
+        let resource = api_resource(&COORDINATOR);
+        let writer = Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let api: kube::Api<DynamicObject> = kube::Api::all_with(client.clone(), &resource);
+        let stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear())
+            .reflect(writer)
+            .applied_objects();
+        rt.spawn(async move {
+            let mut stream = stream.boxed();
+            while let Some(ev) = stream.next().await {
+                if let Err(e) = ev {
+                    log::warn!("SpiderCoordinator watch: {e}");
+                }
+            }
+        });
+        CoordinatorCache { store }
+    }
+
+    /// The coordinator the agent answers from: `default` when it exists, else the first by
+    /// name (upstream takes the first one its cache lists). Read directly while the cache
+    /// has not had its first list.
+    async fn current(&self, client: &kube::Client) -> Result<SpiderCoordinator, ApiError> {
+        let cached = tokio::time::timeout(COORDINATOR_CACHE_WAIT, self.store.wait_until_ready())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let objects: Vec<DynamicObject> = if cached {
+            self.store.state().iter().map(|o| (**o).clone()).collect()
+        } else {
+            let api: kube::Api<DynamicObject> =
+                kube::Api::all_with(client.clone(), &api_resource(&COORDINATOR));
+            api.list(&kube::api::ListParams::default())
+                .await
+                .map_err(|e| unavailable(format!("spidercoordinator: list: {e}")))?
+                .items
+        };
+        let chosen = objects
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some("default"))
+            .or_else(|| objects.iter().min_by_key(|o| o.metadata.name.clone()))
+            .ok_or_else(|| {
+                internal("spidercoordinator: no SpiderCoordinator exists (spiderpool-init creates `default`)")
+            })?;
+        from_dynamic(chosen).map_err(|e| internal(format!("spidercoordinator: {e}")))
     }
 }
