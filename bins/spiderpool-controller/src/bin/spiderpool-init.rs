@@ -1,5 +1,6 @@
 //! `spiderpool-init`: creates the cluster's default Spiderpool objects from upstream's
 //! environment variables (Helm post-install Job); idempotent, never modifies what exists.
+//! Exit status: 0 done, 2 an invalid flag or variable (nothing created), 1 anything else.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,12 @@ fn main() -> ExitCode {
         program: "spiderpool-init".to_owned(),
         ..Default::default()
     });
+    // Every variable is checked before anything is contacted.
+    if let Err(e) = spiderpool_controller::init::plan(&cli.init) {
+        log::error!("{e}");
+        eprintln!("spiderpool-init: {e}");
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     match out {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            log::error!("{e}");
             eprintln!("spiderpool-init: {e}");
             ExitCode::FAILURE
         }
