@@ -363,6 +363,19 @@ fn coordinator_overlay_follows_calico_ippools_installed_later() {
         create_coordinator(&client, "calico").await;
         // No kubeadm-config, no kube-controller-manager: with Calico and the ServiceCIDR API
         // nothing else is needed (upstream would be NotReady here; docs/compatibility.md).
+        // Switched off (SPIDERPOOL_COORDINATOR_ENABLED=false): nothing is written.
+        let off = start(
+            &plane,
+            Args {
+                enabled: false,
+                ..args(Duration::from_secs(1))
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(read(&client).await.0.status, None, "written while disabled");
+        off.abort();
+
         let controller = start(&plane, args(Duration::from_secs(1))).await;
 
         // The CRD is not installed: NotReady naming it, and no error.

@@ -364,3 +364,32 @@ fn start_optional_watches(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_refused_at_start() {
+        assert!(Args::new().check().is_ok());
+        for bad in ["cilium-config", "/cilium-config", "kube-system/", "a/b/c"] {
+            let args = Args {
+                cilium_config: bad.to_owned(),
+                ..Args::new()
+            };
+            let err = args.check().unwrap_err().to_string();
+            assert!(
+                err.contains("SPIDERPOOL_CILIUM_CONFIGMAP_NAMESPACE_NAME"),
+                "{err}"
+            );
+        }
+        let zero = Args {
+            resync: Duration::ZERO,
+            ..Args::new()
+        };
+        assert!(zero.check().is_err());
+        assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_secs("-1").is_err() && parse_secs("soon").is_err());
+    }
+}

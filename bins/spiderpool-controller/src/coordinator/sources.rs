@@ -273,3 +273,30 @@ pub fn detect_cni_dir(dir: &Path) -> Result<PodCidrType, String> {
     }
     cidrs::detect_cni(&files)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cni_dir_detection_reads_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(detect_cni_dir(dir.path()).unwrap(), PodCidrType::None);
+        std::fs::write(
+            dir.path().join("00-multus.conf"),
+            r#"{"name":"multus-cni-network"}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("10-calico.conflist"),
+            r#"{"name":"k8s-pod-network","plugins":[]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("calico-kubeconfig"), "not json").unwrap();
+        assert_eq!(detect_cni_dir(dir.path()).unwrap(), PodCidrType::Calico);
+        let missing = dir.path().join("absent");
+        let err = detect_cni_dir(&missing).unwrap_err();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+    }
+}
