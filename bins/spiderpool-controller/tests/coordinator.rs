@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -162,6 +163,31 @@ async fn start(plane: &PrivateControlPlane, args: Args) -> tokio::task::JoinHand
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Waits for an Event with `reason` about the coordinator (cluster-scoped objects' Events go
+/// to namespace `default`) and returns its note.
+async fn wait_event(client: &kube::Client, reason: &str) -> String {
+    let api = Api::<Event>::namespaced(client.clone(), "default");
+    let start = Instant::now();
+    loop {
+        let found = api
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref())
+                        == Some("SpiderCoordinator")
+            });
+        if let Some(e) = found {
+            return e.note.unwrap_or_default();
+        }
+        assert!(start.elapsed() < WAIT, "no {reason} event after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 #[ignore = "needs apiserver"]
 fn coordinator_status_from_kubeadm_config_kcm_pod_and_service_cidrs() {
@@ -188,6 +214,8 @@ fn coordinator_status_from_kubeadm_config_kcm_pod_and_service_cidrs() {
             "{reason}"
         );
         assert_eq!(s.overlay_pod_cidr, Some(vec![]));
+        let note = wait_event(&client, "ClusterNotReady").await;
+        assert!(note.contains("kubeadm-config not found"), "{note}");
 
         // Only a kube-controller-manager Pod: its --cluster-cidr. The service CIDR comes from
         // the ServiceCIDR API (the apiserver's default `kubernetes` object).
@@ -293,12 +321,12 @@ fn coordinator_status_from_kubeadm_config_kcm_pod_and_service_cidrs() {
         }
         // The apiserver drops no-op writes without a new resourceVersion, so also ask the
         // controller's own step what it would do now: nothing.
-        let (outcome, _) = coordinator::sync_once(&client, &args(Duration::from_secs(3600)))
+        let report = coordinator::sync_once(&client, &args(Duration::from_secs(3600)))
             .await
             .unwrap();
         assert!(
-            matches!(outcome, coordinator::Outcome::Unchanged(_)),
-            "{outcome:?}"
+            matches!(report.outcome, coordinator::Outcome::Unchanged(_)),
+            "{report:?}"
         );
         let (c, rv_after) = read(&client).await;
         assert_eq!(
@@ -314,6 +342,8 @@ fn coordinator_status_from_kubeadm_config_kcm_pod_and_service_cidrs() {
             .await
             .unwrap();
         wait_status(&client, WAIT, synced_with(&[], &[DEFAULT_SERVICE_CIDR])).await;
+        let note = wait_event(&client, "PodCIDRTypeChanged").await;
+        assert_eq!(note, "podCIDRType changed from cluster to none");
 
         controller.abort();
         assert!(controller.await.unwrap_err().is_cancelled());
@@ -448,14 +478,14 @@ fn coordinator_overlay_follows_calico_ippools_installed_later() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (_, rv_after) = read(&client).await;
         assert_eq!(rv, rv_after, "status rewritten by a resync");
-        let (outcome, served) = coordinator::sync_once(&client, &args(Duration::from_secs(1)))
+        let report = coordinator::sync_once(&client, &args(Duration::from_secs(1)))
             .await
             .unwrap();
         assert!(
-            matches!(outcome, coordinator::Outcome::Unchanged(_)),
-            "{outcome:?}"
+            matches!(report.outcome, coordinator::Outcome::Unchanged(_)),
+            "{report:?}"
         );
-        assert!(served.calico && served.service_cidrs && !served.cilium_pools);
+        assert!(report.served.calico && report.served.service_cidrs && !report.served.cilium_pools);
 
         // A coordinator (re-)created while the controller runs gets its status too.
         coordinators(&client)

@@ -24,12 +24,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use kube::api::{Api, DynamicObject, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
-use spiderpool_core::objects::{COORDINATOR, CoordinatorStatus};
+use spiderpool_core::objects::{COORDINATOR, CoordinatorStatus, PHASE_NOT_READY};
 use spiderpool_k8s::kinds::api_resource;
 use tokio::sync::Notify;
 
@@ -168,42 +170,111 @@ pub enum Outcome {
     Conflict,
 }
 
+/// What one recompute found and did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// What was done.
+    pub outcome: Outcome,
+    /// Which optional resources are served.
+    pub served: Served,
+    /// The coordinator's `spec.podCIDRType` and reference (for events), when it exists.
+    pub seen: Option<(Option<String>, ObjectReference)>,
+}
+
 /// Reads everything and writes the status if it changed.
-pub async fn sync_once(client: &Client, args: &Args) -> Result<(Outcome, Served)> {
+pub async fn sync_once(client: &Client, args: &Args) -> Result<Report> {
     let places = Places {
         coordinator: &args.name,
         cilium_config: &args.cilium_config,
         cni_dir: &args.cni_config_dir,
     };
     let Some(snap) = sources::read(client, &places).await? else {
-        return Ok((Outcome::NoCoordinator, Served::default()));
+        return Ok(Report {
+            outcome: Outcome::NoCoordinator,
+            served: Served::default(),
+            seen: None,
+        });
     };
+    let resource = api_resource(&COORDINATOR);
     let wanted = status::compute(&snap.inputs);
-    let (mut obj, typed) = snap.coordinator;
+    let (obj, typed) = snap.coordinator;
+    let report = |outcome| Report {
+        outcome,
+        served: snap.served,
+        seen: Some((typed.spec.pod_cidr_type.clone(), obj.object_ref(&resource))),
+    };
     if typed.status.as_ref() == Some(&wanted) {
-        return Ok((Outcome::Unchanged(wanted), snap.served));
+        return Ok(report(Outcome::Unchanged(wanted)));
     }
     let value = serde_json::to_value(&wanted)
         .map_err(|e| Error::Config(format!("encode SpiderCoordinator status: {e}")))?;
-    if let Some(map) = obj.data.as_object_mut() {
+    let mut updated = obj.clone();
+    if let Some(map) = updated.data.as_object_mut() {
         map.insert("status".to_owned(), value);
     }
     // The whole object goes back with the resourceVersion read: a write that raced another
     // one is refused (409) instead of overwriting newer data.
-    obj.metadata.managed_fields = None;
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&COORDINATOR));
+    updated.metadata.managed_fields = None;
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     match api
-        .replace_status(&args.name, &PostParams::default(), &obj)
+        .replace_status(&args.name, &PostParams::default(), &updated)
         .await
     {
-        Ok(_) => Ok((Outcome::Written(wanted), snap.served)),
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
-            Ok((Outcome::Conflict, snap.served))
-        }
+        Ok(_) => Ok(report(Outcome::Written(wanted))),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(report(Outcome::Conflict)),
         Err(e) => Err(Error::api(
             format!("write SpiderCoordinator {} status", args.name),
             e,
         )),
+    }
+}
+
+/// Records upstream's events on the coordinator: `PodCIDRTypeChanged` (Normal) when
+/// `spec.podCIDRType` changed since the last recompute, and `ClusterNotReady` /
+/// `CiliumNotReady` (Warning, with the reason) when the status was just written NotReady.
+/// Best effort: a failed event is only logged.
+async fn record_events(events: &Recorder, report: &Report, last_type: &mut Option<Option<String>>) {
+    let Some((ty, reference)) = &report.seen else {
+        *last_type = None;
+        return;
+    };
+    let mut out = Vec::new();
+    if let Some(before) = last_type.as_ref().filter(|before| *before != ty) {
+        out.push(Event {
+            type_: EventType::Normal,
+            reason: "PodCIDRTypeChanged".to_owned(),
+            note: Some(format!(
+                "podCIDRType changed from {} to {}",
+                before.as_deref().unwrap_or("(unset)"),
+                ty.as_deref().unwrap_or("(unset)")
+            )),
+            action: "Sync".to_owned(),
+            secondary: None,
+        });
+    }
+    *last_type = Some(ty.clone());
+    if let Outcome::Written(s) = &report.outcome
+        && s.phase == PHASE_NOT_READY
+    {
+        let mut note = s.reason.clone().unwrap_or_default();
+        note.truncate(1000);
+        out.push(Event {
+            type_: EventType::Warning,
+            reason: if ty.as_deref() == Some("cilium") {
+                "CiliumNotReady"
+            } else {
+                "ClusterNotReady"
+            }
+            .to_owned(),
+            note: Some(note),
+            action: "Sync".to_owned(),
+            secondary: None,
+        });
+    }
+    for ev in out {
+        if let Err(e) = events.publish(&ev, reference).await {
+            log::debug!("event {} on SpiderCoordinator: {e}", ev.reason);
+        }
     }
 }
 
@@ -287,14 +358,16 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
             }
         }))
     };
+    let events = crate::ippool::recorder(&ctx);
+    let mut last_type = None;
     let mut failures: u32 = 0;
     loop {
         wake.notified().await;
         tokio::time::sleep(args.debounce).await;
         match sync_once(&client, &args).await {
-            Ok((outcome, served)) => {
+            Ok(report) => {
                 failures = 0;
-                match &outcome {
+                match &report.outcome {
                     Outcome::Written(s) => log::info!(
                         "SpiderCoordinator {}: phase {}{}, overlayPodCIDR {:?}, serviceCIDR {:?}",
                         args.name,
@@ -309,7 +382,8 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
                     Outcome::Conflict => wake.notify_one(),
                     Outcome::Unchanged(_) | Outcome::NoCoordinator => {}
                 }
-                start_optional_watches(&client, served, &mut watching, &mut tasks, &wake);
+                record_events(&events, &report, &mut last_type).await;
+                start_optional_watches(&client, report.served, &mut watching, &mut tasks, &wake);
             }
             Err(e) => {
                 // An apiserver hiccup: keep the status as it is and try again, backing off.
