@@ -155,9 +155,73 @@ fn error_policy(obj: Arc<DynamicObject>, err: &Error, st: Arc<State>) -> Action 
     Action::requeue(st.args.retry_delay)
 }
 
+/// Moves the older spellings of an SMC (its JSON, as stored) to the current fields, in place:
+/// `<block>.spiderpoolConfigPools` (with `IPv4IPPool` / `IPv6IPPool`) to `<block>.ippools`,
+/// and `coordinator.tuneMode` to `coordinator.mode`.
+///
+/// Core reads either spelling, but not both at once; and the apiserver may have added the
+/// current field next to the old one: the CRD's default `mode: auto` (applied before any
+/// webhook), or defaulted empty pool lists. So the old value wins over an absent, empty or
+/// default current one; an explicit current value wins otherwise. The mutating webhook needs
+/// the same step before decoding an SMC the apiserver has defaulted.
+pub fn normalize_legacy(data: &mut Value) {
+    fn is_empty(v: Option<&Value>) -> bool {
+        match v {
+            None | Some(Value::Null) => true,
+            Some(Value::Array(a)) => a.is_empty(),
+            _ => false,
+        }
+    }
+    fn pools(p: &mut serde_json::Map<String, Value>) {
+        for (old, new) in [("IPv4IPPool", "ipv4"), ("IPv6IPPool", "ipv6")] {
+            if let Some(v) = p.remove(old)
+                && is_empty(p.get(new))
+            {
+                p.insert(new.to_owned(), v);
+            }
+        }
+    }
+    let Some(spec) = data.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for block in spec.values_mut().filter_map(Value::as_object_mut) {
+        if let Some(Value::Object(mut legacy)) = block.remove("spiderpoolConfigPools") {
+            pools(&mut legacy);
+            let current = block
+                .entry("ippools")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !current.is_object() {
+                *current = Value::Object(serde_json::Map::new());
+            }
+            if let Some(current) = current.as_object_mut() {
+                for (k, v) in legacy {
+                    if is_empty(current.get(&k)) {
+                        current.insert(k, v);
+                    }
+                }
+            }
+        }
+        if let Some(p) = block.get_mut("ippools").and_then(Value::as_object_mut) {
+            pools(p);
+        }
+    }
+    if let Some(coord) = spec.get_mut("coordinator").and_then(Value::as_object_mut)
+        && let Some(old) = coord.remove("tuneMode")
+    {
+        let default_or_absent = coord
+            .get("mode")
+            .is_none_or(|m| m.is_null() || m.as_str() == Some("auto"));
+        if default_or_absent {
+            coord.insert("mode".to_owned(), old);
+        }
+    }
+}
+
 /// The NAD `obj` should have, or why there is none (reported by the caller).
 fn desired_nad(obj: &DynamicObject) -> std::result::Result<DynamicObject, String> {
-    let smc: SpiderMultusConfig = from_dynamic(obj).map_err(|e| e.to_string())?;
+    let mut current = obj.clone();
+    normalize_legacy(&mut current.data);
+    let smc: SpiderMultusConfig = from_dynamic(&current).map_err(|e| e.to_string())?;
     let mut defaulted = SpiderObject::MultusConfig(smc);
     admission::mutate(
         &mut defaulted,
@@ -459,6 +523,38 @@ mod tests {
         assert_eq!(
             owning_smc(&nad),
             Some(("macvlan-ens192".into(), "u-1".into()))
+        );
+    }
+
+    #[test]
+    fn old_spellings_next_to_apiserver_defaults_render_the_seed_pool_and_mode() {
+        // The seed's last-applied-configuration as a CRD that keeps the old fields stores
+        // it: the schema default `mode: auto` sits next to `tuneMode`.
+        let smc = dynamic(json!({
+            "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderMultusConfig",
+            "metadata": {"name": "macvlan-ens192", "namespace": "default", "uid": "u-1"},
+            "spec": {"cniType": "macvlan", "enableCoordinator": true,
+                     "coordinator": {"podCIDRType": "cluster", "tuneMode": "overlay",
+                                     "mode": "auto", "tunePodRoutes": true,
+                                     "podRPFilter": 0, "hostRuleTable": 500},
+                     "macvlan": {"master": ["ens192"], "vlanID": 0,
+                                 "spiderpoolConfigPools": {"IPv4IPPool": ["10-6-v4"]}}}
+        }));
+        let nad = desired_nad(&smc).unwrap();
+        assert_eq!(
+            nad.data["spec"]["config"],
+            json!(
+                r#"{"cniVersion":"0.3.1","name":"macvlan-ens192","plugins":[{"type":"macvlan","master":"ens192","mode":"bridge","mtu":0,"ipam":{"type":"spiderpool","default_ipv4_ippool":["10-6-v4"]}},{"txQueueLen":0,"tunePodRoutes":true,"mode":"overlay","type":"coordinator","podRPFilter":0}]}"#
+            )
+        );
+        // An explicit current value wins over the old one.
+        let mut v = json!({"spec": {"coordinator": {"tuneMode": "overlay", "mode": "underlay"},
+            "macvlan": {"ippools": {"ipv4": ["new"]}, "spiderpoolConfigPools": {"IPv4IPPool": ["old"], "IPv6IPPool": ["old6"]}}}});
+        normalize_legacy(&mut v);
+        assert_eq!(
+            v,
+            json!({"spec": {"coordinator": {"mode": "underlay"},
+                "macvlan": {"ippools": {"ipv4": ["new"], "ipv6": ["old6"]}}}})
         );
     }
 

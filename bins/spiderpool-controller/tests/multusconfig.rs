@@ -299,3 +299,31 @@ fn multusconfig_annotations_name_the_nad_and_a_broken_smc_does_not_stop_the_rest
         ctl.abort();
     });
 }
+
+/// The seed's SMC in its older spelling (its `last-applied-configuration`:
+/// `spiderpoolConfigPools.IPv4IPPool`, `coordinator.tuneMode`), applied with kubectl: the CRD
+/// keeps those fields and the NAD gets the pool and the mode.
+#[test]
+#[ignore = "needs apiserver"]
+fn multusconfig_seed_smc_in_its_older_spelling_keeps_its_pool() {
+    let plane = PrivateControlPlane::start().expect("private control plane");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let tc = TestCluster::on(&plane, "smc-old").await.unwrap();
+        let ctl = tokio::spawn(multusconfig::run(Ctx::new(tc.client.clone()), args()));
+        let old = r#"{"apiVersion":"spiderpool.spidernet.io/v2beta1","kind":"SpiderMultusConfig","metadata":{"annotations":{},"name":"macvlan-ens192"},"spec":{"cniType":"macvlan","coordinator":{"podCIDRType":"cluster","tuneMode":"overlay"},"enableCoordinator":true,"macvlan":{"master":["ens192"],"spiderpoolConfigPools":{"IPv4IPPool":["10-6-v4"]},"vlanID":0}}}"#;
+        apply(&plane, &tc.namespace, old);
+        let nads = nad_api(&tc);
+        let nad = eventually("the NAD of the old-spelling SMC", || async {
+            nads.get_opt("macvlan-ens192").await.unwrap()
+        })
+        .await;
+        let config = config(&nad).unwrap();
+        assert!(
+            config.contains(r#""ipam":{"type":"spiderpool","default_ipv4_ippool":["10-6-v4"]}"#),
+            "{config}"
+        );
+        assert!(config.contains(r#""mode":"overlay","type":"coordinator""#), "{config}");
+        ctl.abort();
+    });
+}

@@ -398,6 +398,45 @@ fn coordinator_status_schema() -> Value {
     schema
 }
 
+/// Keeps upstream's older SpiderMultusConfig spellings in the schema, so that the apiserver
+/// neither prunes nor refuses them (the seed's SMC uses them; upstream v1.2.1's schema drops
+/// them silently): `<cni block>.spiderpoolConfigPools: {IPv4IPPool, IPv6IPPool}` and
+/// `coordinator.tuneMode`. Readers move them to `ippools` / `mode`.
+fn keep_legacy_smc_fields(schema: &mut Value) {
+    let Some(spec) = schema
+        .pointer_mut("/properties/spec/properties")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let list = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
+    let pools = json!({
+        "type": "object",
+        "description": "Older spelling of `ippools` (moved there on admission).",
+        "properties": {
+            "IPv4IPPool": list("Older spelling of `ipv4`."),
+            "IPv6IPPool": list("Older spelling of `ipv6`."),
+        },
+    });
+    for block in spec.values_mut() {
+        if let Some(props) = block.get_mut("properties").and_then(Value::as_object_mut)
+            && props.contains_key("ippools")
+        {
+            props.insert("spiderpoolConfigPools".into(), pools.clone());
+        }
+    }
+    if let Some(c) = spec
+        .get_mut("coordinator")
+        .and_then(|c| c.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+    {
+        c.insert(
+            "tuneMode".into(),
+            json!({"type": "string", "description": "Older spelling of `mode` (moved there on admission)."}),
+        );
+    }
+}
+
 /// The CustomResourceDefinitions of all six kinds (`apiextensions.k8s.io/v1`), in
 /// [`super::KINDS`] order: group `spiderpool.spidernet.io`, version `v2beta1` served and
 /// stored, upstream's scope, short names, printer columns, status subresources, defaults,
@@ -426,10 +465,11 @@ pub fn custom_resource_definitions() -> Vec<Value> {
         &[("spec", structural_schema_for::<SpiderReservedIPSpec>())],
         &[],
     );
-    let smc = object_schema(
+    let mut smc = object_schema(
         &[("spec", structural_schema_for::<SpiderMultusConfigSpec>())],
         &[],
     );
+    keep_legacy_smc_fields(&mut smc);
     let coordinator = object_schema(
         &[
             ("spec", structural_schema_for::<CoordinatorSpec>()),
@@ -765,6 +805,10 @@ mod tests {
         let without_description = |v: &Value| {
             let mut v = v.clone();
             v.as_object_mut().unwrap().remove("description");
+            // The SMC keeps the older spelling `tuneMode` (keep_legacy_smc_fields).
+            if let Some(p) = v["properties"].as_object_mut() {
+                p.remove("tuneMode");
+            }
             v
         };
         assert_eq!(
