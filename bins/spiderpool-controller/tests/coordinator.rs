@@ -345,6 +345,21 @@ fn coordinator_status_from_kubeadm_config_kcm_pod_and_service_cidrs() {
         let note = wait_event(&client, "PodCIDRTypeChanged").await;
         assert_eq!(note, "podCIDRType changed from cluster to none");
 
+        // A coordinator written around the webhook without podCIDRType: NotReady, saying so.
+        let unset = json!({"spec": {"podCIDRType": null}});
+        coordinators(&client)
+            .patch("default", &PatchParams::default(), &Patch::Merge(&unset))
+            .await
+            .unwrap();
+        let s = wait_status(&client, WAIT, not_ready).await;
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .contains("spec.podCIDRType is not set"),
+            "{s:?}"
+        );
+
         controller.abort();
         assert!(controller.await.unwrap_err().is_cancelled());
     });

@@ -197,13 +197,17 @@ pub async fn sync_once(client: &Client, args: &Args) -> Result<Report> {
     };
     let resource = api_resource(&COORDINATOR);
     let wanted = status::compute(&snap.inputs);
-    let (obj, typed) = snap.coordinator;
+    let sources::Coordinator {
+        object: obj,
+        pod_cidr_type,
+        status: current,
+    } = snap.coordinator;
     let report = |outcome| Report {
         outcome,
         served: snap.served,
-        seen: Some((typed.spec.pod_cidr_type.clone(), obj.object_ref(&resource))),
+        seen: Some((pod_cidr_type.clone(), obj.object_ref(&resource))),
     };
-    if typed.status.as_ref() == Some(&wanted) {
+    if current.as_ref() == Some(&wanted) {
         return Ok(report(Outcome::Unchanged(wanted)));
     }
     let value = serde_json::to_value(&wanted)

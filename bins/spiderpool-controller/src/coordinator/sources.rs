@@ -9,8 +9,8 @@ use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
-use spiderpool_core::objects::{COORDINATOR, PodCidrType, SpiderCoordinator};
-use spiderpool_k8s::kinds::{api_resource, from_dynamic};
+use spiderpool_core::objects::{COORDINATOR, CoordinatorStatus, PodCidrType};
+use spiderpool_k8s::kinds::api_resource;
 
 use super::cidrs::{self, K8sCidrs};
 use super::status::Inputs;
@@ -54,10 +54,40 @@ pub struct Served {
     pub service_cidrs: bool,
 }
 
+/// The coordinator as read: the object (written back with its resourceVersion), its
+/// `spec.podCIDRType` and its current status. Read from the raw JSON rather than the typed
+/// object, so a coordinator whose other fields were written around the webhook with wrong
+/// types still gets a status.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    /// The object.
+    pub object: DynamicObject,
+    /// `spec.podCIDRType` (a non-string value as its JSON text, so the reason can show it).
+    pub pod_cidr_type: Option<String>,
+    /// `status`, if it reads as a status (else it is rewritten).
+    pub status: Option<CoordinatorStatus>,
+}
+
+impl Coordinator {
+    fn from_object(object: DynamicObject) -> Self {
+        let pod_cidr_type = match &object.data["spec"]["podCIDRType"] {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+        let status = serde_json::from_value(object.data["status"].clone()).ok();
+        Coordinator {
+            object,
+            pod_cidr_type,
+            status,
+        }
+    }
+}
+
 /// One read of everything the status depends on.
 pub struct Snapshot {
-    /// The coordinator as read (dynamic, to write back with its resourceVersion), typed.
-    pub coordinator: (DynamicObject, SpiderCoordinator),
+    /// The coordinator as read.
+    pub coordinator: Coordinator,
     /// The status inputs.
     pub inputs: Inputs,
     /// Which optional resources are served.
@@ -89,15 +119,14 @@ pub async fn read(client: &Client, at: &Places<'_>) -> Result<Option<Snapshot>> 
     let Some(obj) = api.get_opt(at.coordinator).await.map_err(api_err(&what))? else {
         return Ok(None);
     };
-    let typed: SpiderCoordinator = from_dynamic(&obj)?;
+    let coordinator = Coordinator::from_object(obj);
     let mut served = Served::default();
     let mut inputs = Inputs {
-        pod_cidr_type: typed.spec.pod_cidr_type.clone(),
+        pod_cidr_type: coordinator.pod_cidr_type.clone(),
         cilium_config: (at.cilium_config.to_owned(), None),
         ..Inputs::default()
     };
-    let mut ty = typed
-        .spec
+    let mut ty = coordinator
         .pod_cidr_type
         .as_deref()
         .and_then(|t| PodCidrType::parse(t).ok());
@@ -123,7 +152,7 @@ pub async fn read(client: &Client, at: &Places<'_>) -> Result<Option<Snapshot>> 
     inputs.service_cidrs = service_cidrs(client).await?;
     served.service_cidrs = inputs.service_cidrs.is_some();
     Ok(Some(Snapshot {
-        coordinator: (obj, typed),
+        coordinator,
         inputs,
         served,
     }))

@@ -61,7 +61,12 @@ pub fn compute(inputs: &Inputs) -> CoordinatorStatus {
 }
 
 fn overlay_and_service(inputs: &Inputs) -> Result<(Vec<String>, Vec<String>), String> {
-    let written = inputs.pod_cidr_type.as_deref().unwrap_or("");
+    let Some(written) = inputs.pod_cidr_type.as_deref() else {
+        return Err(
+            "spec.podCIDRType is not set: set it to one of auto, cluster, calico, cilium, none"
+                .to_owned(),
+        );
+    };
     let ty = PodCidrType::parse(written).map_err(|_| {
         format!(
             "spec.podCIDRType {written:?} is not one of auto, cluster, calico, cilium, none: set it"
@@ -315,7 +320,7 @@ mod tests {
         i.service_cidrs = Some(v(&["10.96.0.0/12"]));
         assert_eq!(synced(&compute(&i)), (vec![], v(&["10.96.0.0/12"])));
         i.pod_cidr_type = None;
-        assert!(not_ready(&compute(&i)).contains("spec.podCIDRType"));
+        assert!(not_ready(&compute(&i)).contains("spec.podCIDRType is not set"));
         i.pod_cidr_type = Some("weave".to_owned());
         assert!(not_ready(&compute(&i)).contains("\"weave\""));
     }
