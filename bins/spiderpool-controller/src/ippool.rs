@@ -28,7 +28,7 @@ use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use spiderpool_core::objects::keys::SPIDER_FINALIZER;
@@ -36,6 +36,7 @@ use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderIPPool};
 use spiderpool_k8s::kinds::{api_resource, display_name, from_dynamic};
 use spiderpool_k8s::store::PoolBlocks;
 
+use crate::metrics::Metrics;
 use crate::{Ctx, Error, Result};
 
 /// Flags and environment of this component.
@@ -107,6 +108,35 @@ struct State {
     /// these only (an endpoint change matters to no other pool).
     terminating: Arc<Mutex<BTreeSet<String>>>,
     events: Recorder,
+    metrics: Arc<Metrics>,
+    /// The controller's cache of the pools (for `spiderpool_total_ippool_counts`).
+    cache: Store<DynamicObject>,
+}
+
+impl State {
+    /// Sets the pool gauges: how many pools, and `name`'s total and free addresses.
+    fn record(&self, name: &str, total: i64, allocated: i64) {
+        let count = i64::try_from(self.cache.state().len()).unwrap_or(i64::MAX);
+        self.metrics.total_ippool_counts.set(count);
+        let label = Metrics::ippool_label(name);
+        self.metrics
+            .debug_ippool_total_ip_counts
+            .get_or_create(&label)
+            .set(total);
+        self.metrics
+            .debug_ippool_available_ip_counts
+            .get_or_create(&label)
+            .set(total.saturating_sub(allocated).max(0));
+    }
+
+    /// Drops `name`'s gauges (the pool is gone or unreadable).
+    fn forget(&self, name: &str) {
+        let label = Metrics::ippool_label(name);
+        self.metrics.debug_ippool_total_ip_counts.remove(&label);
+        self.metrics.debug_ippool_available_ip_counts.remove(&label);
+        let count = i64::try_from(self.cache.state().len()).unwrap_or(i64::MAX);
+        self.metrics.total_ippool_counts.set(count);
+    }
 }
 
 /// Runs the component until it fails or is dropped (leader-only components are dropped when
@@ -117,13 +147,16 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
     let pools: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
     let endpoints: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ep_ar);
     let terminating = Arc::new(Mutex::new(BTreeSet::new()));
+    let controller = Controller::new_with(pools.clone(), watcher::Config::default(), ar.clone());
     let state = Arc::new(State {
-        pools: pools.clone(),
+        pools,
         endpoints: endpoints.clone(),
         ar: ar.clone(),
         args: args.clone(),
         terminating: terminating.clone(),
         events: recorder(&ctx),
+        metrics: ctx.metrics.clone(),
+        cache: controller.store(),
     });
     let map_ar = ar.clone();
     let mapper = move |ep: DynamicObject| {
@@ -141,7 +174,7 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
             .collect::<Vec<_>>()
     };
     log::info!("SpiderIPPool controller: started");
-    Controller::new_with(pools, watcher::Config::default(), ar)
+    controller
         .watches_with(endpoints, ep_ar, watcher::Config::default(), mapper)
         .with_config(controller::Config::default().concurrency(args.workers))
         .run(reconcile, error_policy, state)
@@ -208,10 +241,12 @@ async fn reconcile(obj: Arc<DynamicObject>, st: Arc<State>) -> Result<Action> {
         let (total, allocated) = match desired_counts(&current) {
             Ok(c) => c,
             Err(why) => {
+                st.forget(&name);
                 report_broken(&st.events, &st.ar, &current, "InvalidIPPool", &why).await;
                 return Ok(Action::await_change());
             }
         };
+        st.record(&name, total, allocated);
         let status = current.data.get("status");
         let has = |key: &str, want: i64| {
             status
@@ -328,6 +363,7 @@ async fn finalize(obj: &DynamicObject, name: &str, st: &State) -> Result<Action>
     {
         Ok(_) => {
             log::info!("SpiderIPPool {name}: empty, finalizer removed");
+            st.forget(name);
             if let Ok(mut t) = st.terminating.lock() {
                 t.remove(name);
             }

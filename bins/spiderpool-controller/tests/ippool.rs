@@ -117,7 +117,8 @@ fn ippool_counts_follow_spec_and_blocks_and_the_finalizer_goes_when_empty() {
                 .await
                 .unwrap();
         }
-        let ctl = tokio::spawn(ippool::run(Ctx::new(tc.client.clone()), args()));
+        let ctx = Ctx::new(tc.client.clone());
+        let ctl = tokio::spawn(ippool::run(ctx.clone(), args()));
 
         // totalIPCount set; allocatedIPCount initialised.
         for name in ["a", "b", "c"] {
@@ -157,6 +158,18 @@ fn ippool_counts_follow_spec_and_blocks_and_the_finalizer_goes_when_empty() {
         )
         .await;
         counts(&pools, "a", 19, 4).await;
+        // Pool gauges (upstream's names): the pool count, and a's total and free addresses.
+        let text = eventually("a's gauges", || async {
+            let text = ctx.metrics.encode(true);
+            text.contains("spiderpool_debug_ippool_available_ip_counts{ippool=\"a\"} 15")
+                .then_some(text)
+        })
+        .await;
+        assert!(text.contains("spiderpool_total_ippool_counts 4"), "{text}");
+        assert!(
+            text.contains("spiderpool_debug_ippool_total_ip_counts{ippool=\"a\"} 19"),
+            "{text}"
+        );
         let blocks = pools.get("a").await.unwrap().data["status"]["blocks"].clone();
         assert_eq!(blocks.as_array().unwrap().len(), 2, "blocks untouched");
 
@@ -177,6 +190,8 @@ fn ippool_counts_follow_spec_and_blocks_and_the_finalizer_goes_when_empty() {
             .await
             .unwrap();
         gone(&pools, "b").await;
+        let text = ctx.metrics.encode(true);
+        assert!(!text.contains("{ippool=\"b\"}"), "{text}");
 
         // c: a block count above zero (no endpoint yet seen): kept until the count drops.
         set_blocks(
