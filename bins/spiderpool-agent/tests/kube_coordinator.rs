@@ -215,4 +215,29 @@ fn kube_coordinator_config_from_live_status_and_pod_annotations() {
         .unwrap();
     let refused = ask_until(&client, &ns, "pod-net1", |a| a.is_err()).unwrap_err();
     assert!(refused.contains("no SpiderCoordinator"), "{refused}");
+
+    // Without `default`, the first by name answers.
+    for (name, cidr) in [
+        ("zz-coordinator", "10.9.0.0/16"),
+        ("aa-coordinator", "10.8.0.0/16"),
+    ] {
+        let mut other = coordinator.clone();
+        other.metadata.name = Some(name.to_owned());
+        rt.block_on(api.create(&PostParams::default(), &other))
+            .unwrap();
+        rt.block_on(api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"status": {"phase": "Synced", "overlayPodCIDR": [cidr],
+                                             "serviceCIDR": ["10.96.0.0/12"]}}),
+            ),
+        ))
+        .unwrap();
+    }
+    let a = ask_until(&client, &ns, "pod-plain", |a| {
+        a.as_ref()
+            .is_ok_and(|a| a.overlay_pod_cidr == strings(&["10.8.0.0/16"]))
+    });
+    assert!(a.is_ok());
 }
