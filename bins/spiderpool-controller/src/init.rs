@@ -31,7 +31,7 @@ use crate::ippool::parse_secs;
 use crate::{Ctx, Error, Result};
 
 /// Flags and environment of `spiderpool-init` (upstream's variable names).
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[group(id = "init")]
 pub struct Args {
     /// Namespace of the release: the controller Service, and the default SpiderMultusConfig
@@ -226,6 +226,47 @@ pub struct Args {
     /// unset.
     #[arg(long = "readiness-file", env = "SPIDERPOOL_INIT_READINESS_FILE")]
     pub readiness_file: Option<PathBuf>,
+}
+
+impl Default for Args {
+    /// No variable set; the flags' defaults (300 s timeout, 2 s retries).
+    fn default() -> Self {
+        Args {
+            namespace: None,
+            controller_name: None,
+            agent_name: None,
+            skip_controller_wait: false,
+            timeout: Duration::from_secs(300),
+            retry_interval: Duration::from_secs(2),
+            coordinator_name: None,
+            coordinator_mode: None,
+            coordinator_pod_cidr_type: None,
+            coordinator_tune_pod_routes: None,
+            coordinator_hijack_cidr: None,
+            coordinator_policy_routes: None,
+            coordinator_veth_link_address: None,
+            coordinator_veth_mtu: None,
+            coordinator_detect_gateway: None,
+            coordinator_detect_ip_conflict: None,
+            v4_subnet_name: None,
+            v4_ippool_name: None,
+            v4_cidr: None,
+            v4_ip_ranges: None,
+            v4_gateway: None,
+            v6_subnet_name: None,
+            v6_ippool_name: None,
+            v6_cidr: None,
+            v6_ip_ranges: None,
+            v6_gateway: None,
+            enable_multus_config: None,
+            default_cni_name: None,
+            default_cni_dir: None,
+            default_cni_namespace: None,
+            install_multus: None,
+            multus_configmap: None,
+            readiness_file: None,
+        }
+    }
 }
 
 /// Upstream's default CNI configuration directory.
