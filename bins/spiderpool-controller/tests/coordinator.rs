@@ -360,6 +360,24 @@ fn coordinator_status_from_kubeadm_config_kcm_pod_and_service_cidrs() {
             "{s:?}"
         );
 
+        // auto with an unreadable CNI directory: NotReady naming it.
+        let auto = json!({"spec": {"podCIDRType": "auto"}});
+        coordinators(&client)
+            .patch("default", &PatchParams::default(), &Patch::Merge(&auto))
+            .await
+            .unwrap();
+        let s = wait_status(&client, WAIT, |s| {
+            s.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("podCIDRType auto"))
+        })
+        .await;
+        assert_eq!(s.phase, "NotReady");
+        assert!(
+            s.reason.as_deref().unwrap().contains("no-such-cni-dir"),
+            "{s:?}"
+        );
+
         controller.abort();
         assert!(controller.await.unwrap_err().is_cancelled());
     });
