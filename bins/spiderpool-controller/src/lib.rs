@@ -9,6 +9,7 @@
 //! | [`metrics`] | every replica | Prometheus metrics (upstream's names) |
 //! | [`ippool`] | leader | SpiderIPPool status counts and finalizer |
 //! | [`multusconfig`] | leader | SpiderMultusConfig → Multus NetworkAttachmentDefinition |
+//! | [`subnet`] | leader | SpiderSubnet status and adoption; auto-created pools for applications |
 //! | [`coordinator`] | leader | SpiderCoordinator status: the cluster's pod and service CIDRs |
 //! | [`gc`] | leader | garbage collection of addresses whose pods are gone |
 //! | [`init`] | `spiderpool-init` | the default SpiderCoordinator, pools, subnets and SpiderMultusConfig |
@@ -26,6 +27,7 @@ pub mod leader;
 pub mod metrics;
 pub mod multusconfig;
 pub mod probes;
+pub mod subnet;
 pub mod webhook;
 
 pub use context::Ctx;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use spiderpool_controller::{
-    Ctx, coordinator, gc, ippool, leader, metrics, multusconfig, probes, webhook,
+    Ctx, coordinator, gc, ippool, leader, metrics, multusconfig, probes, subnet, webhook,
 };
 use spiderpool_plugin_support::log::{LevelFilter, LogConfig, parse_level};
 
@@ -47,6 +47,8 @@ struct Cli {
     coordinator: coordinator::Args,
     #[command(flatten)]
     gc: gc::Args,
+    #[command(flatten)]
+    subnet: subnet::Args,
 }
 
 fn main() -> ExitCode {
@@ -94,15 +96,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let leading = {
         let ctx = ctx.clone();
         let (ippool, smc, coord, gc) = (cli.ippool, cli.multusconfig, cli.coordinator, cli.gc);
+        let subnet = cli.subnet;
         move || {
             let ctx = ctx.clone();
             let (ippool, smc, coord, gc) = (ippool.clone(), smc.clone(), coord.clone(), gc.clone());
+            let subnet = subnet.clone();
             async move {
                 tokio::try_join!(
                     ippool::run(ctx.clone(), ippool),
                     multusconfig::run(ctx.clone(), smc),
                     coordinator::run(ctx.clone(), coord),
                     gc::run(ctx.clone(), gc),
+                    subnet::run(ctx.clone(), subnet),
                 )?;
                 Ok(())
             }
