@@ -178,13 +178,24 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
         .watches_with(endpoints, ep_ar, watcher::Config::default(), mapper)
         .with_config(controller::Config::default().concurrency(args.workers))
         .run(reconcile, error_policy, state)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                log::warn!("SpiderIPPool controller: {e}");
-            }
-        })
+        .for_each(|res| async move { log_outcome("SpiderIPPool", res) })
         .await;
     Ok(())
+}
+
+/// Logs what a controller's run stream reports: reconcile failures were logged by the error
+/// policy already, and objects deleted before their queued reconcile are expected.
+pub(crate) fn log_outcome<T>(
+    kind: &str,
+    res: std::result::Result<T, controller::Error<Error, watcher::Error>>,
+) {
+    match res {
+        Ok(_) => {}
+        Err(
+            e @ (controller::Error::ObjectNotFound(_) | controller::Error::ReconcilerFailed(..)),
+        ) => log::debug!("{kind} controller: {e}"),
+        Err(e) => log::warn!("{kind} controller: {e}"),
+    }
 }
 
 /// The event recorder of this process's controllers.
@@ -209,8 +220,7 @@ pub(crate) async fn report_broken(
 ) {
     let name = display_name(obj);
     log::warn!("{} {name}: skipped: {why}", ar.kind);
-    let mut note = why.to_owned();
-    note.truncate(1000);
+    let note = event_note(why);
     let ev = Event {
         type_: EventType::Warning,
         reason: reason.to_owned(),
@@ -221,6 +231,18 @@ pub(crate) async fn report_broken(
     if let Err(e) = events.publish(&ev, &obj.object_ref(ar)).await {
         log::debug!("event on {} {name}: {e}", ar.kind);
     }
+}
+
+/// `why` cut to the 1 kB an Event note may hold, on a character boundary.
+fn event_note(why: &str) -> String {
+    let mut note = why.to_owned();
+    if let Some(cut) = (0..=note.len().min(1000))
+        .rev()
+        .find(|i| note.is_char_boundary(*i))
+    {
+        note.truncate(cut);
+    }
+    note
 }
 
 fn error_policy(obj: Arc<DynamicObject>, err: &Error, st: Arc<State>) -> Action {
@@ -444,6 +466,16 @@ mod tests {
                 {"node": "b", "ips": ["10.6.0.4"], "allocatedIPCount": 1}]}
         }));
         assert_eq!(desired_counts(&obj).unwrap(), (9, 3));
+    }
+
+    #[test]
+    fn event_notes_are_cut_on_a_character_boundary() {
+        assert_eq!(event_note("short"), "short");
+        let long = "é".repeat(700); // 1400 bytes
+        let note = event_note(&long);
+        assert_eq!(note.len(), 1000);
+        assert!(note.chars().all(|c| c == 'é'));
+        assert_eq!(event_note(&format!("x{long}")).len(), 999);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use spiderpool_core::multus::{NAD_API_VERSION, NAD_KIND, nad_name, nad_namespace
 use spiderpool_core::objects::{GROUP, MULTUSCONFIG, SpiderMultusConfig};
 use spiderpool_k8s::kinds::{api_resource, display_name, from_dynamic};
 
-use crate::ippool::{parse_secs, recorder, report_broken};
+use crate::ippool::{log_outcome, parse_secs, recorder, report_broken};
 use crate::{Ctx, Error, Result};
 
 /// Flags and environment of this component.
@@ -141,11 +141,7 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
         // Upstream runs one worker.
         .with_config(controller::Config::default().concurrency(1))
         .run(reconcile, error_policy, state.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                log::warn!("SpiderMultusConfig controller: {e}");
-            }
-        });
+        .for_each(|res| async move { log_outcome("SpiderMultusConfig", res) });
     tokio::join!(controller, deletions(smcs, state));
     Ok(())
 }
