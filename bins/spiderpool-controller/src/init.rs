@@ -3,10 +3,10 @@
 //!
 //! 1. Every variable is read and checked first ([`plan`]): an invalid value ends the run
 //!    before anything is created, with a message naming the variable.
-//! 2. Wait until the Endpoints of the controller Service (`SPIDERPOOL_NAMESPACE` /
-//!    `SPIDERPOOL_CONTROLLER_NAME`) have an address, so that the webhooks default and check
-//!    what is created (`--skip-controller-wait` when there is no Service, e.g. out of
-//!    cluster).
+//! 2. Wait until the controller Service (`SPIDERPOOL_NAMESPACE` / `SPIDERPOOL_CONTROLLER_NAME`)
+//!    has a ready address (its Endpoints, or an EndpointSlice of it), so that the webhooks
+//!    default and check what is created (`--skip-controller-wait` when there is no Service,
+//!    e.g. out of cluster).
 //! 3. Create, in this order: the SpiderCoordinator, the SpiderSubnets, the SpiderIPPools, the
 //!    default-CNI SpiderMultusConfig. Each create is retried every `--retry-interval` (2 s)
 //!    until it succeeds or the object exists; what exists is never modified. Everything must
@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Endpoints;
-use kube::api::{Api, DynamicObject, PostParams};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde::Serialize;
 use serde_json::Value;
 use spiderpool_core::ip::{Cidr, IpFamily, IpRange, parse_ip_in, parse_ip_or_cidr};
@@ -646,30 +647,59 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Whether the controller Service has a ready address: in its Endpoints (what upstream reads)
+/// or in one of its EndpointSlices (what clusters keep once the Endpoints API is gone); else
+/// why not.
+async fn controller_ready(ctx: &Ctx, ns: &str, name: &str) -> std::result::Result<(), String> {
+    let endpoints: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);
+    let why = match endpoints.get_opt(name).await {
+        Ok(Some(ep)) => {
+            let ready = ep
+                .subsets
+                .iter()
+                .flatten()
+                .any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()));
+            if ready {
+                return Ok(());
+            }
+            "its Endpoints have no ready address yet".to_owned()
+        }
+        Ok(None) => "no Endpoints object yet".to_owned(),
+        Err(e) => format!("reading its Endpoints: {e}"),
+    };
+    let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+    match slices.list(&lp).await {
+        Ok(list) => {
+            let ready = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter().flatten())
+                .any(|e| {
+                    !e.addresses.is_empty()
+                        && e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+                });
+            if ready { Ok(()) } else { Err(why) }
+        }
+        // No EndpointSlice API: the Endpoints' answer stands.
+        Err(_) => Err(why),
+    }
+}
+
 async fn wait_for_controller(ctx: &Ctx, args: &Args, deadline: tokio::time::Instant) -> Result<()> {
     let ns = value(&args.namespace).unwrap_or_default();
     let name = value(&args.controller_name).unwrap_or_default();
-    let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &ns);
     loop {
-        let why = match api.get_opt(&name).await {
-            Ok(Some(ep)) => {
-                let ready = ep
-                    .subsets
-                    .iter()
-                    .flatten()
-                    .any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()));
-                if ready {
-                    log::info!("controller Service {ns}/{name} has endpoints");
-                    return Ok(());
-                }
-                "it has no ready address yet".to_owned()
+        let why = match controller_ready(ctx, &ns, &name).await {
+            Ok(()) => {
+                log::info!("controller Service {ns}/{name} has a ready endpoint");
+                return Ok(());
             }
-            Ok(None) => "no Endpoints object yet".to_owned(),
-            Err(e) => e.to_string(),
+            Err(why) => why,
         };
         if tokio::time::Instant::now() + args.retry_interval > deadline {
             return Err(Error::Config(format!(
-                "gave up waiting for the Endpoints of the controller Service {ns}/{name} \
+                "gave up waiting for a ready endpoint of the controller Service {ns}/{name} \
                  after {:?}: {why}",
                 args.timeout
             )));

@@ -316,3 +316,64 @@ fn init_refuses_bad_variables_with_their_names() {
         assert!(err.contains(want), "{err} lacks {want}");
     }
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn init_waits_for_an_endpointslice_too_and_gives_up_with_a_reason() {
+    let plane = PrivateControlPlane::start().expect("private control plane");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tc = rt.block_on(TestCluster::on(&plane, "init-slice")).unwrap();
+    let vars = vec![
+        ("SPIDERPOOL_NAMESPACE", tc.namespace.clone()),
+        (
+            "SPIDERPOOL_CONTROLLER_NAME",
+            "spiderpool-controller".to_owned(),
+        ),
+        (
+            "SPIDERPOOL_INIT_DEFAULT_COORDINATOR_NAME",
+            "default".to_owned(),
+        ),
+    ];
+    // No Endpoints, no EndpointSlice: it gives up, saying why, having created nothing.
+    let out = init(&plane.kubeconfig, &vars, &["--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gave up waiting for a ready endpoint of the controller Service")
+            && err.contains("no Endpoints object yet"),
+        "{err}"
+    );
+    let coordinators = api(&tc, &COORDINATOR, None);
+    assert!(
+        rt.block_on(coordinators.get_opt("default"))
+            .unwrap()
+            .is_none()
+    );
+    // An EndpointSlice with a ready address (no Endpoints object) is enough.
+    let slice: k8s_openapi::api::discovery::v1::EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "spiderpool-controller-x1", "namespace": tc.namespace,
+                     "labels": {"kubernetes.io/service-name": "spiderpool-controller"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true}}]
+    }))
+    .unwrap();
+    rt.block_on(
+        Api::<k8s_openapi::api::discovery::v1::EndpointSlice>::namespaced(
+            tc.client.clone(),
+            &tc.namespace,
+        )
+        .create(&PostParams::default(), &slice),
+    )
+    .unwrap();
+    let out = init(&plane.kubeconfig, &vars, &["--timeout", "20"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        rt.block_on(coordinators.get_opt("default"))
+            .unwrap()
+            .is_some()
+    );
+}
