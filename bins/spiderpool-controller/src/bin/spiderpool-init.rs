@@ -29,7 +29,6 @@ fn main() -> ExitCode {
     });
     // Every variable is checked before anything is contacted.
     if let Err(e) = spiderpool_controller::init::plan(&cli.init) {
-        log::error!("{e}");
         eprintln!("spiderpool-init: {e}");
         return ExitCode::from(2);
     }
@@ -52,7 +51,6 @@ fn main() -> ExitCode {
     match out {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
             eprintln!("spiderpool-init: {e}");
             ExitCode::FAILURE
         }
