@@ -44,6 +44,10 @@ spec:
     vlanID: 0
 ";
 
+/// The seed's SMC as its NAD's `kubectl.kubernetes.io/last-applied-configuration` shows it:
+/// `macvlan.spiderpoolConfigPools.IPv4IPPool` and `coordinator.tuneMode`.
+const SEED_SMC_OLD_SPELLING: &str = r#"{"apiVersion":"spiderpool.spidernet.io/v2beta1","kind":"SpiderMultusConfig","metadata":{"annotations":{},"name":"macvlan-ens192","namespace":"default"},"spec":{"cniType":"macvlan","coordinator":{"podCIDRType":"cluster","tuneMode":"overlay"},"enableCoordinator":true,"macvlan":{"master":["ens192"],"spiderpoolConfigPools":{"IPv4IPPool":["10-6-v4"]},"vlanID":0}}}"#;
+
 /// The controller process, killed when dropped.
 struct Controller {
     child: Child,
@@ -304,6 +308,20 @@ fn webhook_refuses_bad_pools_defaults_good_ones_and_admits_the_seed() {
         "{smc}"
     );
     assert_eq!(smc["spec"]["coordinator"]["mode"], "auto", "{smc}");
+
+    // The seed's SMC in its older spelling (its `last-applied-configuration`, exactly as
+    // the seed prints it, namespace `default` included): the CRD keeps the old fields and
+    // the mutating webhook moves them, so the stored SMC has the pool in `ippools`.
+    apply(kc, "default", SEED_SMC_OLD_SPELLING).unwrap();
+    let old = get_json(kc, "default", "spidermultusconfig/macvlan-ens192");
+    let mv = &old["spec"]["macvlan"];
+    assert_eq!(mv["ippools"]["ipv4"], json!(["10-6-v4"]), "{old}");
+    assert!(mv.get("spiderpoolConfigPools").is_none(), "{old}");
+    assert_eq!(old["spec"]["coordinator"]["mode"], "overlay", "{old}");
+    assert!(
+        old["spec"]["coordinator"].get("tuneMode").is_none(),
+        "{old}"
+    );
 
     // An SMC refused by its validating webhook: macvlan without a master.
     let err = apply(

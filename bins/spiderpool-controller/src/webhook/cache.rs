@@ -13,7 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use spiderpool_core::admission::ClusterState;
 use spiderpool_core::manifest::SpiderObject;
 use spiderpool_core::meta::ObjectMeta;
-use spiderpool_core::objects::KindInfo;
+use spiderpool_core::objects::{KindInfo, MULTUSCONFIG};
 
 use super::review::KINDS;
 
@@ -132,7 +132,11 @@ fn nad_resource() -> ApiResource {
 /// Reads one watched object; `None` (logged) for one core cannot read, e.g. a broken spec
 /// written while no webhook ran: it cannot take part in the checks.
 fn entry(slot: Slot, obj: &DynamicObject) -> Option<((Slot, String), Entry)> {
-    let value = serde_json::to_value(obj).ok()?;
+    let mut value = serde_json::to_value(obj).ok()?;
+    if matches!(slot, Slot::Kind(i) if KINDS.get(i).is_some_and(|k| k.kind == MULTUSCONFIG.kind)) {
+        // Stored before the webhook ran: maybe in an older spelling.
+        crate::multusconfig::normalize_legacy(&mut value);
+    }
     let parsed = match slot {
         Slot::Nad => serde_json::from_value::<ObjectMeta>(value["metadata"].clone())
             .map(Entry::Nad)

@@ -123,11 +123,17 @@ fn decide(
         // CONNECT is never registered; nothing to check.
         _ => return Ok(None),
     };
-    let object = |key: &str| -> Result<Option<(Value, SpiderObject)>, Value> {
+    let object = |key: &str| -> Result<Option<SpiderObject>, Value> {
         match request.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => {
-                let obj = SpiderObject::from_value(v.clone())
+                let mut v = v.clone();
+                if kind.kind == MULTUSCONFIG.kind {
+                    // The apiserver may have defaulted a current field next to an older
+                    // spelling (`mode: auto` beside `tuneMode`): core reads one or the other.
+                    crate::multusconfig::normalize_legacy(&mut v);
+                }
+                let obj = SpiderObject::from_value(v)
                     .map_err(|e| status(400, "BadRequest", format!("cannot read {key}: {e}")))?;
                 if obj.kind() != kind.kind {
                     return Err(status(
@@ -136,17 +142,19 @@ fn decide(
                         format!("this webhook admits {}, not {}", kind.kind, obj.kind()),
                     ));
                 }
-                Ok(Some((v.clone(), obj)))
+                Ok(Some(obj))
             }
         }
     };
-    let old = object("oldObject")?.map(|(_, o)| o);
+    let old = object("oldObject")?;
     match hook {
         Hook::Mutate => {
             if op == Operation::Delete {
                 return Ok(None);
             }
-            let Some((raw, mut obj)) = object("object")? else {
+            // The patch is taken against the object as received, older spellings included.
+            let raw = request.get("object").unwrap_or(&Value::Null);
+            let Some(mut obj) = object("object")? else {
                 return Err(status(
                     400,
                     "BadRequest",
@@ -161,13 +169,13 @@ fn decide(
                     format!("cannot encode the object: {e}"),
                 )
             })?;
-            let patch = patch_of(&raw, &after);
+            let patch = patch_of(raw, &after);
             Ok((!patch.is_empty()).then_some(patch))
         }
         Hook::Validate => {
             let obj = match op {
                 Operation::Delete => old.clone(),
-                _ => object("object")?.map(|(_, o)| o),
+                _ => object("object")?,
             };
             let Some(obj) = obj else {
                 return Err(status(
@@ -364,7 +372,7 @@ mod tests {
             "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderMultusConfig",
             "metadata": {"name": "macvlan-ens192", "namespace": "default"},
             "spec": {"cniType": "macvlan", "enableCoordinator": true,
-                "coordinator": {"podCIDRType": "cluster", "tuneMode": "overlay"},
+                "coordinator": {"podCIDRType": "cluster", "tuneMode": "overlay", "mode": "auto"},
                 "macvlan": {"master": ["ens192"], "spiderpoolConfigPools": {"IPv4IPPool": ["10-6-v4"]}, "vlanID": 0}},
         });
         let out = answer(
