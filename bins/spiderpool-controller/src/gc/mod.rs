@@ -1,0 +1,598 @@
+//! IP garbage collection (leader only, §3.15): releases the addresses of pods that are gone,
+//! and the blocks of nodes that are gone.
+//!
+//! In our store an address is held exactly while a SpiderEndpoint lists it
+//! (docs/k8s-store.md), so releasing = removing the endpoint's finalizer and deleting it, each
+//! step with a precondition (the resourceVersion it was judged at, then its UID) so a
+//! re-created or updated endpoint is never touched; the agent of the endpoint's node sees the
+//! delete through its watch and frees the address in its block.
+//!
+//! Two mechanisms, as upstream:
+//! * **Tracing**: a Pod watch. A deleted pod is judged `SPIDERPOOL_GC_ADDITIONAL_GRACE_DELAY`
+//!   after its delete event; a terminating (or finished) pod at the end of its grace period
+//!   plus that delay. Due pods are judged every `SPIDERPOOL_GC_TRACE_POD_GAP_DURATION`.
+//! * **Full scan** at start and every `SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION`: every
+//!   endpoint against the pod cache; then the blocks of Nodes that no longer exist.
+//!
+//! Every verdict to release is made on the caches, then made again on a fresh GET of the pod
+//! (a pod created a moment ago may not be in the cache yet while its endpoint is), and only
+//! then acted on. The verdicts are pure ([`decide`]).
+
+pub mod act;
+pub mod decide;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use spiderpool_core::ipam::GcConfig;
+use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_k8s::kinds::{api_resource, from_dynamic};
+use spiderpool_k8s::store::addresses_of;
+use tokio::task::JoinSet;
+
+use crate::ippool::parse_secs;
+use crate::{Ctx, Error, Result};
+use decide::{Decision, World};
+
+/// Flags and environment of this component (upstream's `SPIDERPOOL_GC_*`, same defaults).
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "gc")]
+pub struct Args {
+    /// Run the garbage collector at all.
+    #[arg(id = "gc_enabled", long = "gc-enabled", env = "SPIDERPOOL_GC_IP_ENABLED",
+        default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", value_name = "BOOL")]
+    pub enabled: bool,
+    /// Release stateless pods terminating past their grace period on Ready nodes.
+    #[arg(id = "gc_terminating_ready", long = "gc-terminating-pod-on-ready-node",
+        env = "SPIDERPOOL_GC_STATELESS_TERMINATING_POD_ON_READY_NODE_ENABLED",
+        default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", value_name = "BOOL")]
+    pub terminating_on_ready_node: bool,
+    /// Release stateless pods terminating past their grace period on NotReady nodes.
+    #[arg(id = "gc_terminating_not_ready", long = "gc-terminating-pod-on-not-ready-node",
+        env = "SPIDERPOOL_GC_STATELESS_TERMINATING_POD_ON_NOT_READY_NODE_ENABLED",
+        default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", value_name = "BOOL")]
+    pub terminating_on_not_ready_node: bool,
+    /// Release Running stateless pods whose `status.podIPs` is empty.
+    #[arg(id = "gc_running_empty_ips", long = "gc-running-pod-on-empty-pod-ips",
+        env = "SPIDERPOOL_GC_ENABLE_STATELESS_RUNNING_POD_ON_EMPTY_POD_STATUS_IPS",
+        default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+        default_missing_value = "true", value_name = "BOOL")]
+    pub running_pod_on_empty_pod_ips: bool,
+    /// How many endpoints are judged and released at the same time.
+    #[arg(id = "gc_workers", long = "gc-workers", env = "SPIDERPOOL_GC_IP_WORKER_NUM",
+        default_value = "3", value_parser = clap::value_parser!(u16).range(1..),
+        value_name = "N")]
+    pub workers: u16,
+    /// Accepted for compatibility; no meaning here (no channel between tracing and workers).
+    #[arg(
+        id = "gc_channel_buffer",
+        long = "gc-channel-buffer",
+        env = "SPIDERPOOL_GC_CHANNEL_BUFFER",
+        default_value = "5000",
+        value_name = "N"
+    )]
+    pub channel_buffer: u64,
+    /// At most this many pods traced at once (more are left to the full scan).
+    #[arg(
+        id = "gc_max_pod_entries",
+        long = "gc-max-pod-entries",
+        env = "SPIDERPOOL_GC_MAX_PODENTRY_DB_CAP",
+        default_value = "100000",
+        value_name = "N"
+    )]
+    pub max_pod_entries: usize,
+    /// Full scan period (seconds).
+    #[arg(id = "gc_interval", long = "gc-interval",
+        env = "SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION", default_value = "600",
+        value_parser = parse_secs, value_name = "SECONDS")]
+    pub interval: Duration,
+    /// How often traced pods are checked for being due (seconds).
+    #[arg(id = "gc_trace_gap", long = "gc-trace-gap",
+        env = "SPIDERPOOL_GC_TRACE_POD_GAP_DURATION", default_value = "5",
+        value_parser = parse_secs, value_name = "SECONDS")]
+    pub trace_gap: Duration,
+    /// Accepted for compatibility; no meaning here (no channel to time out on).
+    #[arg(id = "gc_signal_timeout", long = "gc-signal-timeout",
+        env = "SPIDERPOOL_GC_SIGNAL_TIMEOUT_DURATION", default_value = "3",
+        value_parser = parse_secs, value_name = "SECONDS")]
+    pub signal_timeout: Duration,
+    /// Accepted for compatibility; no meaning here (no signalled scans).
+    #[arg(id = "gc_request_gap", long = "gc-request-gap",
+        env = "SPIDERPOOL_GC_HTTP_REQUEST_TIME_GAP", default_value = "1",
+        value_parser = parse_secs, value_name = "SECONDS")]
+    pub request_gap: Duration,
+    /// Extra time after a pod's grace period before its addresses are released (seconds).
+    #[arg(id = "gc_additional_grace_delay", long = "gc-additional-grace-delay",
+        env = "SPIDERPOOL_GC_ADDITIONAL_GRACE_DELAY", default_value = "0",
+        value_parser = parse_secs, value_name = "SECONDS")]
+    pub additional_grace_delay: Duration,
+    /// A traced pod whose release fails is tried this many more times (then left to the scan).
+    #[arg(
+        id = "gc_max_retries",
+        long = "gc-max-retries",
+        env = "SPIDERPOOL_GC_PODENTRY_MAX_RETRIES",
+        default_value = "5",
+        value_name = "N"
+    )]
+    pub max_retries: u32,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            enabled: true,
+            terminating_on_ready_node: true,
+            terminating_on_not_ready_node: true,
+            running_pod_on_empty_pod_ips: false,
+            workers: 3,
+            channel_buffer: 5000,
+            max_pod_entries: 100_000,
+            interval: Duration::from_secs(600),
+            trace_gap: Duration::from_secs(5),
+            signal_timeout: Duration::from_secs(3),
+            request_gap: Duration::from_secs(1),
+            additional_grace_delay: Duration::ZERO,
+            max_retries: 5,
+        }
+    }
+}
+
+impl Args {
+    /// Core's switches.
+    pub fn config(&self) -> GcConfig {
+        GcConfig {
+            terminating_on_ready_node: self.terminating_on_ready_node,
+            terminating_on_not_ready_node: self.terminating_on_not_ready_node,
+            running_pod_on_empty_pod_ips: self.running_pod_on_empty_pod_ips,
+        }
+    }
+
+    fn delay_ms(&self) -> i64 {
+        i64::try_from(self.additional_grace_delay.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A pod being traced: judged once `due_ms` has passed.
+#[derive(Debug, Clone, Copy)]
+struct Trace {
+    due_ms: i64,
+    retries: u32,
+}
+
+/// `(namespace, name)`.
+type Key = (String, String);
+
+/// The outcome of judging one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Nothing to release (or no endpoint).
+    Kept,
+    /// Released.
+    Released,
+    /// The endpoint changed under us (re-judged later).
+    Changed,
+    /// The apiserver failed.
+    Failed,
+}
+
+/// The caches and clients of one run.
+struct Gc {
+    ctx: Ctx,
+    args: Args,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    statefulsets: Store<StatefulSet>,
+    endpoints: Store<DynamicObject>,
+    traced: Arc<Mutex<HashMap<Key, Trace>>>,
+    /// Nodes seen missing at the previous scan (a block is reclaimed at the second sight).
+    missing_nodes: Mutex<HashSet<String>>,
+}
+
+/// Runs the component until it fails or is dropped (leader-only components are dropped when
+/// the Lease is lost; its watches stop with it).
+pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
+    if !args.enabled {
+        log::info!("IP garbage collection disabled (SPIDERPOOL_GC_IP_ENABLED=false)");
+        return std::future::pending().await;
+    }
+    let mut tasks = JoinSet::new();
+    let client = ctx.client.clone();
+    let traced: Arc<Mutex<HashMap<Key, Trace>>> = Arc::default();
+
+    let (pods, writer) = reflector::store::<Pod>();
+    {
+        let traced = traced.clone();
+        let (delay, cap) = (args.delay_ms(), args.max_pod_entries);
+        let stream = reflector::reflector(
+            writer,
+            watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .modify(|p| p.managed_fields_mut().clear()),
+        );
+        tasks.spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => trace_event(&traced, &ev, delay, cap),
+                    Err(e) => log::warn!("gc: pod watch: {e}"),
+                }
+            }
+        });
+    }
+    let nodes = spawn_store::<Node>(&mut tasks, Api::all(client.clone()));
+    let statefulsets = spawn_store::<StatefulSet>(&mut tasks, Api::all(client.clone()));
+    let ep_ar = api_resource(&ENDPOINT);
+    let endpoints = {
+        let writer = reflector::store::Writer::new(ep_ar.clone());
+        let store = writer.as_reader();
+        let stream = reflector::reflector(
+            writer,
+            watcher(
+                Api::<DynamicObject>::all_with(client.clone(), &ep_ar),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear()),
+        );
+        tasks.spawn(drain(stream, "SpiderEndpoint"));
+        store
+    };
+    let gc = Arc::new(Gc {
+        ctx,
+        args,
+        pods,
+        nodes,
+        statefulsets,
+        endpoints,
+        traced,
+        missing_nodes: Mutex::default(),
+    });
+    // Judging needs every cache listed once (a pod missing from an unsynced cache says nothing).
+    for (what, ready) in [
+        ("Pods", gc.pods.wait_until_ready().await.is_ok()),
+        ("Nodes", gc.nodes.wait_until_ready().await.is_ok()),
+        (
+            "StatefulSets",
+            gc.statefulsets.wait_until_ready().await.is_ok(),
+        ),
+        (
+            "SpiderEndpoints",
+            gc.endpoints.wait_until_ready().await.is_ok(),
+        ),
+    ] {
+        if !ready {
+            return Err(Error::Config(format!("gc: the {what} watch stopped")));
+        }
+    }
+    log::info!(
+        "gc: caches synced; full scan every {:?}, traced pods checked every {:?}",
+        gc.args.interval,
+        gc.args.trace_gap
+    );
+    let mut scan = tokio::time::interval(gc.args.interval.max(Duration::from_millis(100)));
+    let mut trace = tokio::time::interval(gc.args.trace_gap.max(Duration::from_millis(100)));
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    trace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = scan.tick() => gc.scan().await,
+            _ = trace.tick() => gc.trace_due().await,
+            Some(done) = tasks.join_next() => {
+                let why = done.err().map(|e| e.to_string()).unwrap_or_default();
+                return Err(Error::Config(format!("gc: a watch task ended {why}")));
+            }
+        }
+    }
+}
+
+fn spawn_store<K>(tasks: &mut JoinSet<()>, api: Api<K>) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear()),
+    );
+    tasks.spawn(drain(stream, std::any::type_name::<K>()));
+    store
+}
+
+async fn drain<S, T>(stream: S, what: &'static str)
+where
+    S: futures::Stream<Item = std::result::Result<T, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream.into_stream());
+    while let Some(ev) = stream.next().await {
+        if let Err(e) = ev {
+            log::warn!("gc: {what} watch: {e}");
+        }
+    }
+}
+
+/// Feeds the tracing table from a Pod watch event.
+fn trace_event(
+    traced: &Mutex<HashMap<Key, Trace>>,
+    ev: &watcher::Event<Pod>,
+    delay_ms: i64,
+    cap: usize,
+) {
+    let (pod, due) = match ev {
+        watcher::Event::Delete(p) => (p, Some(now_ms().saturating_add(delay_ms))),
+        watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+            (p, decide::deadline_ms(p, delay_ms))
+        }
+        watcher::Event::Init | watcher::Event::InitDone => return,
+    };
+    let Some(due_ms) = due else { return };
+    if pod
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.host_network == Some(true))
+    {
+        return;
+    }
+    let key = (pod.namespace().unwrap_or_default(), pod.name_any());
+    let mut t = traced.lock().unwrap_or_else(PoisonError::into_inner);
+    if t.len() >= cap && !t.contains_key(&key) {
+        return;
+    }
+    t.insert(key, Trace { due_ms, retries: 0 });
+}
+
+impl Gc {
+    fn world<'a>(
+        &self,
+        sts: &'a dyn Fn(&str, &str) -> Option<StatefulSet>,
+        ready: &'a dyn Fn(&str) -> bool,
+    ) -> World<'a> {
+        World {
+            cfg: self.args.config(),
+            additional_delay_ms: self.args.delay_ms(),
+            now_ms: now_ms(),
+            statefulset: sts,
+            node_ready: ready,
+        }
+    }
+
+    /// The verdict on `ep` given `pod`, over the current caches.
+    fn verdict(&self, ep: &SpiderEndpoint, pod: Option<&Pod>) -> Decision {
+        let sts = |ns: &str, name: &str| {
+            self.statefulsets
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|s| (*s).clone())
+        };
+        let ready = |node: &str| {
+            self.nodes
+                .get(&ObjectRef::new(node))
+                .is_some_and(|n| decide::node_is_ready(&n))
+        };
+        decide::decide(ep, pod, &self.world(&sts, &ready))
+    }
+
+    /// Judges endpoint `ns/name` (on the caches, then on a fresh GET of its pod) and releases
+    /// it when both say so.
+    async fn judge(&self, key: &Key) -> Outcome {
+        let (ns, name) = key;
+        let Some(obj) = self
+            .endpoints
+            .get(&ObjectRef::new_with(name, api_resource(&ENDPOINT)).within(ns))
+        else {
+            return Outcome::Kept;
+        };
+        let ep: SpiderEndpoint = match from_dynamic(&obj) {
+            Ok(ep) => ep,
+            Err(e) => {
+                log::warn!("gc: SpiderEndpoint {ns}/{name} cannot be read, skipped: {e}");
+                return Outcome::Kept;
+            }
+        };
+        let cached = self.pods.get(&ObjectRef::new(name).within(ns));
+        if !self.verdict(&ep, cached.as_deref()).release {
+            return Outcome::Kept;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let fresh = match pods.get_opt(name).await {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("gc: get Pod {ns}/{name}: {e}");
+                return Outcome::Failed;
+            }
+        };
+        let d = self.verdict(&ep, fresh.as_ref());
+        if !d.release {
+            return Outcome::Kept;
+        }
+        let version = obj.metadata.resource_version.clone().unwrap_or_default();
+        let api = Api::<DynamicObject>::namespaced_with(
+            self.ctx.client.clone(),
+            ns,
+            &api_resource(&ENDPOINT),
+        );
+        let uid = ep
+            .status
+            .as_ref()
+            .map(|s| s.current.uid.clone())
+            .unwrap_or_default();
+        let addrs: Vec<String> = addresses_of(&ep)
+            .into_iter()
+            .map(|(pool, ip)| format!("{ip} ({pool})"))
+            .collect();
+        match act::release_endpoint(&api, name, &version).await {
+            Ok(()) => {
+                self.ctx.metrics.ip_gc_counts.inc();
+                log::info!(
+                    "gc: released {} of pod {ns}/{name} (uid {uid}): {}",
+                    addrs.join(", "),
+                    d.rule
+                );
+                Outcome::Released
+            }
+            Err(act::ActError::Changed(what)) => {
+                log::info!("gc: {what} changed since judged; judged again later");
+                Outcome::Changed
+            }
+            Err(e) => {
+                self.ctx.metrics.ip_gc_failure_counts.inc();
+                log::warn!(
+                    "gc: releasing {} of pod {ns}/{name} ({}) failed: {e}",
+                    addrs.join(", "),
+                    d.rule
+                );
+                Outcome::Failed
+            }
+        }
+    }
+
+    /// Judges the traced pods that are due.
+    async fn trace_due(&self) {
+        let now = now_ms();
+        let due: Vec<(Key, Trace)> = {
+            let t = self.traced.lock().unwrap_or_else(PoisonError::into_inner);
+            t.iter()
+                .filter(|(_, v)| v.due_ms <= now)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        };
+        let workers = usize::from(self.args.workers);
+        let outcomes: Vec<(Key, Trace, Outcome)> = futures::stream::iter(due)
+            .map(|(k, t)| async move {
+                let o = self.judge(&k).await;
+                (k, t, o)
+            })
+            .buffer_unordered(workers)
+            .collect()
+            .await;
+        let mut t = self.traced.lock().unwrap_or_else(PoisonError::into_inner);
+        for (k, entry, o) in outcomes {
+            // An entry re-armed by a newer event while we judged is kept as it is now.
+            if t.get(&k).is_some_and(|cur| cur.due_ms != entry.due_ms) {
+                continue;
+            }
+            if o == Outcome::Failed && entry.retries < self.args.max_retries {
+                t.insert(
+                    k,
+                    Trace {
+                        due_ms: entry.due_ms,
+                        retries: entry.retries + 1,
+                    },
+                );
+            } else {
+                t.remove(&k);
+            }
+        }
+    }
+
+    /// The full scan: every endpoint, then the blocks of missing nodes.
+    async fn scan(&self) {
+        let keys: Vec<Key> = self
+            .endpoints
+            .state()
+            .iter()
+            .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+            .collect();
+        let workers = usize::from(self.args.workers);
+        let judged = keys.len();
+        let outcomes: Vec<Outcome> = futures::stream::iter(keys)
+            .map(|k| async move { self.judge(&k).await })
+            .buffer_unordered(workers)
+            .collect()
+            .await;
+        let released = outcomes.iter().filter(|o| **o == Outcome::Released).count();
+        log::debug!("gc: full scan judged {judged} endpoints, released {released}");
+        if let Err(e) = self.reclaim_blocks().await {
+            log::warn!("gc: reclaiming blocks of deleted nodes: {e}");
+        }
+    }
+
+    /// Removes from every pool the blocks of nodes that were missing at this scan and the
+    /// previous one, that a fresh GET confirms gone, and that no endpoint lives on.
+    async fn reclaim_blocks(&self) -> std::result::Result<(), act::ActError> {
+        let client = &self.ctx.client;
+        let pools_api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&IPPOOL));
+        let list = pools_api
+            .list(&Default::default())
+            .await
+            .map_err(|source| act::ActError::Api {
+                what: "list SpiderIPPools".to_owned(),
+                source,
+            })?;
+        let nodes: HashSet<String> = self.nodes.state().iter().map(|n| n.name_any()).collect();
+        let mut missing: HashMap<String, Vec<String>> = HashMap::new();
+        for obj in &list.items {
+            let Ok(pool) = from_dynamic::<SpiderIPPool>(obj) else {
+                continue;
+            };
+            for node in decide::blocks_of_missing_nodes(&pool, &nodes) {
+                missing.entry(node).or_default().push(obj.name_any());
+            }
+        }
+        let seen_before = std::mem::replace(
+            &mut *self
+                .missing_nodes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            missing.keys().cloned().collect(),
+        );
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let occupied: HashSet<String> = self
+            .endpoints
+            .state()
+            .iter()
+            .filter_map(|o| from_dynamic::<SpiderEndpoint>(o).ok())
+            .filter_map(|ep| ep.status.map(|s| s.current.node))
+            .collect();
+        let nodes_api: Api<Node> = Api::all(client.clone());
+        for (node, pools) in missing {
+            if !seen_before.contains(&node) || occupied.contains(&node) {
+                continue;
+            }
+            match nodes_api.get_opt(&node).await {
+                Ok(None) => {}
+                Ok(Some(_)) => continue,
+                Err(source) => {
+                    return Err(act::ActError::Api {
+                        what: format!("get Node {node}"),
+                        source,
+                    });
+                }
+            }
+            for pool in pools {
+                if act::drop_node_block(client, &pool, &node).await? {
+                    log::info!(
+                        "gc: Node {node} is gone and holds no address: its block of SpiderIPPool {pool} is unclaimed again"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
