@@ -295,6 +295,27 @@ async fn pool_with_ips(tc: &TestCluster, name: &str, want: Value) -> DynamicObje
     panic!("SpiderIPPool {name}: wanted ips {want}, last saw {last:?}");
 }
 
+/// Writes the pool's `status.blocks` as an agent would (the controllers write the counts
+/// meanwhile: a 409 is read again and retried).
+async fn set_blocks(tc: &TestCluster, name: &str, blocks: Value) {
+    for _ in 0..50 {
+        let mut p = pools(tc).get(name).await.unwrap();
+        if !p.data.get("status").is_some_and(Value::is_object) {
+            p.data["status"] = json!({});
+        }
+        p.data["status"]["blocks"] = blocks.clone();
+        match pools(tc)
+            .replace_status(name, &PostParams::default(), &p)
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("write the blocks of {name}: {e}"),
+        }
+    }
+    panic!("write the blocks of {name}: still conflicting");
+}
+
 /// The notes of the Warning Events recorded on `kind`/`name` in the test namespace.
 async fn warnings(tc: &TestCluster, kind: &str, name: &str) -> Vec<String> {
     let api: Api<k8s_openapi::api::events::v1::Event> =
@@ -457,13 +478,12 @@ fn subnet_auto_pool_follows_a_deployment_and_goes_with_it() {
         )
         .await
         .unwrap();
-        let mut p = pools(&tc).get(&name).await.unwrap();
-        p.data["status"] = json!({"blocks": [{"node": "node-a", "ips": ["10.20.0.5"],
-                                             "allocatedIPCount": 0}]});
-        pools(&tc)
-            .replace_status(&name, &PostParams::default(), &p)
-            .await
-            .unwrap();
+        set_blocks(
+            &tc,
+            &name,
+            json!([{"node": "node-a", "ips": ["10.20.0.5"], "allocatedIPCount": 0}]),
+        )
+        .await;
         scale(&deploys, "web", 1).await;
         pool_with_ips(&tc, &name, json!(["10.20.0.3", "10.20.0.5"])).await;
         subnet_with(
@@ -504,12 +524,7 @@ fn subnet_auto_pool_follows_a_deployment_and_goes_with_it() {
         pool_with_ips(&tc, &name, json!(["10.20.0.5"])).await;
 
         // The Deployment deleted: its pool goes (reclaim defaults to true), then its record.
-        let mut p = pools(&tc).get(&name).await.unwrap();
-        p.data["status"] = json!({"blocks": []});
-        pools(&tc)
-            .replace_status(&name, &PostParams::default(), &p)
-            .await
-            .unwrap();
+        set_blocks(&tc, &name, json!([])).await;
         deploys
             .delete("web", &DeleteParams::default())
             .await

@@ -7,7 +7,7 @@
 //! and the two counts, written only when they change, with the resourceVersion read. A subnet
 //! being deleted deletes the pools it owns and loses its finalizer once none is left.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +15,9 @@ use futures::StreamExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use spiderpool_core::ip::{Cidr, IpFamily, IpRangeSet, cidr_label_value_str};
 use spiderpool_core::objects::keys::{
@@ -44,66 +43,157 @@ struct State {
     events: Recorder,
 }
 
+/// When to look at a subnet again (besides its events and the resync): `None` for not before.
+type Next = Option<Duration>;
+
 /// Runs the subnet controller until it fails or is dropped.
+///
+/// Its own loop rather than a `kube` Controller: pools change all the time (every agent's
+/// block claim and count is a status write), and only a change of what the subnet derives
+/// from them (CIDR, addresses, ownership labels, deletion) should cost a reconcile, so pool
+/// events are compared with the last seen fingerprint, and deletions always count.
 pub(crate) async fn run(ctx: Ctx, args: Args, locks: Arc<SubnetLocks>) -> Result<()> {
     let ar = api_resource(&SUBNET);
     let pool_ar = api_resource(&IPPOOL);
     let subnets: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
     let pools: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &pool_ar);
-    let state = Arc::new(State {
+    let st = State {
         client: ctx.client.clone(),
         subnets: subnets.clone(),
         pools: pools.clone(),
-        ar: ar.clone(),
+        ar,
         args: args.clone(),
         locks,
         events: recorder(&ctx),
-    });
-    let controller = Controller::new_with(subnets, watcher::Config::default(), ar.clone());
-    let store = controller.store();
-    let map_ar = ar.clone();
-    // A pool event concerns the subnet it names as owner and every subnet with its CIDR (a
-    // pool to adopt).
-    let mapper = move |pool: DynamicObject| {
-        let mut out: Vec<ObjectRef<DynamicObject>> = Vec::new();
-        if let Some(owner) = pool
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL_OWNER_SPIDER_SUBNET))
-        {
-            out.push(ObjectRef::new_with(owner, map_ar.clone()));
-        }
-        let cidr = pool.data.pointer("/spec/subnet").and_then(Value::as_str);
-        for s in store.state() {
-            let same =
-                cidr.is_some() && s.data.pointer("/spec/subnet").and_then(Value::as_str) == cidr;
-            if let Some(n) = s.metadata.name.as_deref()
-                && same
-                && !out.iter().any(|o| o.name == n)
-            {
-                out.push(ObjectRef::new_with(n, map_ar.clone()));
-            }
-        }
-        out
     };
+    let mut subnet_events = watcher::watcher(subnets, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut pool_events = watcher::watcher(pools, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    // Subnet name -> (its CIDR, fingerprint); pool name -> fingerprint.
+    let mut known_subnets: HashMap<String, (String, String)> = HashMap::new();
+    let mut known_pools: HashMap<String, String> = HashMap::new();
+    let mut queue: BTreeSet<String> = BTreeSet::new();
+    let (retry_tx, mut retry_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut resync = tokio::time::interval(args.resync_period);
     log::info!("SpiderSubnet controller: started");
-    controller
-        .watches_with(pools, pool_ar, watcher::Config::default(), mapper)
-        .with_config(controller::Config::default().concurrency(args.workers))
-        .run(reconcile, error_policy, state)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                log::warn!("SpiderSubnet controller: {e}");
+    loop {
+        tokio::select! {
+            biased;
+            ev = subnet_events.next() => match ev {
+                None => return Ok(()),
+                Some(Ok(Event::Apply(o) | Event::InitApply(o))) => {
+                    let name = display_name(&o);
+                    let cidr = str_at(&o, "/spec/subnet");
+                    let fp = json!([o.data.get("spec"), o.metadata.labels,
+                        o.metadata.deletion_timestamp.is_some(), o.metadata.finalizers]).to_string();
+                    if known_subnets.get(&name).map(|k| &k.1) != Some(&fp) {
+                        queue.insert(name.clone());
+                    }
+                    known_subnets.insert(name, (cidr, fp));
+                }
+                Some(Ok(Event::Delete(o))) => {
+                    known_subnets.remove(&display_name(&o));
+                }
+                Some(Ok(Event::Init | Event::InitDone)) => {}
+                Some(Err(e)) => log::warn!("SpiderSubnet controller: watch SpiderSubnets: {e}"),
+            },
+            ev = pool_events.next() => match ev {
+                None => return Ok(()),
+                Some(Ok(Event::Apply(o) | Event::InitApply(o))) => {
+                    let fp = pool_fingerprint(&o);
+                    let name = display_name(&o);
+                    if known_pools.get(&name) != Some(&fp) {
+                        let was = known_pools.insert(name, fp.clone());
+                        queue.extend(concerned(&o, was.as_deref(), &known_subnets));
+                    }
+                }
+                Some(Ok(Event::Delete(o))) => {
+                    let was = known_pools.remove(&display_name(&o));
+                    queue.extend(concerned(&o, was.as_deref(), &known_subnets));
+                }
+                Some(Ok(Event::Init | Event::InitDone)) => {}
+                Some(Err(e)) => log::warn!("SpiderSubnet controller: watch SpiderIPPools: {e}"),
+            },
+            Some(name) = retry_rx.recv() => {
+                queue.insert(name);
             }
-        })
-        .await;
-    Ok(())
+            _ = resync.tick() => queue.extend(known_subnets.keys().cloned()),
+            () = std::future::ready(()), if !queue.is_empty() => {
+                let Some(name) = queue.pop_first() else { continue };
+                let next = match reconcile(&name, &st).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        log::warn!("SpiderSubnet {name}: {e}");
+                        Some(st.args.retry_delay)
+                    }
+                };
+                if let Some(delay) = next {
+                    let tx = retry_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(name);
+                    });
+                }
+            }
+        }
+    }
 }
 
-fn error_policy(obj: Arc<DynamicObject>, err: &SubnetError, st: Arc<State>) -> Action {
-    log::warn!("SpiderSubnet {}: {err}", display_name(&obj));
-    Action::requeue(st.args.retry_delay)
+fn str_at(o: &DynamicObject, pointer: &str) -> String {
+    o.data
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What of a pool its subnet depends on: CIDR, addresses, labels, owners, deletion.
+fn pool_fingerprint(o: &DynamicObject) -> String {
+    json!([
+        o.data.pointer("/spec/subnet"),
+        o.data.pointer("/spec/ips"),
+        o.data.pointer("/spec/excludeIPs"),
+        o.data.pointer("/spec/gateway"),
+        o.data.pointer("/spec/routes"),
+        o.metadata.labels,
+        o.metadata.owner_references,
+        o.metadata.deletion_timestamp.is_some(),
+    ])
+    .to_string()
+}
+
+/// The subnets a pool event concerns: the one its label names (now or in the fingerprint seen
+/// before) and every subnet with its CIDR (a pool to adopt).
+fn concerned(
+    pool: &DynamicObject,
+    was: Option<&str>,
+    subnets: &HashMap<String, (String, String)>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(owner) = label(pool, LABEL_OWNER_SPIDER_SUBNET) {
+        out.push(owner.to_owned());
+    }
+    if let Some(old) = was.and_then(|w| serde_json::from_str::<Value>(w).ok())
+        && let Some(owner) = old
+            .pointer(&format!(
+                "/5/{}",
+                LABEL_OWNER_SPIDER_SUBNET.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+    {
+        out.push(owner.to_owned());
+    }
+    let cidr = str_at(pool, "/spec/subnet");
+    out.extend(
+        subnets
+            .iter()
+            .filter(|(_, (c, _))| !cidr.is_empty() && *c == cidr)
+            .map(|(n, _)| n.clone()),
+    );
+    out
 }
 
 /// The family and the effective addresses (`ips − excludeIPs`) of a subnet.
@@ -154,11 +244,8 @@ fn label<'a>(obj: &'a DynamicObject, key: &str) -> Option<&'a str> {
     obj.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-async fn reconcile(
-    obj: Arc<DynamicObject>,
-    st: Arc<State>,
-) -> std::result::Result<Action, SubnetError> {
-    let name = display_name(&obj);
+async fn reconcile(name: &str, st: &State) -> std::result::Result<Next, SubnetError> {
+    let name = name.to_owned();
     let lock = st.locks.of(&name);
     let _held = lock.lock().await;
     // Read again under the lock: the application controller may have just written.
@@ -168,15 +255,15 @@ async fn reconcile(
         .await
         .map_err(|e| SubnetError::api(format!("get SpiderSubnet {name}"), e))?
     else {
-        return Ok(Action::await_change());
+        return Ok(None);
     };
     let subnet: SpiderSubnet = match from_dynamic(&obj) {
         Ok(s) => s,
-        Err(e) => return broken(&st, &obj, &e.to_string()).await,
+        Err(e) => return broken(st, &obj, &e.to_string()).await,
     };
     let (family, subnet_ips) = match subnet_addresses(&subnet) {
         Ok(v) => v,
-        Err(why) => return broken(&st, &obj, &why).await,
+        Err(why) => return broken(st, &obj, &why).await,
     };
     let uid = obj.metadata.uid.clone().unwrap_or_default();
     let cidr = subnet.spec.subnet.clone();
@@ -191,7 +278,7 @@ async fn reconcile(
         .filter(|p| label(p, LABEL_OWNER_SPIDER_SUBNET) == Some(name.as_str()))
         .collect();
     if obj.metadata.deletion_timestamp.is_some() {
-        return finalize(&st, &obj, &name, &ours).await;
+        return finalize(st, &obj, &name, &ours).await;
     }
     // The CIDR label (normally set by the mutating webhook).
     let want_label = cidr_label_value_str(&cidr);
@@ -202,7 +289,7 @@ async fn reconcile(
             .await
             .map_err(|e| SubnetError::api(format!("label SpiderSubnet {name}"), e))?;
         // The label write is an event of its own: continue from there.
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     // Adoption of the pools with the same CIDR.
     let mut adopted = Vec::new();
@@ -210,13 +297,13 @@ async fn reconcile(
         p.data.pointer("/spec/subnet").and_then(Value::as_str) == Some(cidr.as_str())
             && p.metadata.deletion_timestamp.is_none()
     }) {
-        if adopt(&st, &subnet, &name, &uid, p).await? {
+        if adopt(st, &subnet, &name, &uid, p).await? {
             adopted.push(display_name(p));
         }
     }
     if !adopted.is_empty() {
         // Their events bring us back with the new labels.
-        return Ok(Action::requeue(Duration::from_millis(200)));
+        return Ok(Some(Duration::from_millis(200)));
     }
     let views: Vec<PoolView> = ours
         .iter()
@@ -260,7 +347,7 @@ async fn reconcile(
     status.allocated_ip_count =
         Some(i64::try_from(plan::controlled_count(family, &controlled)).unwrap_or(i64::MAX));
     if status == before {
-        return Ok(Action::requeue(st.args.resync_period));
+        return Ok(None);
     }
     match write_status(&st.subnets, &obj, &status).await {
         Ok(()) => {
@@ -270,12 +357,12 @@ async fn reconcile(
                 status.allocated_ip_count.unwrap_or(0),
                 status.total_ip_count.unwrap_or(0)
             );
-            Ok(Action::requeue(st.args.resync_period))
+            Ok(None)
         }
         Err(SubnetError::Api {
             source: kube::Error::Api(s),
             ..
-        }) if s.code == 409 => Ok(Action::requeue(Duration::from_millis(200))),
+        }) if s.code == 409 => Ok(Some(Duration::from_millis(200))),
         Err(e) => Err(e),
     }
 }
@@ -317,9 +404,9 @@ async fn broken(
     st: &State,
     obj: &DynamicObject,
     why: &str,
-) -> std::result::Result<Action, SubnetError> {
+) -> std::result::Result<Next, SubnetError> {
     report_broken(&st.events, &st.ar, obj, "InvalidSpiderSubnet", why).await;
-    Ok(Action::await_change())
+    Ok(None)
 }
 
 /// The ownerReference that makes `subnet` a pool's controller.
@@ -420,14 +507,14 @@ async fn finalize(
     obj: &DynamicObject,
     name: &str,
     ours: &[&DynamicObject],
-) -> std::result::Result<Action, SubnetError> {
+) -> std::result::Result<Next, SubnetError> {
     let has_finalizer = obj
         .metadata
         .finalizers
         .as_ref()
         .is_some_and(|f| f.iter().any(|f| f == SPIDER_FINALIZER));
     if !has_finalizer {
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     if !ours.is_empty() {
         for p in ours
@@ -443,7 +530,7 @@ async fn finalize(
                 Err(e) => return Err(SubnetError::api(format!("delete SpiderIPPool {pool}"), e)),
             }
         }
-        return Ok(Action::requeue(st.args.retry_delay));
+        return Ok(Some(st.args.retry_delay));
     }
     let rest: Vec<&String> = obj
         .metadata
@@ -463,12 +550,10 @@ async fn finalize(
     {
         Ok(_) => {
             log::info!("SpiderSubnet {name}: no pool left, finalizer removed");
-            Ok(Action::await_change())
+            Ok(None)
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Action::await_change()),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            Ok(Action::requeue(Duration::from_millis(200)))
-        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Some(Duration::from_millis(200))),
         Err(e) => Err(SubnetError::api(
             format!("remove the finalizer of SpiderSubnet {name}"),
             e,
