@@ -586,10 +586,14 @@ impl Gc {
                 }
             }
             for pool in pools {
-                if act::drop_node_block(client, &pool, &node).await? {
-                    log::info!(
+                // One pool that cannot be edited (bad spec, apiserver error) does not keep
+                // the others' blocks from being reclaimed.
+                match act::drop_node_block(client, &pool, &node).await {
+                    Ok(true) => log::info!(
                         "gc: Node {node} is gone and holds no address: its block of SpiderIPPool {pool} is unclaimed again"
-                    );
+                    ),
+                    Ok(false) => {}
+                    Err(e) => log::warn!("gc: block of Node {node} in SpiderIPPool {pool}: {e}"),
                 }
             }
         }
