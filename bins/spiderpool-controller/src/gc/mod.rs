@@ -178,7 +178,7 @@ struct Trace {
 }
 
 /// `(namespace, name)`.
-type Key = (String, String);
+pub type Key = (String, String);
 
 /// The outcome of judging one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,14 +193,98 @@ enum Outcome {
     Failed,
 }
 
+/// The watch caches the verdicts are made on.
+pub struct Caches {
+    /// Every Pod.
+    pub pods: Store<Pod>,
+    /// Every Node.
+    pub nodes: Store<Node>,
+    /// Every StatefulSet.
+    pub statefulsets: Store<StatefulSet>,
+    /// Every SpiderEndpoint.
+    pub endpoints: Store<DynamicObject>,
+}
+
+/// An endpoint the caches say to release.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The endpoint, as read.
+    pub endpoint: SpiderEndpoint,
+    /// Its resourceVersion (the release's precondition).
+    pub version: String,
+    /// Why.
+    pub decision: Decision,
+}
+
+impl Caches {
+    /// The verdict on `ep` given `pod`, over the StatefulSet and Node caches.
+    pub fn verdict(&self, args: &Args, ep: &SpiderEndpoint, pod: Option<&Pod>) -> Decision {
+        let sts = |ns: &str, name: &str| {
+            self.statefulsets
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|s| (*s).clone())
+        };
+        let ready = |node: &str| {
+            self.nodes
+                .get(&ObjectRef::new(node))
+                .is_some_and(|n| decide::node_is_ready(&n))
+        };
+        let world = World {
+            cfg: args.config(),
+            additional_delay_ms: args.delay_ms(),
+            now_ms: now_ms(),
+            statefulset: &sts,
+            node_ready: &ready,
+        };
+        decide::decide(ep, pod, &world)
+    }
+
+    /// Judges endpoint `ns/name` on the caches alone: `Some` when it exists, can be read, and
+    /// should be released.
+    pub fn candidate(&self, args: &Args, ns: &str, name: &str) -> Option<Candidate> {
+        let obj = self
+            .endpoints
+            .get(&ObjectRef::new_with(name, api_resource(&ENDPOINT)).within(ns))?;
+        self.candidate_of(args, &obj)
+    }
+
+    fn candidate_of(&self, args: &Args, obj: &DynamicObject) -> Option<Candidate> {
+        let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
+        let name = obj.metadata.name.as_deref().unwrap_or_default();
+        let endpoint: SpiderEndpoint = match from_dynamic(obj) {
+            Ok(ep) => ep,
+            Err(e) => {
+                log::warn!("gc: SpiderEndpoint {ns}/{name} cannot be read, skipped: {e}");
+                return None;
+            }
+        };
+        let pod = self.pods.get(&ObjectRef::new(name).within(ns));
+        let decision = self.verdict(args, &endpoint, pod.as_deref());
+        decision.release.then(|| Candidate {
+            endpoint,
+            version: obj.metadata.resource_version.clone().unwrap_or_default(),
+            decision,
+        })
+    }
+
+    /// The decision phase of a full scan: every cached endpoint judged on the caches; the
+    /// keys of those to release (each is judged again on a fresh GET of its pod before it is).
+    pub fn scan_candidates(&self, args: &Args) -> (usize, Vec<Key>) {
+        let all = self.endpoints.state();
+        let keys = all
+            .iter()
+            .filter(|o| self.candidate_of(args, o).is_some())
+            .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+            .collect();
+        (all.len(), keys)
+    }
+}
+
 /// The caches and clients of one run.
 struct Gc {
     ctx: Ctx,
     args: Args,
-    pods: Store<Pod>,
-    nodes: Store<Node>,
-    statefulsets: Store<StatefulSet>,
-    endpoints: Store<DynamicObject>,
+    caches: Caches,
     traced: Arc<Mutex<HashMap<Key, Trace>>>,
     /// Nodes seen missing at the previous scan (a block is reclaimed at the second sight).
     missing_nodes: Mutex<HashSet<String>>,
@@ -258,24 +342,26 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
     let gc = Arc::new(Gc {
         ctx,
         args,
-        pods,
-        nodes,
-        statefulsets,
-        endpoints,
+        caches: Caches {
+            pods,
+            nodes,
+            statefulsets,
+            endpoints,
+        },
         traced,
         missing_nodes: Mutex::default(),
     });
     // Judging needs every cache listed once (a pod missing from an unsynced cache says nothing).
     for (what, ready) in [
-        ("Pods", gc.pods.wait_until_ready().await.is_ok()),
-        ("Nodes", gc.nodes.wait_until_ready().await.is_ok()),
+        ("Pods", gc.caches.pods.wait_until_ready().await.is_ok()),
+        ("Nodes", gc.caches.nodes.wait_until_ready().await.is_ok()),
         (
             "StatefulSets",
-            gc.statefulsets.wait_until_ready().await.is_ok(),
+            gc.caches.statefulsets.wait_until_ready().await.is_ok(),
         ),
         (
             "SpiderEndpoints",
-            gc.endpoints.wait_until_ready().await.is_ok(),
+            gc.caches.endpoints.wait_until_ready().await.is_ok(),
         ),
     ] {
         if !ready {
@@ -367,56 +453,18 @@ fn trace_event(
 }
 
 impl Gc {
-    fn world<'a>(
-        &self,
-        sts: &'a dyn Fn(&str, &str) -> Option<StatefulSet>,
-        ready: &'a dyn Fn(&str) -> bool,
-    ) -> World<'a> {
-        World {
-            cfg: self.args.config(),
-            additional_delay_ms: self.args.delay_ms(),
-            now_ms: now_ms(),
-            statefulset: sts,
-            node_ready: ready,
-        }
-    }
-
-    /// The verdict on `ep` given `pod`, over the current caches.
-    fn verdict(&self, ep: &SpiderEndpoint, pod: Option<&Pod>) -> Decision {
-        let sts = |ns: &str, name: &str| {
-            self.statefulsets
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|s| (*s).clone())
-        };
-        let ready = |node: &str| {
-            self.nodes
-                .get(&ObjectRef::new(node))
-                .is_some_and(|n| decide::node_is_ready(&n))
-        };
-        decide::decide(ep, pod, &self.world(&sts, &ready))
-    }
-
     /// Judges endpoint `ns/name` (on the caches, then on a fresh GET of its pod) and releases
     /// it when both say so.
     async fn judge(&self, key: &Key) -> Outcome {
         let (ns, name) = key;
-        let Some(obj) = self
-            .endpoints
-            .get(&ObjectRef::new_with(name, api_resource(&ENDPOINT)).within(ns))
+        let Some(Candidate {
+            endpoint: ep,
+            version,
+            ..
+        }) = self.caches.candidate(&self.args, ns, name)
         else {
             return Outcome::Kept;
         };
-        let ep: SpiderEndpoint = match from_dynamic(&obj) {
-            Ok(ep) => ep,
-            Err(e) => {
-                log::warn!("gc: SpiderEndpoint {ns}/{name} cannot be read, skipped: {e}");
-                return Outcome::Kept;
-            }
-        };
-        let cached = self.pods.get(&ObjectRef::new(name).within(ns));
-        if !self.verdict(&ep, cached.as_deref()).release {
-            return Outcome::Kept;
-        }
         let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
         let fresh = match pods.get_opt(name).await {
             Ok(p) => p,
@@ -425,11 +473,10 @@ impl Gc {
                 return Outcome::Failed;
             }
         };
-        let d = self.verdict(&ep, fresh.as_ref());
+        let d = self.caches.verdict(&self.args, &ep, fresh.as_ref());
         if !d.release {
             return Outcome::Kept;
         }
-        let version = obj.metadata.resource_version.clone().unwrap_or_default();
         let api = Api::<DynamicObject>::namespaced_with(
             self.ctx.client.clone(),
             ns,
@@ -511,14 +558,8 @@ impl Gc {
 
     /// The full scan: every endpoint, then the blocks of missing nodes.
     async fn scan(&self) {
-        let keys: Vec<Key> = self
-            .endpoints
-            .state()
-            .iter()
-            .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
-            .collect();
+        let (judged, keys) = self.caches.scan_candidates(&self.args);
         let workers = usize::from(self.args.workers);
-        let judged = keys.len();
         let outcomes: Vec<Outcome> = futures::stream::iter(keys)
             .map(|k| async move { self.judge(&k).await })
             .buffer_unordered(workers)
@@ -543,7 +584,13 @@ impl Gc {
                 what: "list SpiderIPPools".to_owned(),
                 source,
             })?;
-        let nodes: HashSet<String> = self.nodes.state().iter().map(|n| n.name_any()).collect();
+        let nodes: HashSet<String> = self
+            .caches
+            .nodes
+            .state()
+            .iter()
+            .map(|n| n.name_any())
+            .collect();
         let mut missing: HashMap<String, Vec<String>> = HashMap::new();
         for obj in &list.items {
             let Ok(pool) = from_dynamic::<SpiderIPPool>(obj) else {
@@ -564,6 +611,7 @@ impl Gc {
             return Ok(());
         }
         let occupied: HashSet<String> = self
+            .caches
             .endpoints
             .state()
             .iter()
