@@ -629,3 +629,284 @@ fn subnet_too_small_for_an_application_reports_and_creates_nothing() {
         }
     });
 }
+
+/// The pools labelled as `app`'s (any instance).
+async fn pools_of(tc: &TestCluster, app: &str) -> Vec<DynamicObject> {
+    let mut items = pools(tc)
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("ipam.spidernet.io/owner-application-name={app}")),
+        )
+        .await
+        .unwrap()
+        .items;
+    items.sort_by_key(|p| p.metadata.name.clone());
+    items
+}
+
+fn app_object(kind: &str, name: &str, spec: Value) -> DynamicObject {
+    let api_version = if kind == "Job" || kind == "CronJob" {
+        "batch/v1"
+    } else {
+        "apps/v1"
+    };
+    object(
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec}),
+    )
+}
+
+fn app_api(tc: &TestCluster, kind: &str) -> Api<DynamicObject> {
+    let (group, plural) = match kind {
+        "StatefulSet" => ("apps", "statefulsets"),
+        "Deployment" => ("apps", "deployments"),
+        _ => ("batch", "jobs"),
+    };
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(group, "v1", kind),
+        plural,
+    );
+    Api::namespaced_with(tc.client.clone(), &tc.namespace, &ar)
+}
+
+fn template(name: &str, annotations: Value, host_network: bool, restart: &str) -> Value {
+    json!({
+        "metadata": {"labels": {"app": name}, "annotations": annotations},
+        "spec": {"hostNetwork": host_network, "restartPolicy": restart,
+                 "containers": [{"name": "c", "image": "busybox"}]}
+    })
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn subnet_other_kinds_dual_stack_reclaim_false_sweep_and_subnet_deletion() {
+    let plane = PrivateControlPlane::start().expect("private control plane");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let tc = TestCluster::on(&plane, "kinds").await.unwrap();
+        let ns = tc.namespace.clone();
+        let tasks = start(&tc);
+        create_subnet(
+            &tc,
+            "s40",
+            json!({"subnet": "10.40.0.0/24", "ips": ["10.40.0.1-10.40.0.100"]}),
+        )
+        .await;
+        create_subnet(
+            &tc,
+            "s6",
+            json!({"subnet": "fd00:40::/120", "ips": ["fd00:40::1-fd00:40::20"]}),
+        )
+        .await;
+
+        // A StatefulSet on two families with a fixed size.
+        let sts = app_api(&tc, "StatefulSet");
+        sts.create(
+            &PostParams::default(),
+            &app_object(
+                "StatefulSet",
+                "db",
+                json!({"replicas": 2, "serviceName": "db",
+                       "selector": {"matchLabels": {"app": "db"}},
+                       "template": template("db", json!({
+                           "ipam.spidernet.io/subnets":
+                               r#"[{"interface":"eth0","ipv4":["s40"],"ipv6":["s6"]}]"#,
+                           "ipam.spidernet.io/ippool-ip-number": "3"}), false, "Always")}),
+            ),
+        )
+        .await
+        .unwrap();
+        let got = eventually("two pools of the StatefulSet", || async {
+            let p = pools_of(&tc, "db").await;
+            (p.len() == 2 && p.iter().all(|p| ips(p) != Value::Null)).then_some(p)
+        })
+        .await;
+        assert!(
+            got[0]
+                .metadata
+                .name
+                .clone()
+                .unwrap()
+                .starts_with("auto4-db-eth0-")
+        );
+        assert_eq!(ips(&got[0]), json!(["10.40.0.1-10.40.0.3"]));
+        assert!(
+            got[1]
+                .metadata
+                .name
+                .clone()
+                .unwrap()
+                .starts_with("auto6-db-eth0-")
+        );
+        assert_eq!(ips(&got[1]), json!(["fd00:40::1-fd00:40::3"]));
+        assert_eq!(
+            labels(&got[1])
+                .get("ipam.spidernet.io/ip-version")
+                .map(String::as_str),
+            Some("IPv6")
+        );
+        assert_eq!(
+            labels(&got[0])
+                .get("ipam.spidernet.io/owner-application-kind")
+                .map(String::as_str),
+            Some("StatefulSet")
+        );
+        // Scaling a fixed-size application changes nothing.
+        sts.patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+
+        // A Job: completions count (4), "+1".
+        let jobs = app_api(&tc, "Job");
+        jobs.create(
+            &PostParams::default(),
+            &app_object(
+                "Job",
+                "batch",
+                json!({"completions": 4, "parallelism": 2,
+                       "template": template("batch", json!({
+                           "ipam.spidernet.io/subnet": r#"{"ipv4":["s40"]}"#,
+                           "ipam.spidernet.io/ippool-ip-number": "+1"}), false, "Never")}),
+            ),
+        )
+        .await
+        .unwrap();
+        let job_pool = eventually("the Job's pool", || async {
+            pools_of(&tc, "batch").await.into_iter().next()
+        })
+        .await;
+        assert_eq!(ips(&job_pool), json!(["10.40.0.4-10.40.0.8"]));
+        assert_eq!(
+            labels(&job_pool)
+                .get("ipam.spidernet.io/owner-application-gv")
+                .map(String::as_str),
+            Some("batch_v1")
+        );
+
+        // Host-network templates get nothing.
+        let deploys = app_api(&tc, "Deployment");
+        let dep = |name: &str, annotations: Value, host: bool| {
+            app_object(
+                "Deployment",
+                name,
+                json!({"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                       "template": template(name, annotations, host, "Always")}),
+            )
+        };
+        let anno = json!({"ipam.spidernet.io/subnet": r#"{"ipv4":["s40"]}"#});
+        deploys
+            .create(&PostParams::default(), &dep("host", anno.clone(), true))
+            .await
+            .unwrap();
+
+        // reclaim "false": the pool outlives its Deployment and the next one takes it over.
+        let keep_anno = json!({"ipam.spidernet.io/subnet": r#"{"ipv4":["s40"]}"#,
+                               "ipam.spidernet.io/ippool-reclaim": "false"});
+        let first = deploys
+            .create(
+                &PostParams::default(),
+                &dep("keep", keep_anno.clone(), false),
+            )
+            .await
+            .unwrap();
+        let kept = eventually("the kept pool", || async {
+            pools_of(&tc, "keep").await.into_iter().next()
+        })
+        .await;
+        assert_eq!(
+            labels(&kept)
+                .get("ipam.spidernet.io/ippool-reclaim")
+                .map(String::as_str),
+            Some("false")
+        );
+        deploys
+            .delete("keep", &DeleteParams::default())
+            .await
+            .unwrap();
+        let second = deploys
+            .create(&PostParams::default(), &dep("keep", keep_anno, false))
+            .await
+            .unwrap();
+        assert_ne!(first.metadata.uid, second.metadata.uid);
+        let new_uid = second.metadata.uid.clone().unwrap();
+        let relabelled = eventually("the kept pool relabelled", || async {
+            let p = pools_of(&tc, "keep").await;
+            (p.len() == 1
+                && labels(&p[0]).get("ipam.spidernet.io/owner-application-uid") == Some(&new_uid))
+            .then(|| p[0].clone())
+        })
+        .await;
+        assert_eq!(relabelled.metadata.name, kept.metadata.name);
+        assert_eq!(ips(&relabelled), ips(&kept));
+        assert!(pools_of(&tc, "host").await.is_empty());
+
+        // A Deployment deleted while no controller runs: the sweep at start removes its pool.
+        deploys
+            .create(&PostParams::default(), &dep("gone", anno, false))
+            .await
+            .unwrap();
+        let gone_pool = eventually("the pool of gone", || async {
+            pools_of(&tc, "gone").await.into_iter().next()
+        })
+        .await;
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        deploys
+            .delete("gone", &DeleteParams::default())
+            .await
+            .unwrap();
+        let tasks = start(&tc);
+        let gone_name = gone_pool.metadata.name.clone().unwrap();
+        eventually("the orphan pool swept", || async {
+            pools(&tc)
+                .get_opt(&gone_name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+        // The others stay.
+        assert_eq!(pools_of(&tc, "db").await.len(), 2);
+        assert_eq!(pools_of(&tc, "keep").await.len(), 1);
+
+        // A subnet being deleted: its pools go first, then its finalizer.
+        subnets(&tc)
+            .create(
+                &PostParams::default(),
+                &object(json!({
+                    "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderSubnet",
+                    "metadata": {"name": "s50", "finalizers": ["spiderpool.spidernet.io"]},
+                    "spec": {"subnet": "10.50.0.0/24", "ips": ["10.50.0.1-10.50.0.9"]}
+                })),
+            )
+            .await
+            .unwrap();
+        create_pool(
+            &tc,
+            "p50",
+            json!({"subnet": "10.50.0.0/24", "ips": ["10.50.0.1"]}),
+        )
+        .await;
+        subnet_with(&tc, "s50", (json!({"p50": {"ips": ["10.50.0.1"]}}), 1, 9)).await;
+        subnets(&tc)
+            .delete("s50", &DeleteParams::default())
+            .await
+            .unwrap();
+        eventually("s50 and its pool gone", || async {
+            let s = subnets(&tc).get_opt("s50").await.unwrap();
+            let p = pools(&tc).get_opt("p50").await.unwrap();
+            (s.is_none() && p.is_none()).then_some(())
+        })
+        .await;
+        let _ = ns;
+        for t in tasks {
+            t.abort();
+        }
+    });
+}

@@ -519,7 +519,7 @@ async fn try_ensure_pool(st: &State, w: &Want<'_>) -> std::result::Result<(), Su
                     // created go back to the subnet.
                     unrecord(st, w.subnet, &name).await;
                 }
-                return Err(SubnetError::api(format!("create SpiderIPPool {name}"), e));
+                return Err(pool_write_error(format!("create SpiderIPPool {name}"), e));
             }
             log::info!(
                 "SpiderSubnet {}: created SpiderIPPool {name} for {} with {} addresses",
@@ -554,7 +554,7 @@ async fn try_ensure_pool(st: &State, w: &Want<'_>) -> std::result::Result<(), Su
             st.pools
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .map_err(|e| SubnetError::api(format!("update SpiderIPPool {name}"), e))?;
+                .map_err(|e| pool_write_error(format!("update SpiderIPPool {name}"), e))?;
             if !ips_ok {
                 log::info!(
                     "SpiderSubnet {}: SpiderIPPool {name} of {} now has {} addresses",
@@ -566,6 +566,18 @@ async fn try_ensure_pool(st: &State, w: &Want<'_>) -> std::result::Result<(), Su
         }
     }
     Ok(())
+}
+
+/// A refused pool write: the apiserver's or webhook's refusal (400, 403, 422: an application
+/// name too long for a label, say) is bad input, reported and not retried until the
+/// application changes; anything else is retried.
+fn pool_write_error(what: String, e: kube::Error) -> SubnetError {
+    match &e {
+        kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422) => {
+            SubnetError::Invalid(format!("{what}: {}", s.message))
+        }
+        _ => SubnetError::api(what, e),
+    }
 }
 
 /// Removes the record of `pool` from the subnet (best effort: the subnet controller drops a
