@@ -89,9 +89,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let client = spiderpool_k8s::client::connect(cli.kubeconfig.as_deref()).await?;
     let ctx = Ctx::new(client);
+    cli.webhook.enable_spider_subnet = Some(cli.subnet.enabled);
     // Leader-only work: every controller and the GC, dropped together when the Lease is lost.
     let leading = {
         let ctx = ctx.clone();

@@ -123,6 +123,66 @@ pub struct Args {
         value_name = "SECONDS"
     )]
     pub request_timeout: u64,
+    /// IPv4 pools, subnets and reserved IPs are admitted (upstream's ConfigMap `enableIPv4`).
+    #[arg(
+        id = "webhook_enable_ipv4",
+        long = "enable-ipv4",
+        env = "SPIDERPOOL_ENABLE_IPV4",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub enable_ipv4: bool,
+    /// IPv6 pools, subnets and reserved IPs are admitted (upstream's ConfigMap `enableIPv6`).
+    #[arg(
+        id = "webhook_enable_ipv6",
+        long = "enable-ipv6",
+        env = "SPIDERPOOL_ENABLE_IPV6",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub enable_ipv6: bool,
+    /// Refuse deleting pools and subnets still in use (upstream's ConfigMap
+    /// `enableValidatingResourcesDeletedWebhook`).
+    #[arg(
+        id = "webhook_validate_deletion",
+        long = "enable-validating-resources-deleted-webhook",
+        env = "SPIDERPOOL_ENABLE_VALIDATING_RESOURCES_DELETED_WEBHOOK",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub validate_deletion: bool,
+    /// The SpiderSubnet feature, as the subnet controller's `--enable-spider-subnet` (set by
+    /// the binary); when unset, `$SPIDERPOOL_ENABLE_SPIDER_SUBNET`, else true.
+    #[arg(skip)]
+    pub enable_spider_subnet: Option<bool>,
+}
+
+impl Args {
+    /// The admission switches these flags give.
+    pub fn switches(&self) -> Switches {
+        let subnet = self.enable_spider_subnet.unwrap_or_else(|| {
+            std::env::var("SPIDERPOOL_ENABLE_SPIDER_SUBNET")
+                .ok()
+                .and_then(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" | "y" => Some(true),
+                    "0" | "false" | "no" | "off" | "n" => Some(false),
+                    _ => None,
+                })
+                .unwrap_or(true)
+        });
+        Switches {
+            enable_ipv4: self.enable_ipv4,
+            enable_ipv6: self.enable_ipv6,
+            enable_spider_subnet: subnet,
+            validate_deletion: self.validate_deletion,
+        }
+    }
 }
 
 /// Where to listen, where the apiserver calls, and the names the certificate is for.
@@ -217,8 +277,7 @@ pub async fn serve(ctx: Ctx, args: Args) -> Result<()> {
     }
     .map_err(|e| Error::Config(format!("webhook: {e}")))?;
     let cache = cache::start(ctx.client.clone());
-    // TODO(issue 8): read the switches from the spiderpool-conf ConfigMap.
-    let switches = Switches::default();
+    let switches = args.switches();
     let handler: Handler = {
         let cache = cache.clone();
         Arc::new(move |req: &Request| handle(req, &cache, &switches))
@@ -249,4 +308,51 @@ pub async fn serve(ctx: Ctx, args: Args) -> Result<()> {
         );
     }
     std::future::pending().await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        webhook: Args,
+    }
+
+    #[test]
+    fn flags_give_the_switches_and_the_placement() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--enable-ipv4",
+            "false",
+            "--enable-validating-resources-deleted-webhook=true",
+            "--webhook-service",
+            "spider/ctl",
+        ])
+        .unwrap();
+        let mut args = cli.webhook;
+        args.enable_spider_subnet = Some(false);
+        let s = args.switches();
+        assert!(!s.enable_ipv4 && s.enable_ipv6 && !s.enable_spider_subnet && s.validate_deletion);
+        let (target, names) = placement(&args, "0.0.0.0:5722".parse().unwrap()).unwrap();
+        assert!(matches!(
+            target,
+            Target::Service { ref namespace, ref name, port: 5722 } if namespace == "spider" && name == "ctl"
+        ));
+        assert!(names.contains(&"ctl.spider.svc".to_owned()));
+        args.service = Some("no-slash".into());
+        assert!(placement(&args, "0.0.0.0:5722".parse().unwrap()).is_err());
+        args.listen = Some("0.0.0.0:0".parse().unwrap());
+        let (target, _) = placement(&args, "0.0.0.0:4443".parse().unwrap()).unwrap();
+        assert!(matches!(target, Target::Url(ref u) if u == "127.0.0.1:4443"));
+        // Supplied files come as a pair.
+        assert!(Cli::try_parse_from(["x", "--tls-cert", "a"]).is_err());
+        assert!(
+            Cli::try_parse_from(["x", "--tls-server-cert", "a", "--tls-server-key", "b"]).is_ok()
+        );
+    }
 }
