@@ -38,13 +38,16 @@ fn args() -> subnet::Args {
 }
 
 fn start(tc: &TestCluster) -> Vec<tokio::task::JoinHandle<()>> {
+    start_with(Ctx::new(tc.client.clone()))
+}
+
+fn start_with(ctx: Ctx) -> Vec<tokio::task::JoinHandle<()>> {
     // The controllers' warnings on stderr (why a test waits in vain).
     spiderpool_plugin_support::log::init(&spiderpool_plugin_support::log::LogConfig {
         level: spiderpool_plugin_support::log::LevelFilter::Warn,
         program: "subnet-test".to_owned(),
         ..Default::default()
     });
-    let ctx = Ctx::new(tc.client.clone());
     let s = tokio::spawn({
         let ctx = ctx.clone();
         async move {
@@ -141,7 +144,8 @@ fn subnet_adopts_pools_of_its_cidr_and_counts_their_addresses() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let tc = TestCluster::on(&plane, "subnet").await.unwrap();
-        let tasks = start(&tc);
+        let ctx = Ctx::new(tc.client.clone());
+        let tasks = start_with(ctx.clone());
         let s = create_subnet(
             &tc,
             "s10",
@@ -189,6 +193,16 @@ fn subnet_adopts_pools_of_its_cidr_and_counts_their_addresses() {
             labels(&s).get("ipam.spidernet.io/subnet-cidr").map(String::as_str),
             Some("10-10-0-0-24")
         );
+        // Upstream's gauges (debug ones per subnet).
+        let m = ctx.metrics.encode(true);
+        for line in [
+            "spiderpool_total_subnet_counts 1",
+            "spiderpool_debug_subnet_ippool_counts{subnet=\"s10\"} 2",
+            "spiderpool_debug_subnet_total_ip_counts{subnet=\"s10\"} 100",
+            "spiderpool_debug_subnet_available_ip_counts{subnet=\"s10\"} 79",
+        ] {
+            assert!(m.contains(line), "{line} not in {m}");
+        }
         let text = s.data.pointer("/status/controlledIPPools").unwrap();
         assert_eq!(
             text,

@@ -31,6 +31,7 @@ use spiderpool_k8s::kinds::{api_resource, display_name, from_dynamic};
 use super::plan::{self, PoolView};
 use super::{Args, SubnetError, SubnetLocks};
 use crate::ippool::{recorder, report_broken};
+use crate::metrics::Metrics;
 use crate::{Ctx, Result};
 
 struct State {
@@ -41,6 +42,32 @@ struct State {
     args: Args,
     locks: Arc<SubnetLocks>,
     events: Recorder,
+    metrics: Arc<Metrics>,
+}
+
+impl State {
+    /// Sets `name`'s gauges: pools it controls, its total and its free addresses.
+    fn record(&self, name: &str, pools: usize, total: i64, allocated: i64) {
+        let label = Metrics::subnet_label(name);
+        let m = &self.metrics;
+        m.debug_subnet_ippool_counts
+            .get_or_create(&label)
+            .set(i64::try_from(pools).unwrap_or(i64::MAX));
+        m.debug_subnet_total_ip_counts
+            .get_or_create(&label)
+            .set(total);
+        m.debug_subnet_available_ip_counts
+            .get_or_create(&label)
+            .set(total.saturating_sub(allocated).max(0));
+    }
+
+    /// Drops `name`'s gauges (the subnet is gone).
+    fn forget(&self, name: &str) {
+        let label = Metrics::subnet_label(name);
+        self.metrics.debug_subnet_ippool_counts.remove(&label);
+        self.metrics.debug_subnet_total_ip_counts.remove(&label);
+        self.metrics.debug_subnet_available_ip_counts.remove(&label);
+    }
 }
 
 /// When to look at a subnet again (besides its events and the resync): `None` for not before.
@@ -65,6 +92,7 @@ pub(crate) async fn run(ctx: Ctx, args: Args, locks: Arc<SubnetLocks>) -> Result
         args: args.clone(),
         locks,
         events: recorder(&ctx),
+        metrics: ctx.metrics.clone(),
     };
     let mut subnet_events = watcher::watcher(subnets, watcher::Config::default())
         .default_backoff()
@@ -93,9 +121,13 @@ pub(crate) async fn run(ctx: Ctx, args: Args, locks: Arc<SubnetLocks>) -> Result
                         queue.insert(name.clone());
                     }
                     known_subnets.insert(name, (cidr, fp));
+                    st.metrics.total_subnet_counts.set(i64::try_from(known_subnets.len()).unwrap_or(i64::MAX));
                 }
                 Some(Ok(Event::Delete(o))) => {
-                    known_subnets.remove(&display_name(&o));
+                    let name = display_name(&o);
+                    known_subnets.remove(&name);
+                    st.forget(&name);
+                    st.metrics.total_subnet_counts.set(i64::try_from(known_subnets.len()).unwrap_or(i64::MAX));
                 }
                 Some(Ok(Event::Init | Event::InitDone)) => {}
                 Some(Err(e)) => log::warn!("SpiderSubnet controller: watch SpiderSubnets: {e}"),
@@ -346,6 +378,12 @@ async fn reconcile(name: &str, st: &State) -> std::result::Result<Next, SubnetEr
     status.total_ip_count = Some(subnet_ips.len_saturating_i64());
     status.allocated_ip_count =
         Some(i64::try_from(plan::controlled_count(family, &controlled)).unwrap_or(i64::MAX));
+    st.record(
+        &name,
+        controlled.len(),
+        status.total_ip_count.unwrap_or(0),
+        status.allocated_ip_count.unwrap_or(0),
+    );
     if status == before {
         return Ok(None);
     }
