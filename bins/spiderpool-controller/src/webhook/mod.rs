@@ -295,13 +295,31 @@ pub async fn serve(ctx: Ctx, args: Args) -> Result<()> {
     }
     ctx.health.webhook_serving.store(true, Ordering::Relaxed);
     if args.register {
-        register::apply(
-            &ctx.client,
-            &args.config_name,
-            &target,
-            serving.ca_pem.as_deref(),
-        )
-        .await?;
+        // A passing apiserver hiccup should not end the process; a lasting refusal (RBAC)
+        // does, after about a minute, with the apiserver's reason.
+        let mut wait = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match register::apply(
+                &ctx.client,
+                &args.config_name,
+                &target,
+                serving.ca_pem.as_deref(),
+            )
+            .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < 8 => {
+                    log::warn!(
+                        "webhook registration (attempt {attempt}): {e}; retrying in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(15));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         log::info!(
             "registered MutatingWebhookConfiguration and ValidatingWebhookConfiguration {}",
             args.config_name
