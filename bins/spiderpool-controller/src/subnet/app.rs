@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -370,6 +371,11 @@ async fn ensure_pool(st: &State, w: &Want<'_>) -> std::result::Result<(), Subnet
                 source: kube::Error::Api(s),
                 ..
             }) if s.code == 409 => {}
+            // The webhook's cache may lag behind the record just written: try again shortly.
+            Err(SubnetError::Api {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 403 => tokio::time::sleep(Duration::from_millis(250)).await,
             other => return other,
         }
     }
@@ -513,8 +519,8 @@ async fn try_ensure_pool(st: &State, w: &Want<'_>) -> std::result::Result<(), Su
             }))
             .map_err(|e| SubnetError::Invalid(format!("SpiderIPPool {name}: {e}")))?;
             if let Err(e) = st.pools.create(&PostParams::default(), &pool).await {
-                let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
-                if !conflict {
+                let refused = matches!(&e, kube::Error::Api(s) if matches!(s.code, 400 | 422));
+                if refused {
                     // Nothing half-done: the addresses recorded for a pool that could not be
                     // created go back to the subnet.
                     unrecord(st, w.subnet, &name).await;
@@ -568,12 +574,13 @@ async fn try_ensure_pool(st: &State, w: &Want<'_>) -> std::result::Result<(), Su
     Ok(())
 }
 
-/// A refused pool write: the apiserver's or webhook's refusal (400, 403, 422: an application
-/// name too long for a label, say) is bad input, reported and not retried until the
-/// application changes; anything else is retried.
+/// A refused pool write: the apiserver's refusal (400, 422: an application name too long for
+/// a label, say) is bad input, reported and not retried until the application changes;
+/// anything else is retried, a 403 too: the pool webhook compares the pool's addresses with
+/// the subnet's record in its watch cache, which may not have the record just written yet.
 fn pool_write_error(what: String, e: kube::Error) -> SubnetError {
     match &e {
-        kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422) => {
+        kube::Error::Api(s) if matches!(s.code, 400 | 422) => {
             SubnetError::Invalid(format!("{what}: {}", s.message))
         }
         _ => SubnetError::api(what, e),
