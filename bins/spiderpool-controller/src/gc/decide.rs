@@ -6,14 +6,18 @@
 //! the endpoint.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use serde::Deserialize;
 use spiderpool_core::ipam::{
     GcConfig, GcEndpoint, GcPod, KIND_STATEFULSET, KIND_VMI, Lookup, gc_verdict,
     statefulset_pod_valid,
 };
-use spiderpool_core::objects::{PoolIPAllocation, SpiderEndpoint, SpiderIPPool};
+use spiderpool_core::objects::{
+    PoolIPAllocation, SpiderEndpoint, SpiderEndpointStatus, SpiderIPPool,
+};
 
 /// What the decision reads besides the endpoint and its pod: StatefulSets and Nodes (from
 /// caches), the GC switches and the clock.
@@ -25,7 +29,7 @@ pub struct World<'a> {
     /// Now, milliseconds since the Unix epoch.
     pub now_ms: i64,
     /// `(namespace, name)` → the StatefulSet, if it exists.
-    pub statefulset: &'a dyn Fn(&str, &str) -> Option<StatefulSet>,
+    pub statefulset: &'a dyn Fn(&str, &str) -> Option<Arc<StatefulSet>>,
     /// Node name → whether it is Ready (unknown nodes are not).
     pub node_ready: &'a dyn Fn(&str) -> bool,
 }
@@ -55,6 +59,21 @@ pub fn statefulset_wants(sts: &StatefulSet, pod: &str) -> bool {
         .and_then(|s| s.replicas)
         .map_or(Some(1), |r| u64::try_from(r).ok());
     statefulset_pod_valid(pod, name, start, replicas) && sts.metadata.deletion_timestamp.is_none()
+}
+
+/// The parts of a SpiderEndpoint the verdict reads (namespace, name, status), decoded from a
+/// watch cache's object without converting the whole object: a full scan decodes every
+/// endpoint of the cluster.
+pub fn endpoint_from(
+    namespace: &str,
+    name: &str,
+    status: Option<&serde_json::Value>,
+) -> Result<SpiderEndpoint, serde_json::Error> {
+    let status = match status {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(SpiderEndpointStatus::deserialize(v)?),
+    };
+    Ok(SpiderEndpoint::new(namespace, name, status))
 }
 
 /// The controller (`controller: true` owner reference) of `pod`: `(kind, name)`.
@@ -282,7 +301,11 @@ mod tests {
         cfg: GcConfig,
         f: impl FnOnce(&World<'_>) -> R,
     ) -> R {
-        let lookup = move |_: &str, name: &str| sts_replicas.filter(|_| name == "web").map(sts);
+        let lookup = move |_: &str, name: &str| {
+            sts_replicas
+                .filter(|_| name == "web")
+                .map(|r| Arc::new(sts(r)))
+        };
         let ready = |_: &str| true;
         f(&World {
             cfg,
@@ -431,6 +454,17 @@ mod tests {
     fn kubevirt_endpoints_are_kept() {
         let e = ep("u1", ("VirtualMachineInstance", "vm"));
         assert!(!verdict(&e, None, None).release);
+    }
+
+    #[test]
+    fn endpoint_from_reads_the_status_and_refuses_a_broken_one() {
+        let e = ep("u1", ("Pod", "web-1"));
+        let status = serde_json::to_value(e.status.as_ref().unwrap()).unwrap();
+        let got = endpoint_from("ns", "web-1", Some(&status)).unwrap();
+        assert_eq!(got.status, e.status);
+        assert!(endpoint_from("ns", "x", None).unwrap().status.is_none());
+        let broken = json!({"current": {"uid": 7, "ips": "no"}});
+        assert!(endpoint_from("ns", "x", Some(&broken)).is_err());
     }
 
     #[test]

@@ -219,11 +219,7 @@ pub struct Candidate {
 impl Caches {
     /// The verdict on `ep` given `pod`, over the StatefulSet and Node caches.
     pub fn verdict(&self, args: &Args, ep: &SpiderEndpoint, pod: Option<&Pod>) -> Decision {
-        let sts = |ns: &str, name: &str| {
-            self.statefulsets
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|s| (*s).clone())
-        };
+        let sts = |ns: &str, name: &str| self.statefulsets.get(&ObjectRef::new(name).within(ns));
         let ready = |node: &str| {
             self.nodes
                 .get(&ObjectRef::new(node))
@@ -251,7 +247,7 @@ impl Caches {
     fn candidate_of(&self, args: &Args, obj: &DynamicObject) -> Option<Candidate> {
         let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
         let name = obj.metadata.name.as_deref().unwrap_or_default();
-        let endpoint: SpiderEndpoint = match from_dynamic(obj) {
+        let endpoint = match decide::endpoint_from(ns, name, obj.data.get("status")) {
             Ok(ep) => ep,
             Err(e) => {
                 log::warn!("gc: SpiderEndpoint {ns}/{name} cannot be read, skipped: {e}");
@@ -615,8 +611,10 @@ impl Gc {
             .endpoints
             .state()
             .iter()
-            .filter_map(|o| from_dynamic::<SpiderEndpoint>(o).ok())
-            .filter_map(|ep| ep.status.map(|s| s.current.node))
+            .filter_map(|o| {
+                let node = o.data.get("status")?.get("current")?.get("node")?;
+                node.as_str().map(str::to_owned)
+            })
             .collect();
         let nodes_api: Api<Node> = Api::all(client.clone());
         for (node, pools) in missing {
