@@ -822,3 +822,35 @@ async fn sweep(st: &State) -> std::result::Result<(), SubnetError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn only_subnet_annotations_replicas_and_uid_make_a_new_signature() {
+        let deploy = &APP_KINDS[0];
+        let base = json!({
+            "metadata": {"uid": "u1"},
+            "spec": {"replicas": 2, "template": {"metadata": {"annotations": {
+                ANNO_POD_SUBNET: r#"{"ipv4":["s"]}"#}}}},
+            "status": {"readyReplicas": 1}
+        });
+        let sig = signature(deploy, &base).unwrap();
+        let mut status = base.clone();
+        status["status"]["readyReplicas"] = json!(2);
+        assert_eq!(signature(deploy, &status).unwrap(), sig);
+        let mut scaled = base.clone();
+        scaled["spec"]["replicas"] = json!(3);
+        assert_ne!(signature(deploy, &scaled).unwrap(), sig);
+        let mut sized = base.clone();
+        sized["spec"]["template"]["metadata"]["annotations"][ANNO_IPPOOL_IP_NUMBER] = json!("+2");
+        assert_ne!(signature(deploy, &sized).unwrap(), sig);
+        let plain = json!({"metadata": {"uid": "u1"}, "spec": {"replicas": 2, "template": {}}});
+        assert_eq!(signature(deploy, &plain), None);
+        let mut host = base.clone();
+        host["spec"]["template"]["spec"] = json!({"hostNetwork": true});
+        assert_eq!(signature(deploy, &host), None);
+    }
+}

@@ -598,3 +598,66 @@ async fn finalize(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pool(v: Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn pool_events_concern_the_owner_before_and_after_and_subnets_of_the_cidr() {
+        let subnets = HashMap::from([
+            ("a".to_owned(), ("10.0.0.0/24".to_owned(), String::new())),
+            ("b".to_owned(), ("10.1.0.0/24".to_owned(), String::new())),
+        ]);
+        let before = pool(json!({
+            "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
+            "metadata": {"name": "p", "labels": {LABEL_OWNER_SPIDER_SUBNET: "old"}},
+            "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.1"]}
+        }));
+        let after = pool(json!({
+            "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
+            "metadata": {"name": "p", "labels": {LABEL_OWNER_SPIDER_SUBNET: "new"}},
+            "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.1"]}
+        }));
+        let was = pool_fingerprint(&before);
+        assert_ne!(was, pool_fingerprint(&after));
+        let mut got = concerned(&after, Some(&was), &subnets);
+        got.sort();
+        assert_eq!(got, vec!["a", "new", "old"]);
+        // A status-only change leaves the fingerprint alone.
+        let mut written = after.clone();
+        written.data["status"] = json!({"blocks": [{"node": "n", "ips": ["10.0.0.1"]}]});
+        assert_eq!(pool_fingerprint(&written), pool_fingerprint(&after));
+    }
+
+    #[test]
+    fn pool_addresses_and_app_keys_are_read_from_raw_pools() {
+        let p = pool(json!({
+            "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
+            "metadata": {"name": "p", "labels": {
+                LABEL_OWNER_APPLICATION_GV: "apps_v1", LABEL_OWNER_APPLICATION_KIND: "Deployment",
+                LABEL_OWNER_APPLICATION_NAMESPACE: "ns", LABEL_OWNER_APPLICATION_NAME: "web"}},
+            "spec": {"subnet": "10.0.0.0/24", "ips": ["10.0.0.1-10.0.0.5"],
+                     "excludeIPs": ["10.0.0.2"]}
+        }));
+        assert_eq!(
+            pool_addresses(IpFamily::V4, &p).unwrap(),
+            IpRangeSet::parse(IpFamily::V4, &["10.0.0.1", "10.0.0.3-10.0.0.5"]).unwrap()
+        );
+        assert_eq!(
+            pool_app_key(&p).as_deref(),
+            Some("apps_v1_Deployment_ns_web")
+        );
+        let bad = pool(json!({
+            "apiVersion": "spiderpool.spidernet.io/v2beta1", "kind": "SpiderIPPool",
+            "metadata": {"name": "q"}, "spec": {"subnet": "10.0.0.0/24", "ips": ["nope"]}
+        }));
+        assert_eq!(pool_addresses(IpFamily::V4, &bad), None);
+        assert_eq!(pool_app_key(&bad), None);
+    }
+}
