@@ -150,6 +150,12 @@ pub(crate) async fn run(ctx: Ctx, args: Args, locks: Arc<SubnetLocks>) -> Result
                     Ok(Event::Apply(obj) | Event::InitApply(obj)) => {
                         let key = (i, obj.metadata.namespace.clone().unwrap_or_default(), app_name(&obj));
                         let done = known.remove(&key).and_then(|k| k.done);
+                        // Only applications asking for auto-created pools are kept (most
+                        // ReplicaSets and Jobs are not).
+                        let v = serde_json::to_value(&obj).unwrap_or(Value::Null);
+                        if signature(&APP_KINDS[i], &v).is_none() {
+                            continue;
+                        }
                         known.insert(key.clone(), Known { obj, done });
                         key
                     }
