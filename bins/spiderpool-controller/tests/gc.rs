@@ -435,3 +435,48 @@ fn gc_reclaims_the_blocks_of_a_deleted_node() {
     assert_eq!(st.allocated_ip_count, Some(1), "{st:?}");
     e.assert_kept("b", 300, 1, "running pod on a live node");
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn gc_releases_upstream_records_of_pods_that_are_gone() {
+    let e = env("gc-legacy");
+    // A pool upstream wrote: two records in status.allocatedIPs, one of a pod that is gone.
+    e.create_pool("up", "10.6.5.10-10.6.5.11");
+    e.create_node("n1");
+    let alive = e.create_pod("alive", "n1", None);
+    e.set_running("alive", "10.6.5.10");
+    let ns = e.tc.namespace.clone();
+    let records = json!({
+        "10.6.5.10": {"pod": format!("{ns}/alive"), "podUid": alive},
+        "10.6.5.11": {"pod": format!("{ns}/ghost"), "podUid": "ghost-uid"},
+    });
+    let pools: Api<DynamicObject> = Api::all_with(e.tc.client.clone(), &api_resource(&IPPOOL));
+    let patch = json!({"status": {"allocatedIPs": records.to_string(), "allocatedIPCount": 2}});
+    e.rt.block_on(pools.patch_status("up", &PatchParams::default(), &Patch::Merge(&patch)))
+        .expect("upstream records");
+    let ctx = e.start_gc(args(300));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = e.pool("up").status.unwrap();
+        let recs = st.allocated_ips().unwrap();
+        if !recs.contains_key("10.6.5.11") {
+            assert!(
+                recs.contains_key("10.6.5.10"),
+                "the running pod's record stays"
+            );
+            assert_eq!(st.allocated_ip_count, Some(1));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ghost record still there: {st:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ctx.metrics.ip_gc_counts.get(), 1);
+    // The freed address is handed out by an agent; the other stays upstream's.
+    let store = e.store("n1");
+    let uid = e.create_pod("next", "n1", None);
+    let ip = e.allocate(&store, "next", &uid, "n1", "up", None);
+    assert_eq!(ip.to_string(), "10.6.5.11");
+}

@@ -128,3 +128,63 @@ pub async fn drop_node_block(
     }
     Err(ActError::Changed(format!("SpiderIPPool {name}")))
 }
+
+/// Removes upstream records `(address, pod UID)` from `status.allocatedIPs` of pool `name`
+/// (each only while it still carries that UID), recomputing `allocatedIPCount`; written with
+/// the pool's resourceVersion, re-read on 409. Returns the addresses removed.
+pub async fn drop_legacy_records(
+    client: &kube::Client,
+    name: &str,
+    records: &[(String, String)],
+) -> Result<Vec<String>, ActError> {
+    let pools: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&IPPOOL));
+    for _ in 0..STATUS_ATTEMPTS {
+        let obj = match pools.get_opt(name).await {
+            Ok(Some(o)) => o,
+            Ok(None) => return Ok(Vec::new()),
+            Err(e) => return Err(api_err(format!("get SpiderIPPool {name}"))(e)),
+        };
+        let mut pool: SpiderIPPool = from_dynamic(&obj)?;
+        let mut status = pool.status.clone().unwrap_or_default();
+        let mut map = status.allocated_ips().map_err(|e| {
+            ActError::Blocks(spiderpool_k8s::store::BlockError::Invalid {
+                pool: name.to_owned(),
+                reason: e.to_string(),
+            })
+        })?;
+        let mut removed = Vec::new();
+        for (ip, uid) in records {
+            if map.get(ip).is_some_and(|r| &r.pod_uid == uid) {
+                map.remove(ip);
+                removed.push(ip.clone());
+            }
+        }
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        status.set_allocated_ips(&map);
+        pool.status = Some(status);
+        // allocatedIPCount and totalIPCount as every writer derives them.
+        let layout = PoolBlocks::from_pool(&pool)?;
+        let mut status = pool.status.clone().unwrap_or_default();
+        layout.write_into(&mut status);
+        pool.status = Some(status);
+        let next = to_dynamic(&pool)?;
+        match pools
+            .replace_status(
+                name,
+                &PostParams {
+                    field_manager: Some("spiderpool-controller".to_owned()),
+                    ..PostParams::default()
+                },
+                &next,
+            )
+            .await
+        {
+            Ok(_) => return Ok(removed),
+            Err(e) if code(&e) == Some(409) => continue,
+            Err(e) => return Err(api_err(format!("update SpiderIPPool {name} status"))(e)),
+        }
+    }
+    Err(ActError::Changed(format!("SpiderIPPool {name}")))
+}

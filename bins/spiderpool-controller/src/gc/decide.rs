@@ -237,6 +237,33 @@ pub fn decide(ep: &SpiderEndpoint, pod: Option<&Pod>, world: &World<'_>) -> Deci
     }
 }
 
+/// The verdict on an upstream record of a pool's `status.allocatedIPs` (a pool upstream
+/// wrote): core's table as upstream's scan applies it, with the record's pod and endpoint
+/// (same namespace and name) as the caches have them. Only `release_ip` matters here: the
+/// endpoint itself is judged on its own.
+pub fn decide_record(
+    record: &PoolIPAllocation,
+    pod: Option<&Pod>,
+    endpoint: Option<&SpiderEndpoint>,
+    world: &World<'_>,
+) -> Decision {
+    let pod = match pod {
+        Some(p) => Lookup::Found(pod_facts(p, world)),
+        None => Lookup::NotFound,
+    };
+    let endpoint = match endpoint.map(|e| endpoint_facts(e, world)) {
+        None => Lookup::NotFound,
+        Some(Some(f)) => Lookup::Found(f),
+        // An endpoint without status says nothing: judge the record on its pod alone.
+        Some(None) => Lookup::NotFound,
+    };
+    let v = gc_verdict(record, &pod, &endpoint, &world.cfg);
+    Decision {
+        release: v.release_ip,
+        rule: v.rule,
+    }
+}
+
 /// Nodes that hold a block (or wait for one) in `pool` but are not in `nodes`.
 pub fn blocks_of_missing_nodes(pool: &SpiderIPPool, nodes: &HashSet<String>) -> Vec<String> {
     pool.status
@@ -465,6 +492,31 @@ mod tests {
         assert!(endpoint_from("ns", "x", None).unwrap().status.is_none());
         let broken = json!({"current": {"uid": 7, "ips": "no"}});
         assert!(endpoint_from("ns", "x", Some(&broken)).is_err());
+    }
+
+    #[test]
+    fn upstream_records_follow_their_pods() {
+        let rec = |uid: &str| PoolIPAllocation {
+            pod: "ns/web-1".into(),
+            pod_uid: uid.into(),
+        };
+        let d = |r: &PoolIPAllocation, p: Option<&Pod>, e: Option<&SpiderEndpoint>| {
+            with_world(Some(2), GcConfig::default(), |w| decide_record(r, p, e, w))
+        };
+        assert!(d(&rec("u1"), None, None).release, "pod and endpoint gone");
+        assert!(
+            !d(&rec("u1"), Some(&running("u1")), None).release,
+            "pod running"
+        );
+        assert!(
+            d(&rec("u0"), Some(&running("u1")), None).release,
+            "previous pod"
+        );
+        let sts_ep = ep("u1", ("StatefulSet", "web"));
+        assert!(
+            !d(&rec("u1"), None, Some(&sts_ep)).release,
+            "StatefulSet still wants it"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use spiderpool_core::ipam::GcConfig;
-use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_core::objects::{ENDPOINT, IPPOOL, PoolIPAllocation, SpiderEndpoint, SpiderIPPool};
 use spiderpool_k8s::kinds::{api_resource, from_dynamic};
 use spiderpool_k8s::store::addresses_of;
 use tokio::task::JoinSet;
@@ -219,6 +219,48 @@ pub struct Candidate {
 impl Caches {
     /// The verdict on `ep` given `pod`, over the StatefulSet and Node caches.
     pub fn verdict(&self, args: &Args, ep: &SpiderEndpoint, pod: Option<&Pod>) -> Decision {
+        self.with_world(args, |w| decide::decide(ep, pod, w))
+    }
+
+    /// The verdict on upstream record `record` given its `pod` (the endpoint from the cache).
+    pub fn record_verdict(
+        &self,
+        args: &Args,
+        record: &PoolIPAllocation,
+        pod: Option<&Pod>,
+    ) -> Decision {
+        let (ns, name) = record.pod.split_once('/').unwrap_or(("", &record.pod));
+        let endpoint = self
+            .endpoints
+            .get(&ObjectRef::new_with(name, api_resource(&ENDPOINT)).within(ns))
+            .and_then(|o| decide::endpoint_from(ns, name, o.data.get("status")).ok());
+        self.with_world(args, |w| {
+            decide::decide_record(record, pod, endpoint.as_ref(), w)
+        })
+    }
+
+    /// Upstream records of `pool` (`status.allocatedIPs`) the caches say to release:
+    /// `(address, record, why)`.
+    pub fn legacy_candidates(
+        &self,
+        args: &Args,
+        pool: &SpiderIPPool,
+    ) -> Vec<(String, PoolIPAllocation, Decision)> {
+        let Some(Ok(records)) = pool.status.as_ref().map(|s| s.allocated_ips()) else {
+            return Vec::new();
+        };
+        records
+            .into_iter()
+            .filter_map(|(ip, rec)| {
+                let (ns, name) = rec.pod.split_once('/')?;
+                let pod = self.pods.get(&ObjectRef::new(name).within(ns));
+                let d = self.record_verdict(args, &rec, pod.as_deref());
+                d.release.then_some((ip, rec, d))
+            })
+            .collect()
+    }
+
+    fn with_world<R>(&self, args: &Args, f: impl FnOnce(&World<'_>) -> R) -> R {
         let sts = |ns: &str, name: &str| self.statefulsets.get(&ObjectRef::new(name).within(ns));
         let ready = |node: &str| {
             self.nodes
@@ -232,7 +274,7 @@ impl Caches {
             statefulset: &sts,
             node_ready: &ready,
         };
-        decide::decide(ep, pod, &world)
+        f(&world)
     }
 
     /// Judges endpoint `ns/name` on the caches alone: `Some` when it exists, can be read, and
@@ -563,23 +605,84 @@ impl Gc {
             .await;
         let released = outcomes.iter().filter(|o| **o == Outcome::Released).count();
         log::debug!("gc: full scan judged {judged} endpoints, released {released}");
-        if let Err(e) = self.reclaim_blocks().await {
+        let pools_api: Api<DynamicObject> =
+            Api::all_with(self.ctx.client.clone(), &api_resource(&IPPOOL));
+        let pools: Vec<SpiderIPPool> = match pools_api.list(&Default::default()).await {
+            // A pool that cannot be read is the pool controller's to report.
+            Ok(list) => list
+                .items
+                .iter()
+                .filter_map(|o| from_dynamic(o).ok())
+                .collect(),
+            Err(e) => {
+                log::warn!("gc: list SpiderIPPools: {e}");
+                return;
+            }
+        };
+        self.collect_legacy(&pools).await;
+        if let Err(e) = self.reclaim_blocks(&pools).await {
             log::warn!("gc: reclaiming blocks of deleted nodes: {e}");
+        }
+    }
+
+    /// Releases the upstream records (`status.allocatedIPs`) whose pods are gone, judged on
+    /// the caches and again on a fresh GET of the pod.
+    async fn collect_legacy(&self, pools: &[SpiderIPPool]) {
+        for pool in pools {
+            let candidates = self.caches.legacy_candidates(&self.args, pool);
+            if candidates.is_empty() {
+                continue;
+            }
+            let name = pool.metadata.name.clone().unwrap_or_default();
+            let mut confirmed = Vec::new();
+            let mut why = HashMap::new();
+            for (ip, rec, _) in candidates {
+                let Some((ns, pod)) = rec.pod.split_once('/') else {
+                    continue;
+                };
+                let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+                match pods.get_opt(pod).await {
+                    Ok(fresh) => {
+                        let d = self.caches.record_verdict(&self.args, &rec, fresh.as_ref());
+                        if d.release {
+                            why.insert(ip.clone(), (rec.clone(), d.rule));
+                            confirmed.push((ip, rec.pod_uid));
+                        }
+                    }
+                    Err(e) => {
+                        self.ctx.metrics.ip_gc_failure_counts.inc();
+                        log::warn!("gc: get Pod {}: {e}", rec.pod);
+                    }
+                }
+            }
+            match act::drop_legacy_records(&self.ctx.client, &name, &confirmed).await {
+                Ok(removed) => {
+                    for ip in removed {
+                        self.ctx.metrics.ip_gc_counts.inc();
+                        if let Some((rec, rule)) = why.get(&ip) {
+                            log::info!(
+                                "gc: released {ip} ({name}, upstream record) of pod {} (uid {}): {rule}",
+                                rec.pod,
+                                rec.pod_uid
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.ctx.metrics.ip_gc_failure_counts.inc();
+                    log::warn!("gc: releasing upstream records of SpiderIPPool {name}: {e}");
+                }
+            }
         }
     }
 
     /// Removes from every pool the blocks of nodes that were missing at this scan and the
     /// previous one, that a fresh GET confirms gone, and that no endpoint lives on.
-    async fn reclaim_blocks(&self) -> std::result::Result<(), act::ActError> {
+    async fn reclaim_blocks(
+        &self,
+        pools: &[SpiderIPPool],
+    ) -> std::result::Result<(), act::ActError> {
         let client = &self.ctx.client;
-        let pools_api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&IPPOOL));
-        let list = pools_api
-            .list(&Default::default())
-            .await
-            .map_err(|source| act::ActError::Api {
-                what: "list SpiderIPPools".to_owned(),
-                source,
-            })?;
         let nodes: HashSet<String> = self
             .caches
             .nodes
@@ -588,12 +691,12 @@ impl Gc {
             .map(|n| n.name_any())
             .collect();
         let mut missing: HashMap<String, Vec<String>> = HashMap::new();
-        for obj in &list.items {
-            let Ok(pool) = from_dynamic::<SpiderIPPool>(obj) else {
-                continue;
-            };
-            for node in decide::blocks_of_missing_nodes(&pool, &nodes) {
-                missing.entry(node).or_default().push(obj.name_any());
+        for pool in pools {
+            for node in decide::blocks_of_missing_nodes(pool, &nodes) {
+                missing
+                    .entry(node)
+                    .or_default()
+                    .push(pool.metadata.name.clone().unwrap_or_default());
             }
         }
         let seen_before = std::mem::replace(
