@@ -13,77 +13,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::kube::{KubeAgentProcess, ipam_conf};
+use common::kube::{KubeAgentProcess, cell, ipam_conf, kubectl, kubectl_ok, seed, table};
 use common::{Netns, ip, spiderpool_plugin};
 use spiderpool_k8s::testing::TestCluster;
 use spiderpool_test_kit::cni::{Call, run_plugin_here};
 use spiderpool_test_kit::gate::{self, Need};
-
-fn kubectl() -> String {
-    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned())
-}
-
-fn kubectl_ok(args: &[&str]) -> String {
-    let out = Command::new(kubectl())
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `kubectl get ...` as rows of cells, header first. Cells are cut at the header's column
-/// starts (kubectl aligns them), so an empty cell (no IPv6) stays in its column.
-fn table(args: &[&str]) -> Vec<Vec<String>> {
-    let text = kubectl_ok(args);
-    let mut lines = text.lines();
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let starts: Vec<usize> = header
-        .char_indices()
-        .filter(|(i, c)| !c.is_whitespace() && (*i == 0 || header[..*i].ends_with(' ')))
-        .map(|(i, _)| i)
-        .collect();
-    let cut = |line: &str| -> Vec<String> {
-        starts
-            .iter()
-            .enumerate()
-            .map(|(k, &a)| {
-                let b = starts
-                    .get(k + 1)
-                    .copied()
-                    .unwrap_or(line.len())
-                    .min(line.len());
-                line.get(a.min(line.len())..b)
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned()
-            })
-            .collect()
-    };
-    std::iter::once(header).chain(lines).map(cut).collect()
-}
-
-fn cell<'a>(rows: &'a [Vec<String>], row: usize, column: &str) -> &'a str {
-    let i = rows[0]
-        .iter()
-        .position(|h| h == column)
-        .unwrap_or_else(|| panic!("no column {column} in {:?}", rows[0]));
-    &rows[row][i]
-}
-
-fn seed(file: &str) -> String {
-    format!(
-        "{}/../../examples/quickstart/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
 
 #[test]
 #[ignore = "needs apiserver"]
@@ -94,8 +28,8 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let tc = rt.block_on(TestCluster::new("seed-e2e")).expect("cluster");
     let ns = tc.namespace.clone();
-    kubectl_ok(&["apply", "-f", &seed("ippool.yaml")]);
-    kubectl_ok(&["apply", "-f", &seed("multusconfig.yaml")]);
+    kubectl_ok(None, &["apply", "-f", &seed("ippool.yaml")]);
+    kubectl_ok(None, &["apply", "-f", &seed("multusconfig.yaml")]);
     let nets = BTreeMap::from([(
         "k8s.v1.cni.cncf.io/networks".to_owned(),
         "macvlan-ens192".to_owned(),
@@ -157,7 +91,7 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
     assert_ne!(addresses[0], addresses[1]);
 
     // `kubectl get se` as in the seed: NAME INTERFACE IPV4POOL IPV4 ... NODE.
-    let se = table(&["get", "se", "-n", &ns]);
+    let se = table(None, &["get", "se", "-n", &ns]);
     assert_eq!(se.len(), 3, "{se:?}");
     for (row, (pod, node)) in [("nginx-1", "node1"), ("nginx-2", "node2")]
         .iter()
@@ -177,7 +111,7 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
     // `kubectl get sp`: ALLOCATED-IP-COUNT converges to 2 (written behind the ADDs).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let sp = table(&["get", "sp", "10-6-v4"]);
+        let sp = table(None, &["get", "sp", "10-6-v4"]);
         if cell(&sp, 1, "ALLOCATED-IP-COUNT") == "2" {
             assert_eq!(cell(&sp, 1, "TOTAL-IP-COUNT"), "101");
             assert_eq!(cell(&sp, 1, "SUBNET"), "10.6.0.0/16");
@@ -206,7 +140,7 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
         assert_eq!(run.code, 0, "DEL {pod}: {} {}", run.stdout, run.stderr);
     }
     assert_eq!(
-        table(&["get", "se", "-n", &ns]).len(),
+        table(None, &["get", "se", "-n", &ns]).len(),
         3,
         "live pods keep their endpoints"
     );
@@ -240,7 +174,12 @@ fn k8s_seed_pods_get_net1_addresses_and_kubectl_shows_them() {
         String::from_utf8_lossy(&out.stdout)
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cell(&table(&["get", "sp", "10-6-v4"]), 1, "ALLOCATED-IP-COUNT") != "0" {
+    while cell(
+        &table(None, &["get", "sp", "10-6-v4"]),
+        1,
+        "ALLOCATED-IP-COUNT",
+    ) != "0"
+    {
         assert!(Instant::now() < deadline, "count never back to 0");
         std::thread::sleep(Duration::from_millis(100));
     }

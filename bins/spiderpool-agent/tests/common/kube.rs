@@ -89,3 +89,75 @@ pub fn ipam_conf(cni_version: &str, socket: &Path, pool: &str) -> String {
         socket.display()
     )
 }
+
+/// `$KUBECTL`, else `kubectl` from `PATH`.
+pub fn kubectl() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned())
+}
+
+/// Runs kubectl (on `kubeconfig` when given, else `$KUBECONFIG`) and returns its stdout;
+/// panics with its stderr when it fails.
+pub fn kubectl_ok(kubeconfig: Option<&Path>, args: &[&str]) -> String {
+    let mut cmd = Command::new(kubectl());
+    if let Some(kc) = kubeconfig {
+        cmd.env("KUBECONFIG", kc);
+    }
+    let out = cmd.args(args).output().expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `kubectl get ...` as rows of cells, header first. Cells are cut at the header's column
+/// starts (kubectl aligns them), so an empty cell (no IPv6) stays in its column.
+pub fn table(kubeconfig: Option<&Path>, args: &[&str]) -> Vec<Vec<String>> {
+    let text = kubectl_ok(kubeconfig, args);
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|(i, c)| !c.is_whitespace() && (*i == 0 || header[..*i].ends_with(' ')))
+        .map(|(i, _)| i)
+        .collect();
+    let cut = |line: &str| -> Vec<String> {
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &a)| {
+                let b = starts
+                    .get(k + 1)
+                    .copied()
+                    .unwrap_or(line.len())
+                    .min(line.len());
+                line.get(a.min(line.len())..b)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    };
+    std::iter::once(header).chain(lines).map(cut).collect()
+}
+
+/// The cell of `column` in `row` (0 is the header).
+pub fn cell<'a>(rows: &'a [Vec<String>], row: usize, column: &str) -> &'a str {
+    let i = rows[0]
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column} in {:?}", rows[0]));
+    &rows[row][i]
+}
+
+/// A file of the seed's quick start (examples/quickstart).
+pub fn seed(file: &str) -> String {
+    format!(
+        "{}/../../examples/quickstart/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
