@@ -480,3 +480,79 @@ fn gc_releases_upstream_records_of_pods_that_are_gone() {
     let ip = e.allocate(&store, "next", &uid, "n1", "up", None);
     assert_eq!(ip.to_string(), "10.6.5.11");
 }
+
+fn kubevirt_crd(kind: &str, plural: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.kubevirt.io")},
+        "spec": {"group": "kubevirt.io", "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase()},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]},
+    })
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn gc_keeps_a_kubevirt_endpoint_while_its_vmi_or_vm_lives() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::ApiResource;
+    let e = env("gc-kubevirt");
+    let crds: Api<CustomResourceDefinition> = Api::all(e.tc.client.clone());
+    let mut apis = Vec::new();
+    for (kind, plural) in [
+        ("VirtualMachineInstance", "virtualmachineinstances"),
+        ("VirtualMachine", "virtualmachines"),
+    ] {
+        let crd: CustomResourceDefinition =
+            serde_json::from_value(kubevirt_crd(kind, plural)).unwrap();
+        e.rt.block_on(crds.create(&PostParams::default(), &crd))
+            .expect("crd");
+        let ar = ApiResource {
+            group: "kubevirt.io".into(),
+            version: "v1".into(),
+            api_version: "kubevirt.io/v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(e.tc.client.clone(), &e.tc.namespace, &ar);
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kubevirt.io/v1", "kind": kind, "metadata": {"name": "vm1"},
+        }))
+        .unwrap();
+        // The CRD takes a moment to be served.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(err) = e.rt.block_on(api.create(&PostParams::default(), &obj)) {
+            assert!(Instant::now() < deadline, "create {kind}: {err}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        apis.push(api);
+    }
+    e.create_pool("p", "10.6.6.10-10.6.6.20");
+    e.create_node("n1");
+    let store = e.store("n1");
+    let pod = "virt-launcher-vm1-abcde";
+    let uid = e.create_pod(pod, "n1", None);
+    let ctl = TopController {
+        api_version: "kubevirt.io/v1".into(),
+        kind: "VirtualMachineInstance".into(),
+        namespace: e.tc.namespace.clone(),
+        name: "vm1".into(),
+        uid: "vmi-uid".into(),
+    };
+    e.allocate(&store, pod, &uid, "n1", "p", Some(ctl));
+    assert!(
+        e.endpoint_uid("vm1").is_some(),
+        "the endpoint is named after the VMI"
+    );
+    e.delete_pod(pod, 0);
+    e.start_gc(args(300));
+    e.assert_kept("vm1", 300, 3, "VMI alive");
+    let dp = DeleteParams::default();
+    e.rt.block_on(apis[0].delete("vm1", &dp)).unwrap();
+    e.assert_kept("vm1", 300, 3, "VMI gone, VM alive");
+    e.rt.block_on(apis[1].delete("vm1", &dp)).unwrap();
+    e.wait_gone("vm1", "VMI and VM gone");
+}

@@ -32,6 +32,10 @@ pub struct World<'a> {
     pub statefulset: &'a dyn Fn(&str, &str) -> Option<Arc<StatefulSet>>,
     /// Node name → whether it is Ready (unknown nodes are not).
     pub node_ready: &'a dyn Fn(&str) -> bool,
+    /// `(namespace, VMI name)` → whether the KubeVirt VM still keeps its addresses (the VMI
+    /// is alive, or a VM of that name is). Read from the apiserver only to confirm a release;
+    /// on the caches it answers `false` so that the endpoint becomes a candidate.
+    pub kubevirt_valid: &'a dyn Fn(&str, &str) -> bool,
 }
 
 /// The verdict for one endpoint.
@@ -87,14 +91,14 @@ fn controller_of(pod: &Pod) -> Option<(&str, &str)> {
 }
 
 /// Whether an owner of `kind`/`name` keeps the addresses of pod `ns/pod` (static IPs): a
-/// StatefulSet that exists and wants the pod's ordinal; a KubeVirt VMI always (not checked:
-/// we read no KubeVirt objects, so such endpoints are never collected).
+/// StatefulSet that exists and wants the pod's ordinal; a KubeVirt VMI that is alive or whose
+/// VM is (`None`: not a static owner).
 fn static_owner(kind: &str, name: &str, ns: &str, pod: &str, world: &World<'_>) -> Option<bool> {
     match kind {
         KIND_STATEFULSET => {
             Some((world.statefulset)(ns, name).is_some_and(|s| statefulset_wants(&s, pod)))
         }
-        KIND_VMI => Some(true),
+        KIND_VMI => Some((world.kubevirt_valid)(ns, name)),
         _ => None,
     }
 }
@@ -334,12 +338,14 @@ mod tests {
                 .map(|r| Arc::new(sts(r)))
         };
         let ready = |_: &str| true;
+        let vm = |_: &str, name: &str| name == "vm-alive";
         f(&World {
             cfg,
             additional_delay_ms: 0,
             now_ms: NOW,
             statefulset: &lookup,
             node_ready: &ready,
+            kubevirt_valid: &vm,
         })
     }
 
@@ -478,9 +484,11 @@ mod tests {
     }
 
     #[test]
-    fn kubevirt_endpoints_are_kept() {
-        let e = ep("u1", ("VirtualMachineInstance", "vm"));
+    fn kubevirt_endpoints_follow_their_vm() {
+        let e = ep("u1", ("VirtualMachineInstance", "vm-alive"));
         assert!(!verdict(&e, None, None).release);
+        let e = ep("u1", ("VirtualMachineInstance", "vm-gone"));
+        assert!(verdict(&e, None, None).release);
     }
 
     #[test]

@@ -28,11 +28,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use spiderpool_core::ipam::GcConfig;
+use spiderpool_core::ipam::{GcConfig, KIND_VMI};
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, PoolIPAllocation, SpiderEndpoint, SpiderIPPool};
 use spiderpool_k8s::kinds::{api_resource, from_dynamic};
 use spiderpool_k8s::store::addresses_of;
@@ -170,6 +170,39 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+fn kubevirt(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "kubevirt.io".to_owned(),
+        version: "v1".to_owned(),
+        api_version: "kubevirt.io/v1".to_owned(),
+        kind: kind.to_owned(),
+        plural: plural.to_owned(),
+    }
+}
+
+/// Upstream's "valid KubeVirt VM pod": VMI `ns/name` exists and is not terminating, or a VM
+/// of that name (a VMI's controlling VM shares its name) exists and is not terminating. A
+/// cluster without KubeVirt answers 404 for both: not alive.
+async fn kubevirt_alive(client: &kube::Client, ns: &str, name: &str) -> kube::Result<bool> {
+    for (kind, plural) in [
+        ("VirtualMachineInstance", "virtualmachineinstances"),
+        ("VirtualMachine", "virtualmachines"),
+    ] {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &kubevirt(kind, plural));
+        let found = match api.get_opt(name).await {
+            Ok(o) => o,
+            // The kind is not served (KubeVirt not installed).
+            Err(kube::Error::Api(s)) if s.code == 404 => None,
+            Err(e) => return Err(e),
+        };
+        if found.is_some_and(|o| o.metadata.deletion_timestamp.is_none()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A pod being traced: judged once `due_ms` has passed.
 #[derive(Debug, Clone, Copy)]
 struct Trace {
@@ -217,9 +250,21 @@ pub struct Candidate {
 }
 
 impl Caches {
-    /// The verdict on `ep` given `pod`, over the StatefulSet and Node caches.
+    /// The verdict on `ep` given `pod`, over the StatefulSet and Node caches; KubeVirt VMs
+    /// count as gone (see [`World::kubevirt_valid`]).
     pub fn verdict(&self, args: &Args, ep: &SpiderEndpoint, pod: Option<&Pod>) -> Decision {
-        self.with_world(args, |w| decide::decide(ep, pod, w))
+        self.with_world(args, &|_, _| false, |w| decide::decide(ep, pod, w))
+    }
+
+    /// [`Caches::verdict`] with what the apiserver said about the endpoint's KubeVirt VM.
+    pub fn verdict_with_vm(
+        &self,
+        args: &Args,
+        ep: &SpiderEndpoint,
+        pod: Option<&Pod>,
+        vm_alive: bool,
+    ) -> Decision {
+        self.with_world(args, &|_, _| vm_alive, |w| decide::decide(ep, pod, w))
     }
 
     /// The verdict on upstream record `record` given its `pod` (the endpoint from the cache).
@@ -234,7 +279,9 @@ impl Caches {
             .endpoints
             .get(&ObjectRef::new_with(name, api_resource(&ENDPOINT)).within(ns))
             .and_then(|o| decide::endpoint_from(ns, name, o.data.get("status")).ok());
-        self.with_world(args, |w| {
+        // Upstream records predate us; a KubeVirt one is judged as if its VM were alive
+        // (kept), since its endpoint, judged on its own, holds the same address.
+        self.with_world(args, &|_, _| true, |w| {
             decide::decide_record(record, pod, endpoint.as_ref(), w)
         })
     }
@@ -260,7 +307,12 @@ impl Caches {
             .collect()
     }
 
-    fn with_world<R>(&self, args: &Args, f: impl FnOnce(&World<'_>) -> R) -> R {
+    fn with_world<R>(
+        &self,
+        args: &Args,
+        kubevirt_valid: &dyn Fn(&str, &str) -> bool,
+        f: impl FnOnce(&World<'_>) -> R,
+    ) -> R {
         let sts = |ns: &str, name: &str| self.statefulsets.get(&ObjectRef::new(name).within(ns));
         let ready = |node: &str| {
             self.nodes
@@ -273,6 +325,7 @@ impl Caches {
             now_ms: now_ms(),
             statefulset: &sts,
             node_ready: &ready,
+            kubevirt_valid,
         };
         f(&world)
     }
@@ -482,7 +535,13 @@ fn trace_event(
     {
         return;
     }
-    let key = (pod.namespace().unwrap_or_default(), pod.name_any());
+    // A KubeVirt VM pod's endpoint is named after its VMI.
+    let name = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == KIND_VMI)
+        .map_or_else(|| pod.name_any(), |o| o.name.clone());
+    let key = (pod.namespace().unwrap_or_default(), name);
     let mut t = traced.lock().unwrap_or_else(PoisonError::into_inner);
     if t.len() >= cap && !t.contains_key(&key) {
         return;
@@ -511,7 +570,21 @@ impl Gc {
                 return Outcome::Failed;
             }
         };
-        let d = self.caches.verdict(&self.args, &ep, fresh.as_ref());
+        let d = match ep.status.as_ref() {
+            Some(st) if st.owner_controller_type == KIND_VMI => {
+                match kubevirt_alive(&self.ctx.client, ns, &st.owner_controller_name).await {
+                    Ok(alive) => {
+                        self.caches
+                            .verdict_with_vm(&self.args, &ep, fresh.as_ref(), alive)
+                    }
+                    Err(e) => {
+                        log::warn!("gc: KubeVirt VM of SpiderEndpoint {ns}/{name}: {e}");
+                        return Outcome::Failed;
+                    }
+                }
+            }
+            _ => self.caches.verdict(&self.args, &ep, fresh.as_ref()),
+        };
         if !d.release {
             return Outcome::Kept;
         }
