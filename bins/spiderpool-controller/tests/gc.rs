@@ -236,6 +236,10 @@ fn gc_releases_a_deleted_pods_address_which_is_handed_out_again() {
     e.set_running("a", "10.6.0.10");
     e.delete_pod("a", 0);
     e.wait_gone("a", "deleted pod");
+    assert!(
+        !ctx.health.gc_pending.load(std::sync::atomic::Ordering::Relaxed),
+        "readiness no longer waits for the GC once its caches synced"
+    );
     assert_eq!(ctx.metrics.ip_gc_counts.get(), 1);
     assert_eq!(ctx.metrics.ip_gc_failure_counts.get(), 0);
     // The agent of the node frees the address: the one-address pool serves the next pod.

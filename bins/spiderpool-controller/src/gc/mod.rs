@@ -22,6 +22,7 @@ pub mod act;
 pub mod decide;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -388,13 +389,20 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
         log::info!("IP garbage collection disabled (SPIDERPOOL_GC_IP_ENABLED=false)");
         return std::future::pending().await;
     }
+    // Readiness of the leader waits for the Pod cache (as upstream's); cleared again when
+    // this run ends (leadership lost) so a later run starts from "pending" afresh.
+    let _pending = Pending::set(&ctx);
     let mut tasks = JoinSet::new();
     let client = ctx.client.clone();
     let traced: Arc<Mutex<HashMap<Key, Trace>>> = Arc::default();
 
+    // A re-list of the Pod watch (after an expired watch or a reconnection) may have missed
+    // delete events: a full scan follows each one, as upstream scans on informer resyncs.
+    let relisted = Arc::new(tokio::sync::Notify::new());
     let (pods, writer) = reflector::store::<Pod>();
     {
         let traced = traced.clone();
+        let relisted = relisted.clone();
         let (delay, cap) = (args.delay_ms(), args.max_pod_entries);
         let stream = reflector::reflector(
             writer,
@@ -404,9 +412,18 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
         );
         tasks.spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            let mut lists = 0u64;
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(ev) => trace_event(&traced, &ev, delay, cap),
+                    Ok(ev) => {
+                        if matches!(ev, watcher::Event::InitDone) {
+                            lists += 1;
+                            if lists > 1 {
+                                relisted.notify_one();
+                            }
+                        }
+                        trace_event(&traced, &ev, delay, cap);
+                    }
                     Err(e) => log::warn!("gc: pod watch: {e}"),
                 }
             }
@@ -459,6 +476,7 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
             return Err(Error::Config(format!("gc: the {what} watch stopped")));
         }
     }
+    gc.ctx.health.gc_pending.store(false, Ordering::Relaxed);
     log::info!(
         "gc: caches synced; full scan every {:?}, traced pods checked every {:?}",
         gc.args.interval,
@@ -472,11 +490,31 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
         tokio::select! {
             _ = scan.tick() => gc.scan().await,
             _ = trace.tick() => gc.trace_due().await,
+            () = relisted.notified() => {
+                log::info!("gc: the Pod watch listed again: full scan");
+                gc.scan().await;
+            }
             Some(done) = tasks.join_next() => {
                 let why = done.err().map(|e| e.to_string()).unwrap_or_default();
                 return Err(Error::Config(format!("gc: a watch task ended {why}")));
             }
         }
+    }
+}
+
+/// Sets `gc_pending` for as long as it lives.
+struct Pending(Arc<crate::probes::Health>);
+
+impl Pending {
+    fn set(ctx: &Ctx) -> Self {
+        ctx.health.gc_pending.store(true, Ordering::Relaxed);
+        Pending(ctx.health.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.gc_pending.store(false, Ordering::Relaxed);
     }
 }
 
