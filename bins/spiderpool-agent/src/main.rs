@@ -95,6 +95,29 @@ struct Cli {
     /// false answers 521 and the addresses stay until DEL.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     enable_release_conflict_ips: bool,
+    /// Kubernetes mode, ConfigMap `enableSpiderSubnet`: pods may name SpiderSubnets
+    /// (`ipam.spidernet.io/subnet(s)`) and get their application's auto-created pool.
+    #[arg(long, value_name = "BOOL", env = "SPIDERPOOL_ENABLE_SPIDER_SUBNET",
+          default_value_t = true, action = clap::ArgAction::Set)]
+    enable_spider_subnet: bool,
+    /// Kubernetes mode: how often to look for the application's auto-created pool before an
+    /// ADD fails (times `--wait-subnet-pool-time-in-second`).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SPIDERPOOL_WAIT_SUBNET_POOL_MAX_RETRIES",
+        default_value_t = 25
+    )]
+    wait_subnet_pool_max_retries: u32,
+    /// Kubernetes mode: seconds between two looks for the auto-created pool (we re-plan as
+    /// soon as a pool changes; the product of the two is the longest wait).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "SPIDERPOOL_WAIT_SUBNET_POOL_TIME_IN_SECOND",
+        default_value_t = 2
+    )]
+    wait_subnet_pool_time_in_second: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -411,6 +434,12 @@ fn run_kube(cli: Cli) -> Result<(), String> {
         gateway: cli.enable_gateway_detection,
     };
     opts.enable_release_conflict_ips = cli.enable_release_conflict_ips;
+    opts.ipam.enable_spider_subnet = cli.enable_spider_subnet;
+    opts.ipam.enable_auto_pool = cli.enable_spider_subnet;
+    opts.store.auto_pool_wait = std::time::Duration::from_secs(
+        u64::from(cli.wait_subnet_pool_max_retries)
+            .saturating_mul(cli.wait_subnet_pool_time_in_second),
+    );
     log::info!("Kubernetes mode, node {node}: syncing pools, endpoints and pods");
     let agent = Arc::new(KubeAgent::start(cli.kubeconfig.as_deref(), opts)?);
     if cli.health_port != 0 {

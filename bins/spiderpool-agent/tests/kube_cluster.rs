@@ -351,3 +351,231 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
         controller_log()
     );
 }
+
+/// Runs the controller against `kc` (webhooks by URL, GC and controllers), its log in `log`.
+fn controller(kc: &str, log: &Path) -> Killed {
+    Killed(
+        Command::new(sibling("spiderpool-controller"))
+            .args(["--kubeconfig", kc, "--webhook-listen", "127.0.0.1:0"])
+            .args(["--health-port", "0", "--log-level", "debug"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("controller starts"),
+    )
+}
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
+    if !gate::ready(&[Need::Root, Need::Program("ip")]) {
+        return;
+    }
+    let plane = PrivateControlPlane::start().expect("private control plane");
+    let kc = plane.kubeconfig.clone();
+    let kc_s = kc.to_str().expect("utf-8 path").to_owned();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let tc = rt
+        .block_on(TestCluster::on(&plane, "auto-pool"))
+        .expect("cluster");
+    let ns = tc.namespace.clone();
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_str().expect("utf-8").to_owned()
+    };
+
+    // The subnet, admitted by the controller's webhooks; then the controller stops (SIGTERM
+    // releases its Lease), so the application's pool cannot exist before the ADD starts.
+    let mut first = controller(&kc_s, &dir.path().join("c1.log"));
+    let subnet = write(
+        "subnet.yaml",
+        "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderSubnet\nmetadata: {name: s-10-6}\n\
+         spec: {subnet: 10.6.0.0/16, ips: [10.6.212.100-10.6.212.200], gateway: 10.6.0.1}\n",
+    );
+    wait_for("the subnet to be admitted with its defaults", || {
+        let out = Command::new(common::kube::kubectl())
+            .env("KUBECONFIG", &kc)
+            .args(["apply", "-f", &subnet])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&kubectl_ok(
+            Some(&kc),
+            &[
+                "get",
+                "spidersubnets.spiderpool.spidernet.io",
+                "s-10-6",
+                "-o",
+                "json",
+            ],
+        ))
+        .ok()?;
+        (v["spec"]["ipVersion"] == 4).then_some(())
+    });
+    let pid = first.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = first.0.wait();
+
+    // nginx: Deployment -> ReplicaSet -> Pod, the pod template naming the subnet.
+    let annotations = serde_json::json!({
+        "ipam.spidernet.io/subnets": r#"[{"interface":"net1","ipv4":["s-10-6"]}]"#,
+        "ipam.spidernet.io/ippool-ip-number": "+1",
+    });
+    let dep = kubectl_ok(
+        Some(&kc),
+        &[
+            "create",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "-f",
+            &write(
+                "dep.json",
+                &serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "nginx", "namespace": ns},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
+                             "template": {"metadata": {"labels": {"app": "nginx"},
+                                                       "annotations": annotations},
+                                          "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+                })
+                .to_string(),
+            ),
+        ],
+    );
+    let dep: serde_json::Value = serde_json::from_str(&dep).expect("deployment");
+    let rs = kubectl_ok(
+        Some(&kc),
+        &[
+            "create",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "-f",
+            &write(
+                "rs.json",
+                &serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "metadata": {"name": "nginx-7b7f8", "namespace": ns,
+                                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": "nginx", "uid": dep["metadata"]["uid"],
+                                     "controller": true}]},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "nginx"}},
+                             "template": {"metadata": {"labels": {"app": "nginx"},
+                                                       "annotations": annotations},
+                                          "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+                })
+                .to_string(),
+            ),
+        ],
+    );
+    let rs: serde_json::Value = serde_json::from_str(&rs).expect("replicaset");
+    rt.block_on(tc.node("node1", &BTreeMap::new()))
+        .expect("node");
+    let pod = kubectl_ok(
+        Some(&kc),
+        &[
+            "create",
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "-f",
+            &write(
+                "pod.json",
+                &serde_json::json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "nginx-7b7f8-abcde", "namespace": ns,
+                                 "labels": {"app": "nginx"}, "annotations": annotations,
+                                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                     "name": "nginx-7b7f8", "uid": rs["metadata"]["uid"],
+                                     "controller": true}]},
+                    "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "x"}]}
+                })
+                .to_string(),
+            ),
+        ],
+    );
+    let pod: serde_json::Value = serde_json::from_str(&pod).expect("pod");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid").to_owned();
+
+    let socket = dir.path().join("node1.sock");
+    let _agent = Killed(
+        Command::new(AGENT)
+            .args([
+                "--kubeconfig",
+                &kc_s,
+                "--node-name",
+                "node1",
+                "--health-port",
+                "0",
+            ])
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--log-file")
+            .arg(dir.path().join("node1.log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("agent starts"),
+    );
+    let client = AgentClient::new(&socket);
+    wait_for("the agent", || client.healthy().ok());
+
+    // The ADD starts with no pool for the application; the controller starts afterwards.
+    let mut netns = Netns::default();
+    let name = netns.add(&format!("sap-{}", std::process::id()));
+    ip(&[
+        "-n", &name, "link", "add", "net1", "type", "veth", "peer", "name", "peer1",
+    ]);
+    let conf = serde_json::json!({
+        "cniVersion": "0.3.1", "name": "macvlan-ens192", "type": "macvlan",
+        "master": "ens192", "mode": "bridge",
+        "ipam": {"type": "spiderpool", "ipam_unix_socket_path": socket.to_str().expect("utf-8")}
+    });
+    let plugin = spiderpool_plugin();
+    let add = {
+        let plugin = plugin.clone();
+        let ns = ns.clone();
+        let conf = conf.to_string();
+        std::thread::spawn(move || {
+            let args = format!(
+                "IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME=nginx-7b7f8-abcde;K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID=c0"
+            );
+            let path = format!("/var/run/netns/{name}");
+            let call = Call {
+                args: &args,
+                ..Call::add(&path, "c0", "net1")
+            };
+            run_plugin_here(plugin.to_str().expect("utf-8"), &call, &conf)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    if add.is_finished() {
+        let run = add.join().expect("ADD thread");
+        panic!(
+            "the ADD did not wait for the auto-created pool: {} {} {}",
+            run.code, run.stdout, run.stderr
+        );
+    }
+    let _second = controller(&kc_s, &dir.path().join("c2.log"));
+    let run = add.join().expect("ADD thread");
+    assert_eq!(run.code, 0, "ADD: {} {}", run.stdout, run.stderr);
+    let result: serde_json::Value = serde_json::from_str(&run.stdout).expect("CNI result");
+    let address = result["ips"][0]["address"].as_str().expect("address");
+    assert!(address.starts_with("10.6.212."), "{address}");
+
+    // The pool upstream would have made: auto4-nginx-net1-<uid part>, 2 + 1 addresses.
+    let pools = table(Some(&kc), &["get", "sp"]);
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    let pool = cell(&pools, 1, "NAME").to_owned();
+    assert!(pool.starts_with("auto4-nginx-net1-"), "{pool}");
+    assert_eq!(cell(&pools, 1, "TOTAL-IP-COUNT"), "3");
+    let se = table(Some(&kc), &["get", "se", "-n", &ns]);
+    assert_eq!(cell(&se, 1, "IPV4POOL"), pool);
+}

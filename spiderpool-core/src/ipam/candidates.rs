@@ -288,12 +288,12 @@ fn auto_pool(
         .collect();
     match found.as_slice() {
         [one] => Ok(one.name().to_owned()),
-        [] => Err(request_error(
-            req,
-            format!(
-                "no matching auto-created {family} IPPool candidate from SpiderSubnet {subnet} yet"
-            ),
-        )),
+        [] => Err(IpamError::AutoPoolNotReady {
+            pod: req.pod.key(),
+            nic: req.ifname.clone(),
+            family: family.to_string(),
+            subnet: subnet.to_owned(),
+        }),
         many => Err(request_error(
             req,
             format!(

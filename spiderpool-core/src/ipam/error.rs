@@ -84,6 +84,21 @@ pub enum IpamError {
         /// Why.
         reason: String,
     },
+    /// The pod's application has no auto-created pool for this NIC, family and subnet yet:
+    /// the subnet controller creates it (an agent on Kubernetes waits for it).
+    #[error(
+        "cannot allocate for pod {pod} NIC {nic}: no matching auto-created {family} IPPool candidate from SpiderSubnet {subnet} yet"
+    )]
+    AutoPoolNotReady {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The NIC.
+        nic: String,
+        /// `IPv4` or `IPv6`.
+        family: String,
+        /// The SpiderSubnet.
+        subnet: String,
+    },
     /// A pool record and the endpoint disagree (StatefulSet/KubeVirt re-adoption).
     #[error("IPPool {pool}: record of {ip}: {reason}")]
     RecordMismatch {

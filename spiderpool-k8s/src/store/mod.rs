@@ -56,6 +56,10 @@ pub struct KubeStoreOptions {
     /// How long an allocation waits for other nodes to hand back free addresses before it
     /// reports the pool exhausted.
     pub exhaustion_wait: Duration,
+    /// How long an allocation waits for the subnet controller to create the auto-created pool
+    /// of the pod's application (upstream's agent: `SPIDERPOOL_WAIT_SUBNET_POOL_MAX_RETRIES` ×
+    /// `SPIDERPOOL_WAIT_SUBNET_POOL_TIME_IN_SECOND`, 25 × 2 s).
+    pub auto_pool_wait: Duration,
     /// Field manager of the writes.
     pub field_manager: String,
 }
@@ -69,6 +73,7 @@ impl KubeStoreOptions {
             block_size: 16,
             count_interval: Duration::from_millis(500),
             exhaustion_wait: Duration::from_secs(2),
+            auto_pool_wait: Duration::from_secs(50),
             field_manager: "spiderpool-agent".to_owned(),
         }
     }
@@ -216,6 +221,7 @@ impl KubeStore {
         let mut deadline: Option<Instant> = None;
         let mut last_mine: u128 = 0;
         let contention_deadline = Instant::now() + Duration::from_secs(30);
+        let auto_pool_deadline = Instant::now() + self.opts.auto_pool_wait;
         let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
         let out = loop {
@@ -232,6 +238,14 @@ impl KubeStore {
                     lock(&self.shared.inner).put_pool(v, p);
                     continue;
                 }
+            }
+            // The subnet controller creates the application's pool (and sizes it) moments
+            // after the application appears: wait for it as upstream's agent does.
+            if matches!(res, Err(IpamError::AutoPoolNotReady { .. }))
+                && Instant::now() < auto_pool_deadline
+            {
+                self.wait_for_change(auto_pool_deadline);
+                continue;
             }
             // Conflicts with other agents are not a reason to fail an ADD: keep re-planning
             // (with a short pause) until the deadline.
