@@ -860,3 +860,51 @@ impl Gc {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gc: Args,
+    }
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let a = Cli::try_parse_from(["t"]).unwrap().gc;
+        let d = Args::default();
+        assert_eq!(
+            (a.enabled, a.workers, a.interval, a.trace_gap, a.max_retries),
+            (d.enabled, d.workers, d.interval, d.trace_gap, d.max_retries)
+        );
+        assert_eq!(a.interval, Duration::from_secs(600));
+        assert_eq!(a.config(), GcConfig::default());
+    }
+
+    #[test]
+    fn flags_parse_and_bad_values_are_refused() {
+        let a = Cli::try_parse_from([
+            "t",
+            "--gc-enabled",
+            "false",
+            "--gc-interval",
+            "1.5",
+            "--gc-additional-grace-delay",
+            "7",
+            "--gc-running-pod-on-empty-pod-ips",
+        ])
+        .unwrap()
+        .gc;
+        assert!(!a.enabled);
+        assert_eq!(a.interval, Duration::from_millis(1500));
+        assert_eq!(a.delay_ms(), 7000);
+        assert!(a.config().running_pod_on_empty_pod_ips);
+        assert!(Cli::try_parse_from(["t", "--gc-interval", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--gc-workers", "0"]).is_err());
+    }
+}
