@@ -355,9 +355,10 @@ impl Elector {
         // Expired by the holder's clock (renewTime) and by ours (no change seen for the
         // duration, as client-go judges it), so a clock running ahead steals nothing.
         let expired = expired(spec, &now)
-            && unchanged_since.elapsed() >= Duration::from_secs(u64::from(
-                spec.lease_duration_seconds.unwrap_or(0).unsigned_abs(),
-            ));
+            && unchanged_since.elapsed()
+                >= Duration::from_secs(u64::from(
+                    spec.lease_duration_seconds.unwrap_or(0).unsigned_abs(),
+                ));
         match holder {
             Some(h) if h == self.identity => {}
             Some(h) if !expired => return Ok(Attempt::Follower(h)),
