@@ -408,7 +408,7 @@ pub async fn run(ctx: Ctx, args: Args) -> Result<()> {
             writer,
             watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
                 .default_backoff()
-                .modify(|p| p.managed_fields_mut().clear()),
+                .modify(decide::slim_pod),
         );
         tasks.spawn(async move {
             let mut stream = std::pin::pin!(stream);
