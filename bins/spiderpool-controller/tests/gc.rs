@@ -237,7 +237,9 @@ fn gc_releases_a_deleted_pods_address_which_is_handed_out_again() {
     e.delete_pod("a", 0);
     e.wait_gone("a", "deleted pod");
     assert!(
-        !ctx.health.gc_pending.load(std::sync::atomic::Ordering::Relaxed),
+        !ctx.health
+            .gc_pending
+            .load(std::sync::atomic::Ordering::Relaxed),
         "readiness no longer waits for the GC once its caches synced"
     );
     assert_eq!(ctx.metrics.ip_gc_counts.get(), 1);
