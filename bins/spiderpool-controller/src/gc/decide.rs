@@ -390,16 +390,10 @@ mod tests {
         with_world(replicas, GcConfig::default(), |w| decide(e, p, w))
     }
 
+    /// RFC 3339 of `ms` (milliseconds since the epoch, within the day of NOW), without a
+    /// date library: NOW is 2023-11-14T22:13:20Z.
     fn ts(ms: i64) -> String {
-        jiff_free_rfc3339(ms)
-    }
-
-    // RFC 3339 of a time given in ms since the epoch, without a date library: NOW is
-    // 2023-11-14T22:13:20Z.
-    fn jiff_free_rfc3339(ms: i64) -> String {
-        let secs = (ms - NOW) / 1000;
-        let base = 22 * 3600 + 13 * 60 + 20;
-        let t = base + secs;
+        let t = 22 * 3600 + 13 * 60 + 20 + (ms - NOW) / 1000;
         format!(
             "2023-11-14T{:02}:{:02}:{:02}Z",
             t / 3600,
