@@ -205,6 +205,20 @@ impl PrivateControlPlane {
     /// Starts one and waits until it is ready (blocking: call it outside async code, or in
     /// `spawn_blocking`).
     pub fn start() -> Result<Self> {
+        // The ports are free when chosen but another process (another test starting its own
+        // plane at the same moment) may take one before etcd or the apiserver binds it: try
+        // again on fresh ports.
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(plane) => return Ok(plane),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config("control plane did not start".to_owned())))
+    }
+
+    fn start_once() -> Result<Self> {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join("hack")
