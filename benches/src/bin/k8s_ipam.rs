@@ -261,6 +261,9 @@ fn floor(
     model.metadata.creation_timestamp = None;
     model.metadata.managed_fields = None;
     model.metadata.generation = None;
+    // On a node no agent serves: the copies must not land in an agent's index (the memory
+    // measured below is of node 0's agent).
+    model.data["status"]["current"]["node"] = serde_json::json!(format!("{run}-floor-node"));
     let cpu0 = cpu_now();
     let started = Instant::now();
     let per: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {

@@ -224,6 +224,8 @@ impl KubeStore {
         let auto_pool_deadline = Instant::now() + self.opts.auto_pool_wait;
         let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
+        // When this ADD last wrote its waiting flag, per pool.
+        let mut flag_written: BTreeMap<String, Instant> = BTreeMap::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
             // A pool created a moment ago may not have reached the watch yet: read it.
@@ -274,14 +276,28 @@ impl KubeStore {
                 break res;
             }
             for pool in starved {
+                // Still starving now: the maintenance thread clears a waiting flag only a
+                // while after the last starvation, so it must not see a stale (or, the first
+                // time, no) record while this ADD waits.
+                self.shared
+                    .starved
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(pool.clone(), now);
+                let flagged = lock(&self.shared.inner)
+                    .pools
+                    .get(&pool)
+                    .is_some_and(|e| e.layout.waiting().contains(&self.opts.node));
+                // (Re)set when the pool's status does not show it: a write that failed, or a
+                // flag cleared meanwhile, would leave nobody to hand addresses over.
+                let due = flag_written
+                    .get(&pool)
+                    .is_none_or(|t: &Instant| t.elapsed() >= Duration::from_millis(200));
+                if !flagged && due {
+                    self.set_waiting(&pool, true);
+                    flag_written.insert(pool.clone(), Instant::now());
+                }
                 if !waiting.contains(&pool) {
-                    let already = lock(&self.shared.inner)
-                        .pools
-                        .get(&pool)
-                        .is_some_and(|e| e.layout.waiting().contains(&self.opts.node));
-                    if !already {
-                        self.set_waiting(&pool, true);
-                    }
                     waiting.push(pool);
                 }
             }
@@ -662,12 +678,11 @@ impl KubeStoreHandle {
     /// otherwise see them as "unclaimed" in a view already shrunk, and keep one while the
     /// write removes it from the block).
     ///
-    /// On a watch event (`eager` holds what this node gave since the last tick) only the node
-    /// that has the most free addresses by the last counts gives, once per waiter per tick:
-    /// when every node gave at once, their writes conflicted with each other and the waiter
-    /// received half of everybody's free addresses, and the givers soon starved in turn. At
-    /// each tick (`eager` = None) every node with free addresses gives, so a wrong estimate
-    /// costs at most one tick.
+    /// On a watch event (`eager` holds what this node gave since the last tick) a node gives
+    /// to each waiter at most once per tick: the waiter's flag stays set for a while after it
+    /// was served, and giving again on every event made nodes hand addresses back and forth.
+    /// At each tick (`eager` = None) every node with free addresses gives to the nodes still
+    /// waiting.
     fn hand_back(
         &self,
         shared: &Shared,
@@ -696,9 +711,6 @@ impl KubeStoreHandle {
                 .cloned()
                 .collect();
             if let Some(gave) = eager.as_deref() {
-                if !sharing::top_giver(&entry.layout, node) {
-                    continue;
-                }
                 waiters.retain(|w| !gave.contains_key(&(name.clone(), w.clone())));
             }
             if waiters.is_empty() {

@@ -1,25 +1,9 @@
-//! Sharing a pool between nodes: how much a node claims at once, which node gives to a
-//! waiting one, and how free addresses are shared out. Pure functions of the pool's blocks.
+//! Sharing a pool between nodes: how much a node claims at once and how free addresses are
+//! shared out between waiting nodes. Pure functions of the pool's blocks.
 
 use spiderpool_core::ip::IpRangeSet;
 
 use super::blocks::PoolBlocks;
-
-/// Whether `node` has the most free addresses (block size minus last count) of the nodes
-/// that do not wait in `layout` (ties: the lowest name).
-pub(super) fn top_giver(layout: &PoolBlocks, node: &str) -> bool {
-    let waiting = layout.waiting();
-    let free = |n: &str, block: &IpRangeSet| {
-        let used = u128::try_from(layout.count(n).unwrap_or(0)).unwrap_or(0);
-        block.len().saturating_sub(used)
-    };
-    let best = layout
-        .blocks()
-        .filter(|(n, _)| !waiting.contains(*n))
-        .map(|(n, b)| (std::cmp::Reverse(free(n, b)), n))
-        .min();
-    best.is_some_and(|(_, n)| n == node)
-}
 
 /// Shares `free` out between `waiters` and the giver: each waiter gets `len / (waiters + 1)`
 /// addresses (at least one while there are some), lowest first; the giver keeps the rest.
@@ -99,20 +83,6 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.len(), 1);
         assert!(share_out(&IpRangeSet::new(free.family()), vec!["a".into()]).is_empty());
-    }
-
-    #[test]
-    fn k8s_sharing_the_node_with_most_free_gives_first() {
-        let mut l = layout("10.6.0.10-10.6.0.109");
-        let ip = |s: &str| s.parse().unwrap();
-        l.claim("n1", ip("10.6.0.10"), 16).unwrap();
-        l.claim("n2", ip("10.6.0.26"), 16).unwrap();
-        l.set_count("n1", 10);
-        l.set_count("n2", 4);
-        l.set_waiting("w", true);
-        assert!(top_giver(&l, "n2"));
-        assert!(!top_giver(&l, "n1"));
-        assert!(!top_giver(&l, "w"), "a waiting node never gives");
     }
 
     #[test]
