@@ -85,31 +85,99 @@ metadata: {name: default-ipv4-ippool1}
 spec: {cidr: 10.223.64.0/18, ipipMode: Always, natOutgoing: true, nodeSelector: all()}
 "#;
 
+/// Runs the controller against `kc` (webhooks by URL, GC and controllers), its log in `log`.
+/// The GC scans every 2 s and traces pods every second (upstream: 600 s and 5 s).
+fn controller(kc: &str, log: &Path) -> Killed {
+    Killed(
+        Command::new(sibling("spiderpool-controller"))
+            .args(["--kubeconfig", kc, "--webhook-listen", "127.0.0.1:0"])
+            .args(["--health-port", "0", "--log-level", "debug"])
+            .env("SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION", "2")
+            .env("SPIDERPOOL_GC_TRACE_POD_GAP_DURATION", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("controller starts"),
+    )
+}
+
+/// A private control plane with a test namespace, a runtime and a scratch directory.
+struct Lab {
+    // Dropped last: stops the apiserver.
+    _plane: PrivateControlPlane,
+    kc: PathBuf,
+    rt: tokio::runtime::Runtime,
+    tc: TestCluster,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn start(test: &str) -> Lab {
+        let plane = PrivateControlPlane::start().expect("private control plane");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let tc = rt.block_on(TestCluster::on(&plane, test)).expect("cluster");
+        Lab {
+            kc: plane.kubeconfig.clone(),
+            _plane: plane,
+            rt,
+            tc,
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    /// Writes `text` to `name` in the scratch directory; returns its path.
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_str().expect("utf-8").to_owned()
+    }
+}
+
+/// A Kubernetes-mode agent for `node` on `kc`, its socket and log in `dir`, once healthy.
+fn agent(kc: &str, node: &str, dir: &Path) -> (Killed, PathBuf) {
+    let socket = dir.join(format!("{node}.sock"));
+    let child = Command::new(AGENT)
+        .args([
+            "--kubeconfig",
+            kc,
+            "--node-name",
+            node,
+            "--health-port",
+            "0",
+        ])
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--log-file")
+        .arg(dir.join(format!("{node}.log")))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("agent starts");
+    let client = AgentClient::new(&socket);
+    wait_for("the agent", || client.healthy().ok());
+    (Killed(child), socket)
+}
+
 #[test]
 #[ignore = "needs apiserver"]
 fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
     if !gate::ready(&[Need::Root, Need::Program("ip")]) {
         return;
     }
-    let plane = PrivateControlPlane::start().expect("private control plane");
-    let kc = plane.kubeconfig.clone();
-    let kc_s = kc.to_str().expect("utf-8 path").to_owned();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let tc = rt
-        .block_on(TestCluster::on(&plane, "seed-cluster"))
-        .expect("cluster");
+    let lab = Lab::start("seed-cluster");
+    let (kc, kc_s, rt, tc, dir) = (
+        &lab.kc,
+        lab.kc.to_str().expect("utf-8"),
+        &lab.rt,
+        &lab.tc,
+        &lab.dir,
+    );
     let ns = tc.namespace.clone();
-    let dir = tempfile::tempdir().expect("tmp");
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).expect("write");
-        p.to_str().expect("utf-8").to_owned()
-    };
+    let write = |name: &str, text: &str| lab.write(name, text);
 
     // The seed's Calico: its IPPool CRD and two pools.
-    kubectl_ok(Some(&kc), &["apply", "-f", &write("calico.yaml", CALICO)]);
+    kubectl_ok(Some(kc), &["apply", "-f", &write("calico.yaml", CALICO)]);
     kubectl_ok(
-        Some(&kc),
+        Some(kc),
         &[
             "wait",
             "--for=condition=Established",
@@ -117,13 +185,13 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
         ],
     );
     kubectl_ok(
-        Some(&kc),
+        Some(kc),
         &["apply", "-f", &write("pools.yaml", CALICO_POOLS)],
     );
 
     // spiderpool-init: the default SpiderCoordinator as the seed's chart values make it.
     let init = Command::new(sibling("spiderpool-init"))
-        .args(["--kubeconfig", &kc_s, "--skip-controller-wait"])
+        .args(["--kubeconfig", kc_s, "--skip-controller-wait"])
         .env("SPIDERPOOL_NAMESPACE", "kube-system")
         .env("SPIDERPOOL_INIT_DEFAULT_COORDINATOR_NAME", "default")
         .env(
@@ -144,23 +212,13 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
 
     // spiderpool-controller out of cluster: webhooks by URL, the Lease, controllers, GC.
     let log = dir.path().join("controller.log");
-    let _controller = Killed(
-        Command::new(sibling("spiderpool-controller"))
-            .args(["--kubeconfig", &kc_s, "--webhook-listen", "127.0.0.1:0"])
-            .args(["--health-port", "0", "--log-level", "debug"])
-            .env("SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION", "2")
-            .env("SPIDERPOOL_GC_TRACE_POD_GAP_DURATION", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("controller starts"),
-    );
+    let _controller = controller(kc_s, &log);
     let controller_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // `kubectl get spidercoordinators default -o yaml` as the seed shows it.
     let status = wait_for("the coordinator to be Synced", || {
         let out = kubectl_ok(
-            Some(&kc),
+            Some(kc),
             &[
                 "get",
                 "spidercoordinators.spiderpool.spidernet.io",
@@ -184,7 +242,7 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
     // registered: until then the apiserver admits without defaults).
     wait_for("the webhook configurations", || {
         let out = kubectl_ok(
-            Some(&kc),
+            Some(kc),
             &["get", "validatingwebhookconfigurations", "-o", "name"],
         );
         (!out.trim().is_empty()).then_some(())
@@ -196,7 +254,7 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
     );
     let refused = wait_for("the webhook to answer", || {
         let out = Command::new(common::kube::kubectl())
-            .env("KUBECONFIG", &kc)
+            .env("KUBECONFIG", kc)
             .args(["apply", "-f", &bad])
             .output()
             .ok()?;
@@ -204,12 +262,12 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
         (!out.status.success() && err.contains("is invalid")).then_some(err)
     });
     assert!(refused.contains("spec.ips"), "{refused}");
-    kubectl_ok(Some(&kc), &["apply", "-f", &seed("ippool.yaml")]);
+    kubectl_ok(Some(kc), &["apply", "-f", &seed("ippool.yaml")]);
     let smc = std::fs::read_to_string(seed("multusconfig.yaml"))
         .expect("seed SMC")
         .replace("namespace: default", &format!("namespace: {ns}"));
-    kubectl_ok(Some(&kc), &["apply", "-f", &write("smc.yaml", &smc)]);
-    let sp = table(Some(&kc), &["get", "sp", "10-6-v4"]);
+    kubectl_ok(Some(kc), &["apply", "-f", &write("smc.yaml", &smc)]);
+    let sp = table(Some(kc), &["get", "sp", "10-6-v4"]);
     assert_eq!(
         cell(&sp, 1, "VERSION"),
         "4",
@@ -219,7 +277,7 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
     // The NAD the controller rendered; its first plugin is what Multus hands macvlan.
     let nad: serde_json::Value = wait_for("the NAD", || {
         let out = Command::new(common::kube::kubectl())
-            .env("KUBECONFIG", &kc)
+            .env("KUBECONFIG", kc)
             .args(["get", "network-attachment-definitions.k8s.cni.cncf.io"])
             .args(["macvlan-ens192", "-n", &ns, "-o", "json"])
             .output()
@@ -253,28 +311,7 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
     }
     let agents: Vec<(Killed, PathBuf)> = ["node1", "node2"]
         .iter()
-        .map(|node| {
-            let socket = dir.path().join(format!("{node}.sock"));
-            let child = Command::new(AGENT)
-                .args([
-                    "--kubeconfig",
-                    &kc_s,
-                    "--node-name",
-                    node,
-                    "--health-port",
-                    "0",
-                ])
-                .arg("--socket")
-                .arg(&socket)
-                .arg("--log-file")
-                .arg(dir.path().join(format!("{node}.log")))
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("agent starts");
-            let client = AgentClient::new(&socket);
-            wait_for("the agent", || client.healthy().ok());
-            (Killed(child), socket)
-        })
+        .map(|node| agent(kc_s, node, dir.path()))
         .collect();
 
     let plugin = spiderpool_plugin();
@@ -328,21 +365,21 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
         );
     }
     assert_ne!(addresses[0], addresses[1]);
-    let se = table(Some(&kc), &["get", "se", "-n", &ns]);
+    let se = table(Some(kc), &["get", "se", "-n", &ns]);
     assert_eq!(se.len(), 3, "{se:?}");
     wait_for("ALLOCATED-IP-COUNT 2", || {
-        let sp = table(Some(&kc), &["get", "sp", "10-6-v4"]);
+        let sp = table(Some(kc), &["get", "sp", "10-6-v4"]);
         (cell(&sp, 1, "ALLOCATED-IP-COUNT") == "2").then_some(())
     });
 
     // nginx-1 is deleted and no CNI DEL ever comes: the controller's GC releases it.
     rt.block_on(tc.delete_pod("nginx-1")).expect("delete pod");
     wait_for("the GC to release nginx-1's address", || {
-        let se = table(Some(&kc), &["get", "se", "-n", &ns]);
+        let se = table(Some(kc), &["get", "se", "-n", &ns]);
         (se.len() == 2 && cell(&se, 1, "NAME") == "nginx-2").then_some(())
     });
     wait_for("ALLOCATED-IP-COUNT 1", || {
-        let sp = table(Some(&kc), &["get", "sp", "10-6-v4"]);
+        let sp = table(Some(kc), &["get", "sp", "10-6-v4"]);
         (cell(&sp, 1, "ALLOCATED-IP-COUNT") == "1").then_some(())
     });
     assert!(
@@ -352,43 +389,26 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
     );
 }
 
-/// Runs the controller against `kc` (webhooks by URL, GC and controllers), its log in `log`.
-fn controller(kc: &str, log: &Path) -> Killed {
-    Killed(
-        Command::new(sibling("spiderpool-controller"))
-            .args(["--kubeconfig", kc, "--webhook-listen", "127.0.0.1:0"])
-            .args(["--health-port", "0", "--log-level", "debug"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("log file"))
-            .spawn()
-            .expect("controller starts"),
-    )
-}
-
 #[test]
 #[ignore = "needs apiserver"]
 fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
     if !gate::ready(&[Need::Root, Need::Program("ip")]) {
         return;
     }
-    let plane = PrivateControlPlane::start().expect("private control plane");
-    let kc = plane.kubeconfig.clone();
-    let kc_s = kc.to_str().expect("utf-8 path").to_owned();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let tc = rt
-        .block_on(TestCluster::on(&plane, "auto-pool"))
-        .expect("cluster");
+    let lab = Lab::start("auto-pool");
+    let (kc, kc_s, rt, tc, dir) = (
+        &lab.kc,
+        lab.kc.to_str().expect("utf-8"),
+        &lab.rt,
+        &lab.tc,
+        &lab.dir,
+    );
     let ns = tc.namespace.clone();
-    let dir = tempfile::tempdir().expect("tmp");
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).expect("write");
-        p.to_str().expect("utf-8").to_owned()
-    };
+    let write = |name: &str, text: &str| lab.write(name, text);
 
     // The subnet, admitted by the controller's webhooks; then the controller stops (SIGTERM
     // releases its Lease), so the application's pool cannot exist before the ADD starts.
-    let mut first = controller(&kc_s, &dir.path().join("c1.log"));
+    let mut first = controller(kc_s, &dir.path().join("c1.log"));
     let subnet = write(
         "subnet.yaml",
         "apiVersion: spiderpool.spidernet.io/v2beta1\nkind: SpiderSubnet\nmetadata: {name: s-10-6}\n\
@@ -396,7 +416,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
     );
     wait_for("the subnet to be admitted with its defaults", || {
         let out = Command::new(common::kube::kubectl())
-            .env("KUBECONFIG", &kc)
+            .env("KUBECONFIG", kc)
             .args(["apply", "-f", &subnet])
             .output()
             .ok()?;
@@ -404,7 +424,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
             return None;
         }
         let v: serde_json::Value = serde_json::from_str(&kubectl_ok(
-            Some(&kc),
+            Some(kc),
             &[
                 "get",
                 "spidersubnets.spiderpool.spidernet.io",
@@ -426,7 +446,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
         "ipam.spidernet.io/ippool-ip-number": "+1",
     });
     let dep = kubectl_ok(
-        Some(&kc),
+        Some(kc),
         &[
             "create",
             "-n",
@@ -450,7 +470,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
     );
     let dep: serde_json::Value = serde_json::from_str(&dep).expect("deployment");
     let rs = kubectl_ok(
-        Some(&kc),
+        Some(kc),
         &[
             "create",
             "-n",
@@ -479,7 +499,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
     rt.block_on(tc.node("node1", &BTreeMap::new()))
         .expect("node");
     let pod = kubectl_ok(
-        Some(&kc),
+        Some(kc),
         &[
             "create",
             "-n",
@@ -505,27 +525,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
     let pod: serde_json::Value = serde_json::from_str(&pod).expect("pod");
     let uid = pod["metadata"]["uid"].as_str().expect("uid").to_owned();
 
-    let socket = dir.path().join("node1.sock");
-    let _agent = Killed(
-        Command::new(AGENT)
-            .args([
-                "--kubeconfig",
-                &kc_s,
-                "--node-name",
-                "node1",
-                "--health-port",
-                "0",
-            ])
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--log-file")
-            .arg(dir.path().join("node1.log"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("agent starts"),
-    );
-    let client = AgentClient::new(&socket);
-    wait_for("the agent", || client.healthy().ok());
+    let (_agent, socket) = agent(kc_s, "node1", dir.path());
 
     // The ADD starts with no pool for the application; the controller starts afterwards.
     let mut netns = Netns::default();
@@ -563,7 +563,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
             run.code, run.stdout, run.stderr
         );
     }
-    let _second = controller(&kc_s, &dir.path().join("c2.log"));
+    let _second = controller(kc_s, &dir.path().join("c2.log"));
     let run = add.join().expect("ADD thread");
     assert_eq!(run.code, 0, "ADD: {} {}", run.stdout, run.stderr);
     let result: serde_json::Value = serde_json::from_str(&run.stdout).expect("CNI result");
@@ -571,11 +571,11 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
     assert!(address.starts_with("10.6.212."), "{address}");
 
     // The pool upstream would have made: auto4-nginx-net1-<uid part>, 2 + 1 addresses.
-    let pools = table(Some(&kc), &["get", "sp"]);
+    let pools = table(Some(kc), &["get", "sp"]);
     assert_eq!(pools.len(), 2, "{pools:?}");
     let pool = cell(&pools, 1, "NAME").to_owned();
     assert!(pool.starts_with("auto4-nginx-net1-"), "{pool}");
     assert_eq!(cell(&pools, 1, "TOTAL-IP-COUNT"), "3");
-    let se = table(Some(&kc), &["get", "se", "-n", &ns]);
+    let se = table(Some(kc), &["get", "se", "-n", &ns]);
     assert_eq!(cell(&se, 1, "IPV4POOL"), pool);
 }
