@@ -25,10 +25,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use spiderpool_core::agentapi::{
     GetCoordinatorArgs, IpamAddArgs, IpamAddResponse, IpamBatchDelArgs, IpamDelArgs,
+    STATUS_STATEFUL_RELEASE_FORBIDDEN,
 };
 use spiderpool_core::coordinator::AgentCoordinatorConfig;
 use spiderpool_core::ipam::{
-    AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, KIND_STATEFULSET,
+    AllocateRequest, DEFAULT_MAX_ATTEMPTS, EndpointKey, IpamConfig, KIND_STATEFULSET, KIND_VMI,
     ReleaseRequest, pod_is_alive, release_with_retry, statefulset_pod_valid,
 };
 use spiderpool_core::objects::keys::ANNO_DEFAULT_ROUTE_NIC;
@@ -119,6 +120,33 @@ fn k8s_error(context: &str, e: &spiderpool_k8s::Error) -> ApiError {
 }
 
 impl KubeAgent {
+    /// Upstream refuses to release a conflicting address of a StatefulSet or KubeVirt pod
+    /// (522): the address is the pod's identity, kept across re-creation, and a fresh one
+    /// would break that.
+    fn refuse_stateful_release(&self, key: &EndpointKey) -> Result<(), ApiError> {
+        let ep = self
+            .store
+            .endpoint(key)
+            .map_err(|e| k8s_error("failed to read the SpiderEndpoint", &e))?;
+        let kind = ep
+            .as_ref()
+            .and_then(|e| e.status.as_ref())
+            .map(|s| s.owner_controller_type.as_str())
+            .unwrap_or_default();
+        let stateful = (kind == KIND_STATEFULSET && self.opts.ipam.enable_statefulset)
+            || (kind == KIND_VMI && self.opts.ipam.enable_kubevirt_static_ip);
+        if stateful {
+            return Err(ApiError {
+                status: STATUS_STATEFUL_RELEASE_FORBIDDEN,
+                message: format!(
+                    "pod {key} is owned by a {kind}: its addresses are kept across \
+                     re-creation and are not released after a failed detection"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster), starts the caches and
     /// the store, and returns once they hold the cluster's current state.
     pub fn start(kubeconfig: Option<&std::path::Path>, opts: KubeOptions) -> Result<Self, String> {
@@ -306,6 +334,9 @@ impl IpamService for KubeAgent {
     fn batch_del(&self, args: &IpamBatchDelArgs) -> Result<(), ApiError> {
         check_conflict_release(args, self.opts.enable_release_conflict_ips)?;
         let key = EndpointKey::new(args.pod_namespace.clone(), args.pod_name.clone());
+        if args.is_release_conflict_ips {
+            self.refuse_stateful_release(&key)?;
+        }
         let decision = release_pod(self.store.as_ref(), &key, &args.pod_uid)
             .map_err(|e| engine_error("failed to release IP addresses", &e))?;
         log::info!(
