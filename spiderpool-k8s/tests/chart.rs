@@ -326,8 +326,12 @@ fn chart_default_values_render_the_golden_manifests() {
         env_value(&env, "SPIDERPOOL_INIT_DEFAULT_IPV4_IPPOOL_NAME"),
         None
     );
-    // `auto` TLS: the controller makes its own certificate, no Secret.
-    assert!(!objs.iter().any(|o| o["kind"] == "Secret"));
+    // `auto` TLS: the controller makes its own certificate, no Secret; no PDB unless asked.
+    assert!(
+        !objs
+            .iter()
+            .any(|o| o["kind"] == "Secret" || o["kind"] == "PodDisruptionBudget")
+    );
 }
 
 #[test]
@@ -403,6 +407,8 @@ fn chart_custom_values_render_the_golden_manifests() {
         args.iter().any(|a| a == "--tls-cert=/etc/tls/tls.crt"),
         "{args:?}"
     );
+    let pdb = find(&objs, "PodDisruptionBudget", "spiderpool-controller");
+    assert_eq!(pdb["spec"]["selector"], controller["spec"]["selector"]);
     let secret = find(&objs, "Secret", "spiderpool-controller-server-certs");
     assert_eq!(secret["data"]["tls.crt"], "Y2VydA==");
 
