@@ -22,6 +22,9 @@ echo "== test control plane: kube-apiserver v1.36.3 + etcd v3.6.16 on loopback"
 # #[ignore = "needs apiserver"] use it through KUBECONFIG; kubectl is the same version.
 testbin=$(hack/testbin.sh | tail -n 1)
 export PATH="$testbin:$PATH" KUBECTL="$testbin/kubectl"
+echo "== Helm v4.3.2 for the chart's lint and golden tests (built once, about a minute, cached)"
+HELM=$(hack/helm.sh | tail -n 1)
+export HELM
 cp_dir=$(mktemp -d /tmp/spiderpool-cp.XXXXXX)
 # The fault tests restart the control plane through this directory.
 export SPIDERPOOL_CP_DIR="$cp_dir"
