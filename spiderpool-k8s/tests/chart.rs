@@ -529,3 +529,249 @@ fn chart_manifests_pass_a_server_side_dry_run() {
         );
     }
 }
+
+/// `kubectl auth can-i` as a ServiceAccount of the release: whether the apiserver's RBAC
+/// authorizer allows it.
+fn can_i(kubeconfig: &str, sa: &str, namespace: &str, verb: &str, resource: &str) -> bool {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let (resource, sub) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s)),
+        None => (resource, None),
+    };
+    let mut cmd = Command::new(&kubectl);
+    cmd.args([
+        "--kubeconfig",
+        kubeconfig,
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        "-n",
+        namespace,
+    ])
+    .arg(format!("--as=system:serviceaccount:{NAMESPACE}:{sa}"));
+    if let Some(s) = sub {
+        cmd.arg(format!("--subresource={s}"));
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+    match String::from_utf8_lossy(&out.stdout).trim() {
+        "yes" => true,
+        "no" => false,
+        other => panic!(
+            "can-i {verb} {resource} as {sa}: {other:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[test]
+#[ignore = "needs helm and apiserver"]
+fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
+    // A control plane of its own: the release creates cluster-scoped objects with fixed names.
+    let plane =
+        spiderpool_k8s::testing::PrivateControlPlane::start().expect("private control plane");
+    let kubeconfig = plane.kubeconfig.to_str().expect("UTF-8 path").to_owned();
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    // No kubelet here: the pods never run, so the post-install Job (which waits for the
+    // controller) is left out.
+    run_helm(&[
+        "install",
+        RELEASE,
+        chart,
+        "--namespace",
+        NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+        "--no-hooks",
+    ]);
+    let manifest = run_helm(&[
+        "get",
+        "manifest",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    assert_eq!(
+        objects(&manifest).len(),
+        objects(&render(None)).len() - 1,
+        "every object but the init Job hook installed"
+    );
+
+    // What each component needs is allowed …
+    for (sa, ns, verb, resource) in [
+        (
+            "spiderpool-agent",
+            "default",
+            "create",
+            "spiderendpoints.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-agent",
+            "default",
+            "delete",
+            "spiderendpoints.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-agent",
+            "default",
+            "update",
+            "spiderippools.spiderpool.spidernet.io/status",
+        ),
+        ("spiderpool-agent", "default", "watch", "pods"),
+        ("spiderpool-agent", "default", "get", "replicasets.apps"),
+        (
+            "spiderpool-controller",
+            "default",
+            "patch",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "create",
+            "network-attachment-definitions.k8s.cni.cncf.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "create",
+            "spiderippools.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "spidercoordinators.spiderpool.spidernet.io/status",
+        ),
+        (
+            "spiderpool-controller",
+            NAMESPACE,
+            "update",
+            "leases.coordination.k8s.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "create",
+            "events.events.k8s.io",
+        ),
+        (
+            "spiderpool-init",
+            "default",
+            "create",
+            "spidercoordinators.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-init",
+            "default",
+            "create",
+            "spidermultusconfigs.spiderpool.spidernet.io",
+        ),
+        ("spiderpool-init", NAMESPACE, "get", "endpoints"),
+    ] {
+        assert!(
+            can_i(&kubeconfig, sa, ns, verb, resource),
+            "{sa} may not {verb} {resource} in {ns}"
+        );
+    }
+    // … and what none of them needs is not.
+    for (sa, ns, verb, resource) in [
+        (
+            "spiderpool-agent",
+            "default",
+            "delete",
+            "spiderippools.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-agent",
+            "default",
+            "update",
+            "spiderippools.spiderpool.spidernet.io",
+        ),
+        ("spiderpool-agent", "default", "create", "pods"),
+        ("spiderpool-agent", "default", "get", "secrets"),
+        (
+            "spiderpool-agent",
+            "default",
+            "patch",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ),
+        ("spiderpool-controller", "default", "get", "secrets"),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "leases.coordination.k8s.io",
+        ),
+        ("spiderpool-controller", "default", "delete", "nodes"),
+        (
+            "spiderpool-controller",
+            "default",
+            "delete",
+            "customresourcedefinitions.apiextensions.k8s.io",
+        ),
+        (
+            "spiderpool-init",
+            "default",
+            "delete",
+            "spiderippools.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-init",
+            "default",
+            "update",
+            "spidercoordinators.spiderpool.spidernet.io",
+        ),
+        ("spiderpool-init", "default", "get", "endpoints"),
+    ] {
+        assert!(
+            !can_i(&kubeconfig, sa, ns, verb, resource),
+            "{sa} may {verb} {resource} in {ns}"
+        );
+    }
+
+    run_helm(&[
+        "uninstall",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+    ]);
+    let file = std::env::temp_dir().join(format!(
+        "spiderpool-chart-installed-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&file, &manifest).expect("write manifest");
+    let out = Command::new(&kubectl)
+        .args([
+            "--kubeconfig",
+            &kubeconfig,
+            "get",
+            "--ignore-not-found",
+            "-o",
+            "name",
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        left.trim().is_empty(),
+        "left behind by helm uninstall:\n{left}"
+    );
+    drop(plane);
+}
