@@ -65,8 +65,17 @@ struct Cli {
           default_value_t = spiderpool_agent::metrics::DEFAULT_METRIC_PORT)]
     metric_port: u16,
     /// One of debug, info, warn, error, fatal, panic (fatal and panic mean error).
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    #[arg(long, value_name = "LEVEL", env = "SPIDERPOOL_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Kubernetes mode: the NAD of the first NIC (`ns/name`) when a pod has no
+    /// `v1.multus-cni.io/default-network` annotation (Multus' clusterNetwork; upstream's
+    /// `MULTUS_CLUSTER_NETWORK`).
+    #[arg(long, value_name = "NS/NAME", env = "MULTUS_CLUSTER_NETWORK")]
+    multus_cluster_network: Option<String>,
+    /// Kubernetes mode: the namespace Spiderpool runs in (bare NAD names in pool `multusName`
+    /// resolve there); upstream's `SPIDERPOOL_POD_NAMESPACE`.
+    #[arg(long, value_name = "NS", env = "SPIDERPOOL_POD_NAMESPACE")]
+    agent_namespace: Option<String>,
     /// Log lines as `text` or `json` (one object per line).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     log_format: spiderpool_plugin_support::log::Format,
@@ -435,6 +444,10 @@ fn run_kube(cli: Cli) -> Result<(), String> {
     };
     opts.enable_release_conflict_ips = cli.enable_release_conflict_ips;
     opts.ipam.enable_spider_subnet = cli.enable_spider_subnet;
+    opts.ipam.cluster_network = cli.multus_cluster_network.clone().filter(|s| !s.is_empty());
+    if let Some(ns) = cli.agent_namespace.clone().filter(|s| !s.is_empty()) {
+        opts.ipam.agent_namespace = ns;
+    }
     opts.ipam.enable_auto_pool = cli.enable_spider_subnet;
     opts.store.auto_pool_wait = std::time::Duration::from_secs(
         u64::from(cli.wait_subnet_pool_max_retries)
