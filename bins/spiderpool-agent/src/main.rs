@@ -65,7 +65,12 @@ struct Cli {
           default_value_t = spiderpool_agent::metrics::DEFAULT_METRIC_PORT)]
     metric_port: u16,
     /// One of debug, info, warn, error, fatal, panic (fatal and panic mean error).
-    #[arg(long, value_name = "LEVEL", env = "SPIDERPOOL_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        env = "SPIDERPOOL_LOG_LEVEL",
+        default_value = "info"
+    )]
     log_level: String,
     /// Kubernetes mode: the NAD of the first NIC (`ns/name`) when a pod has no
     /// `v1.multus-cni.io/default-network` annotation (Multus' clusterNetwork; upstream's
