@@ -289,10 +289,13 @@ fn leader_gives_up_when_renewals_fail_past_the_renew_deadline() {
         wait_worker(&board, Duration::from_secs(15), |w| w.is_none()).await;
         let gave_up = dead.elapsed();
         eprintln!("gave up {gave_up:?} after the apiserver stopped");
-        // The renew deadline is 3 s after the last renewal, which came at most a retry
-        // period (0.3 s) before the apiserver stopped.
+        // The renew deadline is 3 s after the last renewal. When the apiserver stopped taking
+        // renewals is only known from outside (reads may still be answered while it shuts
+        // down; CI once saw 1.95 s), so this only tells "kept leading through failed
+        // renewals" from "gave up at the first failure" (which comes within one 0.3 s retry
+        // period).
         assert!(
-            gave_up >= Duration::from_millis(2000),
+            gave_up >= Duration::from_millis(1000),
             "gave up {gave_up:?} after the apiserver stopped, before the renew deadline"
         );
         stopping.await.unwrap();
