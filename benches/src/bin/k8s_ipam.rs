@@ -129,33 +129,24 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn drive<S: IpamStore + Send + Sync>(
-    alloc: fn(&S, &AllocateRequest) -> bool,
-    stores: &[Arc<S>],
-    ns: &str,
-    pool: &str,
-    per_agent: usize,
-    tag: &str,
+/// Runs `op(thread, k)` for `k` in `0..per` on each of `threads` threads at once, timing
+/// every call: (wall, sorted latencies, failed calls).
+fn timed(
+    threads: usize,
+    per: usize,
+    op: impl Fn(usize, usize) -> bool + Sync,
 ) -> (Duration, Vec<Duration>, usize) {
     let started = Instant::now();
-    let per: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
-        let hs: Vec<_> = stores
-            .iter()
-            .enumerate()
-            .map(|(i, st)| {
-                let st = Arc::clone(st);
+    let per_thread: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+        let op = &op;
+        let hs: Vec<_> = (0..threads)
+            .map(|i| {
                 s.spawn(move || {
-                    let mut lat = Vec::with_capacity(per_agent);
+                    let mut lat = Vec::with_capacity(per);
                     let mut failed = 0;
-                    for k in 0..per_agent {
-                        let req = request(
-                            ns,
-                            &format!("{tag}-{i}-{k}"),
-                            &format!("{tag}-node-{i}"),
-                            pool,
-                        );
+                    for k in 0..per {
                         let t = Instant::now();
-                        let ok = alloc(st.as_ref(), &req);
+                        let ok = op(i, k);
                         lat.push(t.elapsed());
                         if !ok {
                             failed += 1;
@@ -170,9 +161,30 @@ fn drive<S: IpamStore + Send + Sync>(
             .collect()
     });
     let wall = started.elapsed();
-    let mut lat: Vec<Duration> = per.iter().flat_map(|(l, _)| l.clone()).collect();
+    let mut lat: Vec<Duration> = per_thread.iter().flat_map(|(l, _)| l.clone()).collect();
     lat.sort();
-    (wall, lat, per.iter().map(|(_, f)| f).sum())
+    (wall, lat, per_thread.iter().map(|(_, f)| f).sum())
+}
+
+/// Each store allocates `per_agent` addresses for distinct pods of its own node, all stores
+/// at once.
+fn drive<S: IpamStore + Send + Sync>(
+    alloc: fn(&S, &AllocateRequest) -> bool,
+    stores: &[Arc<S>],
+    ns: &str,
+    pool: &str,
+    per_agent: usize,
+    tag: &str,
+) -> (Duration, Vec<Duration>, usize) {
+    timed(stores.len(), per_agent, |i, k| {
+        let req = request(
+            ns,
+            &format!("{tag}-{i}-{k}"),
+            &format!("{tag}-node-{i}"),
+            pool,
+        );
+        alloc(stores[i].as_ref(), &req)
+    })
 }
 
 /// Ours: the store's own allocate (re-plans on conflict; waits for hand-backs when the
@@ -264,48 +276,24 @@ fn floor(
     // On a node no agent serves: the copies must not land in an agent's index (the memory
     // measured below is of node 0's agent).
     model.data["status"]["current"]["node"] = serde_json::json!(format!("{run}-floor-node"));
+    let apis: Vec<Api<DynamicObject>> = clients
+        .iter()
+        .map(|c| Api::namespaced_with(c.clone(), ns, &res))
+        .collect();
     let cpu0 = cpu_now();
-    let started = Instant::now();
-    let per: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
-        let hs: Vec<_> = clients
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let api: Api<DynamicObject> = Api::namespaced_with(c.clone(), ns, &res);
-                let model = model.clone();
-                let handle = rt.handle().clone();
-                s.spawn(move || {
-                    let mut lat = Vec::with_capacity(per_agent);
-                    let mut failed = 0;
-                    for k in 0..per_agent {
-                        let mut obj = model.clone();
-                        obj.metadata.name = Some(format!("{run}-f-{i}-{k}"));
-                        let t = Instant::now();
-                        if handle
-                            .block_on(api.create(&PostParams::default(), &obj))
-                            .is_err()
-                        {
-                            failed += 1;
-                        }
-                        lat.push(t.elapsed());
-                    }
-                    (lat, failed)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
+    let (wall, latencies, failures) = timed(clients.len(), per_agent, |i, k| {
+        let mut obj = model.clone();
+        obj.metadata.name = Some(format!("{run}-f-{i}-{k}"));
+        rt.handle()
+            .block_on(apis[i].create(&PostParams::default(), &obj))
+            .is_ok()
     });
-    let wall = started.elapsed();
-    let mut latencies: Vec<Duration> = per.iter().flat_map(|(l, _)| l.clone()).collect();
-    latencies.sort();
     let n = latencies.len() as u64;
     Ok(Outcome {
         wall,
         cpu: cpu_since(cpu0),
         latencies,
-        failures: per.iter().map(|(_, f)| f).sum(),
+        failures,
         writes: n,
         conflicts: 0,
     })
