@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kube::{cell, kubectl_ok, seed, table};
+use common::kube::{cell, kubectl_ok, kubectl_try, seed, table};
 use common::{AGENT, Netns, ip, spiderpool_plugin};
 use spiderpool_core::agentapi::GetCoordinatorArgs;
 use spiderpool_k8s::testing::{PrivateControlPlane, TestCluster};
@@ -253,11 +253,7 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
          spec: {subnet: 10.7.0.0/16, ips: [10.7.0.1-10.7.0.10], gateway: 10.7.0.1}\n",
     );
     let refused = wait_for("the webhook to answer", || {
-        let out = Command::new(common::kube::kubectl())
-            .env("KUBECONFIG", kc)
-            .args(["apply", "-f", &bad])
-            .output()
-            .ok()?;
+        let out = kubectl_try(Some(kc), &["apply", "-f", &bad])?;
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         (!out.status.success() && err.contains("is invalid")).then_some(err)
     });
@@ -276,12 +272,18 @@ fn k8s_cluster_seed_init_controller_agents_and_gc_together() {
 
     // The NAD the controller rendered; its first plugin is what Multus hands macvlan.
     let nad: serde_json::Value = wait_for("the NAD", || {
-        let out = Command::new(common::kube::kubectl())
-            .env("KUBECONFIG", kc)
-            .args(["get", "network-attachment-definitions.k8s.cni.cncf.io"])
-            .args(["macvlan-ens192", "-n", &ns, "-o", "json"])
-            .output()
-            .ok()?;
+        let out = kubectl_try(
+            Some(kc),
+            &[
+                "get",
+                "network-attachment-definitions.k8s.cni.cncf.io",
+                "macvlan-ens192",
+                "-n",
+                &ns,
+                "-o",
+                "json",
+            ],
+        )?;
         out.status
             .success()
             .then(|| serde_json::from_slice(&out.stdout).ok())?
@@ -415,11 +417,7 @@ fn k8s_cluster_pod_of_a_deployment_waits_for_its_auto_created_pool() {
          spec: {subnet: 10.6.0.0/16, ips: [10.6.212.100-10.6.212.200], gateway: 10.6.0.1}\n",
     );
     wait_for("the subnet to be admitted with its defaults", || {
-        let out = Command::new(common::kube::kubectl())
-            .env("KUBECONFIG", kc)
-            .args(["apply", "-f", &subnet])
-            .output()
-            .ok()?;
+        let out = kubectl_try(Some(kc), &["apply", "-f", &subnet])?;
         if !out.status.success() {
             return None;
         }

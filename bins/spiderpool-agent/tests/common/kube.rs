@@ -95,14 +95,20 @@ pub fn kubectl() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned())
 }
 
-/// Runs kubectl (on `kubeconfig` when given, else `$KUBECONFIG`) and returns its stdout;
-/// panics with its stderr when it fails.
-pub fn kubectl_ok(kubeconfig: Option<&Path>, args: &[&str]) -> String {
+/// Runs kubectl (on `kubeconfig` when given, else `$KUBECONFIG`); `None` when it could not
+/// be started.
+pub fn kubectl_try(kubeconfig: Option<&Path>, args: &[&str]) -> Option<std::process::Output> {
     let mut cmd = Command::new(kubectl());
     if let Some(kc) = kubeconfig {
         cmd.env("KUBECONFIG", kc);
     }
-    let out = cmd.args(args).output().expect("kubectl runs");
+    cmd.args(args).output().ok()
+}
+
+/// Runs kubectl (on `kubeconfig` when given, else `$KUBECONFIG`) and returns its stdout;
+/// panics with its stderr when it fails.
+pub fn kubectl_ok(kubeconfig: Option<&Path>, args: &[&str]) -> String {
+    let out = kubectl_try(kubeconfig, args).expect("kubectl runs");
     assert!(
         out.status.success(),
         "kubectl {}: {}",
