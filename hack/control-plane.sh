@@ -8,13 +8,16 @@
 #
 # DIR defaults to $SPIDERPOOL_CP_DIR or /tmp/spiderpool-control-plane. Binaries come from
 # hack/testbin.sh (or $KUBE_APISERVER / $ETCD). Ports: $CP_PORT (16443) and $CP_ETCD_PORT
-# (23790, and +1 for peers). etcd runs with --unsafe-no-fsync: the data is throw-away, and a
+# (23790, and +1 for peers). $CP_ADDRESS (127.0.0.1) is where the apiserver listens and what it
+# advertises (hack/cluster.sh puts it on a link a node namespace reaches); $CP_APISERVER_ARGS adds
+# flags (a real node needs ServiceAccount admission, kubelet client certificates...). etcd runs with --unsafe-no-fsync: the data is throw-away, and a
 # test machine's disk should not decide how fast the apiserver is.
 set -euo pipefail
 cmd=${1:-up}
 D=${2:-${SPIDERPOOL_CP_DIR:-/tmp/spiderpool-control-plane}}
 PORT=${CP_PORT:-16443}
 EPORT=${CP_ETCD_PORT:-23790}
+ADDR=${CP_ADDRESS:-127.0.0.1}
 here=$(cd "$(dirname "$0")" && pwd)
 
 log() { printf 'control-plane: %s\n' "$*" >&2; }
@@ -23,7 +26,7 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 ready() {
   curl -sf --max-time 2 --cacert "$D/pki/ca.crt" --cert "$D/pki/admin.crt" --key "$D/pki/admin.key" \
-    "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1
+    "https://$ADDR:$PORT/readyz" >/dev/null 2>&1
 }
 
 certs() {
@@ -34,7 +37,8 @@ certs() {
     -keyout ca.key -out ca.crt 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key \
     -out apiserver.csr 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >san.ext
+  # 10.233.0.1: the `kubernetes` Service's address in the 10.233.0.0/18 service range.
+  printf 'subjectAltName=IP:127.0.0.1,IP:%s,IP:10.233.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' "$ADDR" >san.ext
   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
     -extfile san.ext -out apiserver.crt 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=admin/O=system:masters" -keyout admin.key \
@@ -53,7 +57,7 @@ apiVersion: v1
 kind: Config
 clusters:
 - name: spiderpool-test
-  cluster: {server: "https://127.0.0.1:$PORT", certificate-authority: "$D/pki/ca.crt"}
+  cluster: {server: "https://$ADDR:$PORT", certificate-authority: "$D/pki/ca.crt"}
 users:
 - name: admin
   user: {client-certificate: "$D/pki/admin.crt", client-key: "$D/pki/admin.key"}
@@ -77,15 +81,20 @@ start_etcd() {
 
 start_apiserver() {
   alive "$D/apiserver.pid" && return 0
+  # Without kube-controller-manager no namespace gets its `default` ServiceAccount, so the
+  # plain plane turns ServiceAccount admission off; a plane with a real node keeps it
+  # (CP_SERVICE_ACCOUNTS=1): pods get their projected tokens as on any cluster.
+  local admission=--disable-admission-plugins=ServiceAccount
+  [ "${CP_SERVICE_ACCOUNTS:-0}" = 1 ] && admission=
   "$KUBE_APISERVER" --etcd-servers="http://127.0.0.1:$EPORT" \
-    --bind-address=127.0.0.1 --secure-port="$PORT" --advertise-address=127.0.0.1 \
+    --bind-address="$ADDR" --secure-port="$PORT" --advertise-address="$ADDR" \
     --tls-cert-file="$D/pki/apiserver.crt" --tls-private-key-file="$D/pki/apiserver.key" \
     --client-ca-file="$D/pki/ca.crt" \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$D/pki/sa.pub" --service-account-signing-key-file="$D/pki/sa.key" \
     --service-cluster-ip-range=10.233.0.0/18 --authorization-mode=Node,RBAC \
-    --disable-admission-plugins=ServiceAccount --allow-privileged=true \
-    --v=0 >>"$D/apiserver.log" 2>&1 &
+    $admission --allow-privileged=true \
+    ${CP_APISERVER_ARGS:-} --v=0 >>"$D/apiserver.log" 2>&1 &
   echo $! >"$D/apiserver.pid"
 }
 

@@ -6,41 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Set by the Ctrl-C handler.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Fails with "interrupted" once Ctrl-C was pressed.
-pub fn check_interrupt() -> Result<(), String> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        Err("interrupted (Ctrl-C): cleaning up".into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Runs a command, failing with its stderr. Prints it first when `show` is set.
-pub fn run(args: &[&str], show: bool) -> Result<String, String> {
-    check_interrupt()?;
-    if show {
-        println!("  $ {}", args.join(" "));
-    }
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args[0]))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+pub use spiderpool_examples::shell::{INTERRUPTED, check_interrupt, run};
 
 /// `ip -n NS ...`.
 pub fn ip(ns: &str, args: &str) -> Result<String, String> {

@@ -4,6 +4,12 @@
 //! - `own-store`: allocate from pools with your own `IpamStore` (a JSON file);
 //! - `plan-routes`: plan the coordinator's routes for a described pod and print them;
 //! - `apply-plan`: apply a plan to fresh network namespaces and read back the drift (root);
-//! - `third-party-ipam`: a minimal IPAM CNI plugin on the CNI types and the allocator.
+//! - `third-party-ipam`: a minimal IPAM CNI plugin on the CNI types and the allocator;
+//! - `quickstart-k8s`: the same quick start on a real one-node cluster, installed by our Helm
+//!   chart from our images (root).
 //!
 //! Each lives in its own directory beside this one, with a test in `tests/` that runs it.
+//!
+//! The library itself only holds what the examples share: running commands with Ctrl-C in mind.
+
+pub mod shell;
