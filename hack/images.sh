@@ -48,7 +48,7 @@ tag=${SPIDERPOOL_IMAGE_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} 
 oci_py=$(cat <<'PY'
 import gzip, hashlib, io, json, os, stat, struct, subprocess, sys, tarfile, tempfile
 
-MTIME = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+MTIME = 0  # every entry; a fixed value keeps digests stable and verify independent of the environment
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -404,7 +404,7 @@ fi
 
 # --- images (skipped when nothing they are made of changed) --------------------------------
 spec=$(images_json "$out" "$plugins" "$bins" "$bbroot")
-stamp=$( { printf '%s\n' "$tag" "$spec" "$oci_py" "${SOURCE_DATE_EPOCH:-0}"; \
+stamp=$( { printf '%s\n' "$tag" "$spec" "$oci_py"; \
     sha256sum "$deb" "$plugins/spiderpool" "$plugins/coordinator" "$bins/spiderpool-agent" \
     "$bins/spiderpool-controller" "$bins/spiderpool-init" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
 names=(spiderpool-agent spiderpool-controller pause testpod)
@@ -420,7 +420,7 @@ fi
 printf '%s' "$spec" | python3 -c "$oci_py" verify
 
 for n in "${names[@]}"; do
-    printf '%-26s %10d bytes (gzip layers)  %s\n' "$n" "$(stat -c %s "$out/$n-$tag.tar")" "$out/$n-$tag.tar"
+    printf '%-26s %10d bytes (tarball)  %s\n' "$n" "$(stat -c %s "$out/$n-$tag.tar")" "$out/$n-$tag.tar"
 done
 for n in "${names[@]}"; do
     echo "$prefix/$n:$tag=$out/$n-$tag.tar"
