@@ -6,6 +6,11 @@
 #   hack/images.sh [build] [OUTDIR]   build the binaries and the four images into OUTDIR
 #                                     (default ${CARGO_TARGET_DIR:-target}/images)
 #   hack/images.sh verify DIR         re-read and check the tarballs in DIR
+#   hack/images.sh import-check DIR NODE_BIN
+#                                     (root) import them into a throw-away containerd from
+#                                     NODE_BIN (containerd, ctr, runc, shim: the node build of
+#                                     hack/cluster.sh) and run each: --version, the install-cni
+#                                     steps, pause and testpod stopping on SIGTERM
 #
 # Images (tag: the chart's appVersion, or $SPIDERPOOL_IMAGE_TAG):
 #   localhost/spiderpool-rs/spiderpool-agent       busybox + spiderpool-agent, spiderpool, coordinator
@@ -35,8 +40,11 @@ die() { echo "images.sh: $*" >&2; exit 1; }
 mode=build
 case "${1:-}" in
     verify) mode=verify; shift; [ $# -eq 1 ] || die "usage: hack/images.sh verify DIR" ;;
+    import-check) mode=import-check; shift
+        [ $# -eq 2 ] || die "usage: hack/images.sh import-check DIR NODE_BIN"
+        node_bin=$2; set -- "$1" ;;
     build) shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
 esac
 [ $# -le 1 ] || die "too many arguments (see --help)"
@@ -353,6 +361,78 @@ spec = {"tag": tag, "busybox_root": bb, "images": [{
 json.dump(spec, sys.stdout)
 PY
 }
+
+# A throw-away containerd (own root, state and socket in a temporary directory, CRI off): what
+# `ctr -n k8s.io images import` on the node does, then one container per image.
+import_check() { # $1 dir, $2 node bin dir
+    local dir=$1 nb=$2 d pid n ok
+    for n in containerd ctr runc containerd-shim-runc-v2; do
+        [ -x "$nb/$n" ] || die "$nb/$n missing"
+    done
+    [ "$(id -u)" = 0 ] || die "import-check needs root (containerd)"
+    d=$(mktemp -d /tmp/images-check.XXXXXX)
+    cat >"$d/config.toml" <<CONFIG
+version = 3
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images", "io.containerd.nri.v1.nri"]
+[grpc]
+  address = "$d/containerd.sock"
+[ttrpc]
+  address = "$d/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+CONFIG
+    PATH="$nb:$PATH" "$nb/containerd" --config "$d/config.toml" >"$d/containerd.log" 2>&1 &
+    pid=$!
+    # Expanded now: the trap runs after this function's locals are gone.
+    # shellcheck disable=SC2064
+    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '$d'" EXIT
+    ctr() { "$nb/ctr" -a "$d/containerd.sock" -n k8s.io "$@" 2>"$d/ctr.err" || { cat "$d/ctr.err" >&2; return 1; }; }
+    for _ in $(seq 1 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+    ctr version >/dev/null || { tail -n 20 "$d/containerd.log" >&2; die "containerd did not start"; }
+    for n in spiderpool-agent spiderpool-controller pause testpod; do
+        ctr images import "$dir/$n-$tag.tar" >/dev/null || die "import of $n-$tag.tar failed"
+        ctr images ls -q | grep -qx "$prefix/$n:$tag" || die "$prefix/$n:$tag not listed after import"
+    done
+    echo "imported: $(ctr images ls -q | tr '\n' ' ')"
+    local run=(run --rm --runc-binary "$nb/runc")
+    # The agent DaemonSet's install-cni steps (charts/spiderpool/templates/agent-daemonset.yaml).
+    # shellcheck disable=SC2016
+    ctr "${run[@]}" "$prefix/spiderpool-agent:$tag" ic-agent /bin/sh -ec '
+        spiderpool-agent --version
+        mkdir -p /host/opt/cni/bin
+        for b in spiderpool coordinator; do
+            cp "/usr/bin/$b" "/host/opt/cni/bin/.$b.new"
+            chmod 0755 "/host/opt/cni/bin/.$b.new"
+            mv -f "/host/opt/cni/bin/.$b.new" "/host/opt/cni/bin/$b"
+            echo "{\"cniVersion\":\"1.0.0\"}" | CNI_COMMAND=VERSION "/host/opt/cni/bin/$b" | grep -q supportedVersions
+        done
+        echo "agent image: install-cni steps ok"' || die "agent image: a check failed"
+    ctr "${run[@]}" "$prefix/spiderpool-controller:$tag" ic-controller /bin/sh -ec \
+        'spiderpool-controller --version; spiderpool-init --version' || die "controller image: a check failed"
+    for n in pause testpod; do
+        ctr run -d --runc-binary "$nb/runc" "$prefix/$n:$tag" "ic-$n" >/dev/null || die "$n: run failed"
+        sleep 0.5
+        ctr task kill -s SIGTERM "ic-$n" || die "$n: kill failed"
+        ok=0
+        for _ in $(seq 1 50); do
+            ctr task ls | grep -q "^ic-$n .*STOPPED" && { ok=1; break; }
+            sleep 0.1
+        done
+        [ "$ok" = 1 ] || die "$n: still running 5 s after SIGTERM"
+        echo "$n: stopped on SIGTERM"
+        { ctr task rm "ic-$n" >/dev/null && ctr containers rm "ic-$n"; } || die "$n: clean-up failed"
+    done
+    echo "import-check: the four images imported and ran"
+}
+
+if [ "$mode" = import-check ]; then
+    import_check "$1" "$node_bin"
+    exit 0
+fi
 
 if [ "$mode" = verify ]; then
     dir=$1
