@@ -45,16 +45,27 @@ log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 innode() { nsenter --net="/run/netns/$NETNS" "$@"; }
+# Starts NAME (a daemon) in the background with its log in DIR and its pid recorded; `exec`
+# so that the recorded pid is the daemon's own, not a subshell's.
+spawn() {
+  local name=$1; shift
+  ( exec "$@" >>"$D/$name.log" 2>&1 ) &
+  echo $! >"$D/$name.pid"
+}
 
 binaries() {
-  K8S_BIN=$("$here/testbin.sh" node | tail -n 1)
-  NODE_BIN=$("$here/node-testbin.sh" | tail -n 1)
-  for b in "$K8S_BIN/kubelet" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" \
-    "$NODE_BIN/containerd" "$NODE_BIN/containerd-shim-runc-v2" "$NODE_BIN/runc" \
-    "$NODE_BIN/ctr" "$NODE_BIN/multus"; do
+  # KEY=path lines: K8S_BIN_DIR (kubelet, kubectl...), NODE_BIN_DIR (containerd...), MULTUS...
+  local out
+  out=$("$here/node-testbin.sh") || die "hack/node-testbin.sh failed"
+  eval "$out"
+  K8S_BIN=$K8S_BIN_DIR
+  NODE_BIN=$NODE_BIN_DIR
+  for b in "$KUBELET" "$KUBE_CONTROLLER_MANAGER" "$KUBE_SCHEDULER" "$CONTAINERD" \
+    "$CONTAINERD_SHIM_RUNC_V2" "$RUNC" "$CTR" "$MULTUS" "$KUBECTL"; do
     [ -x "$b" ] || die "missing $b"
   done
-  printf 'K8S_BIN=%s\nNODE_BIN=%s\n' "$K8S_BIN" "$NODE_BIN" >"$D/bin.env"
+  printf '%s\n' "$out" >"$D/bin.env"
+  printf 'K8S_BIN=%q\nNODE_BIN=%q\n' "$K8S_BIN" "$NODE_BIN" >>"$D/bin.env"
 }
 
 # Remember what the host looked like, once, so `down` can put it back.
@@ -95,20 +106,18 @@ control_plane() {
 controllers() {
   local pki="$D/cp/pki"
   if ! alive "$D/kcm.pid"; then
-    "$K8S_BIN/kube-controller-manager" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
+    spawn kcm "$K8S_BIN/kube-controller-manager" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
       --authorization-kubeconfig="$KC" --leader-elect=false --bind-address=127.0.0.1 \
       --secure-port=0 --service-account-private-key-file="$pki/sa.key" \
       --root-ca-file="$pki/ca.crt" --cluster-signing-cert-file="$pki/ca.crt" \
       --cluster-signing-key-file="$pki/ca.key" --service-cluster-ip-range=$SERVICE_CIDR \
       --cluster-cidr=$POD_CIDR --allocate-node-cidrs=false --use-service-account-credentials=true \
-      --node-monitor-grace-period=20s --v=1 >>"$D/kcm.log" 2>&1 &
-    echo $! >"$D/kcm.pid"
+      --node-monitor-grace-period=20s --v=1
   fi
   if ! alive "$D/scheduler.pid"; then
-    "$K8S_BIN/kube-scheduler" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
+    spawn scheduler "$K8S_BIN/kube-scheduler" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
       --authorization-kubeconfig="$KC" --leader-elect=false --bind-address=127.0.0.1 \
-      --secure-port=0 --v=1 >>"$D/scheduler.log" 2>&1 &
-    echo $! >"$D/scheduler.pid"
+      --secure-port=0 --v=1
   fi
 }
 
@@ -118,7 +127,24 @@ controllers() {
 cni() {
   mkdir -p "$D/cni/bin" "$D/cni/net.d" "$D/cni/multus"
   for p in /usr/lib/cni/*; do cp -f "$p" "$D/cni/bin/"; done
-  cp -f "$NODE_BIN/multus" "$D/cni/bin/multus"
+  cp -f "$MULTUS" "$D/cni/bin/multus"
+  mkdir -p "$D/cni/multus.d"
+  cat >"$D/cni/multus.d/10-k8s-pod-network.conflist" <<EOF
+{
+  "cniVersion": "0.3.1",
+  "name": "k8s-pod-network",
+  "plugins": [{
+    "type": "ptp",
+    "mtu": 1500,
+    "ipam": {
+      "type": "host-local",
+      "dataDir": "$D/cni/host-local",
+      "ranges": [[{"subnet": "$NODE_POD_CIDR"}]],
+      "routes": [{"dst": "0.0.0.0/0"}]
+    }
+  }]
+}
+EOF
   cat >"$D/cni/net.d/00-multus.conflist" <<EOF
 {
   "cniVersion": "0.3.1",
@@ -128,22 +154,10 @@ cni() {
     "kubeconfig": "$KC",
     "cniDir": "$D/cni/multus",
     "binDir": "$D/cni/bin",
+    "confDir": "$D/cni/multus.d",
     "logFile": "$D/multus.log",
     "logLevel": "verbose",
-    "delegates": [{
-      "cniVersion": "0.3.1",
-      "name": "k8s-pod-network",
-      "plugins": [{
-        "type": "ptp",
-        "mtu": 1500,
-        "ipam": {
-          "type": "host-local",
-          "dataDir": "$D/cni/host-local",
-          "ranges": [[{"subnet": "$NODE_POD_CIDR"}]],
-          "routes": [{"dst": "0.0.0.0/0"}]
-        }
-      }]
-    }]
+    "clusterNetwork": "$D/cni/multus.d/10-k8s-pod-network.conflist"
   }]
 }
 EOF
@@ -181,9 +195,7 @@ state = "$c/state"
   disable = true
 EOF
   if ! alive "$D/containerd.pid"; then
-    PATH="$NODE_BIN:$PATH" innode "$NODE_BIN/containerd" --config "$c/config.toml" \
-      >>"$D/containerd.log" 2>&1 &
-    echo $! >"$D/containerd.pid"
+    spawn containerd nsenter --net="/run/netns/$NETNS" "$CONTAINERD" --config "$c/config.toml"
   fi
   for _ in $(seq 1 100); do
     ctr_ version >/dev/null 2>&1 && return 0
@@ -191,6 +203,12 @@ EOF
     sleep 0.1
   done
   die "containerd did not answer on $c/containerd.sock"
+}
+
+# containerd warns about cgroup v1 on every call; keep the rest of what it says.
+import_image() {
+  local out
+  out=$(ctr_ images import "$1" 2>&1) || die "import of $1 failed: $out"
 }
 
 ctr_() { "$NODE_BIN/ctr" --address "$D/containerd/containerd.sock" -n k8s.io "$@"; }
@@ -225,10 +243,9 @@ serializeImagePulls: false
 maxPods: 250
 EOF
   if ! alive "$D/kubelet.pid"; then
-    innode "$K8S_BIN/kubelet" --config="$k/config.yaml" --kubeconfig="$KC" --root-dir="$k/root" \
+    spawn kubelet nsenter --net="/run/netns/$NETNS" "$KUBELET" --config="$k/config.yaml" --kubeconfig="$KC" --root-dir="$k/root" \
       --cert-dir="$k/pki" --node-ip="$NODE_IP" --hostname-override="$NODE" \
-      --v=1 >>"$D/kubelet.log" 2>&1 &
-    echo $! >"$D/kubelet.pid"
+      --v=1
   fi
 }
 
@@ -291,9 +308,12 @@ down() {
   [ -f "$D/bin.env" ] && . "$D/bin.env"
   stop_pid kubelet
   kill_pods
-  # Shims outlive containerd; ours name our socket on their command line.
-  pkill -9 -f "containerd-shim-runc-v2.*$D/containerd" 2>/dev/null || true
+  # Shims outlive containerd; ours name our socket on their command line. The patterns also
+  # catch daemons whose pid file is gone.
+  pkill -9 -f -- "-address $D/containerd/" 2>/dev/null || true
   stop_pid containerd
+  pkill -9 -f -- "$D/containerd/config.toml" 2>/dev/null || true
+  pkill -9 -f -- "--config=$D/kubelet/" 2>/dev/null || true
   kill_pods
   stop_pid kcm
   stop_pid scheduler
@@ -335,7 +355,7 @@ up)
   kubeadm_config
   cni
   containerd_up
-  [ -n "${CLUSTER_IMAGES:-}" ] && for f in $CLUSTER_IMAGES; do ctr_ images import "$f" >/dev/null; done
+  [ -n "${CLUSTER_IMAGES:-}" ] && for f in $CLUSTER_IMAGES; do import_image "$f"; done
   kubelet_up
   wait_ready
   echo "$KC"
@@ -343,7 +363,7 @@ up)
 import)
   shift 2 || true
   . "$D/bin.env"
-  for f in "$@"; do ctr_ images import "$f" >/dev/null || die "import of $f failed"; done
+  for f in "$@"; do import_image "$f"; done
   ;;
 down)
   down

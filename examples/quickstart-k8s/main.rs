@@ -219,6 +219,11 @@ fn install(k: &Kube, cluster: &Cluster) -> Result<(), String> {
         &format!("global.cniConfHostPath={dir}/cni/net.d"),
         "--set",
         "ipam.enableIPv6=false",
+        // `auto` reads the first non-Multus file of the CNI configuration directory, which
+        // this node does not have (the default network is Multus' clusterNetwork); the
+        // cluster's pod CIDR comes from kubeadm-config, as `cluster` reads it.
+        "--set",
+        "coordinator.podCIDRType=cluster",
         "--set-json",
         &format!("spiderpoolAgent.extraEnv={env}"),
         "--set-json",
@@ -358,11 +363,17 @@ fn wait_pods_with(
                 .ok_or_else(|| format!("no SpiderEndpoint with net1 for {name}"))?;
             out.push(PodIps { name, eth0, net1 });
         }
-        // Tables in place: the rule for net1's address is the coordinator's last step.
+        // Tables in place: the coordinator's last step is the rule sending the replies of
+        // the NIC that does not hold the default route to table 101.
         for p in &out {
             let rules = k.exec(&p.name, &["ip", "rule"], false)?;
-            if !rules.contains(&format!("from {} lookup 101", p.net1)) {
-                return Err(format!("{}: no rule for {} yet", p.name, p.net1));
+            let from = if default_route_nic.is_some() {
+                &p.eth0
+            } else {
+                &p.net1
+            };
+            if !rules.contains(&format!("from {from} lookup 101")) {
+                return Err(format!("{}: no rule for {from} yet", p.name));
             }
         }
         Ok(Some(out))
@@ -377,7 +388,7 @@ fn endpoint_ip(endpoints: &Value, pod: &str, nic: &str) -> Option<String> {
         .find(|e| e["metadata"]["name"] == pod)?["status"]["current"]["ips"]
         .as_array()?
         .iter()
-        .find(|ip| ip["nic"] == nic)?["ipv4"]
+        .find(|ip| ip["interface"] == nic)?["ipv4"]
         .as_str()
         .and_then(|a| a.split('/').next())
         .map(str::to_owned)
@@ -390,17 +401,24 @@ fn check_tables(k: &Kube, pod: &PodIps, net1_default: bool) -> Result<(), String
     let main = k.exec(&pod.name, &["ip", "route"], true)?;
     let t100 = k.exec(&pod.name, &["ip", "route", "show", "table", "100"], true)?;
     let t101 = k.exec(&pod.name, &["ip", "route", "show", "table", "101"], true)?;
+    // Cluster traffic leaves by eth0 whichever NIC holds the default route.
     let mut expect = vec![
-        (&rules, format!("from {} lookup 100", pod.eth0), "ip rule"),
-        (&rules, format!("from {} lookup 101", pod.net1), "ip rule"),
-        (&main, "10.233.0.0/18".to_owned(), "ip route"),
-        (&main, "10.233.64.0/18".to_owned(), "ip route"),
+        (&main, "10.233.0.0/18 via".to_owned(), "ip route"),
+        (&main, "10.233.64.0/18 via".to_owned(), "ip route"),
     ];
     if net1_default {
+        // The default route is net1's; eth0's replies go by table 101, which holds the
+        // default route eth0 had.
+        expect.push((&rules, format!("from {} lookup 101", pod.eth0), "ip rule"));
         expect.push((&main, format!("default via {GATEWAY} dev net1"), "ip route"));
-        expect.push((&t100, "default".to_owned(), "table 100"));
+        expect.push((&t101, "dev eth0".to_owned(), "table 101"));
     } else {
+        // As in the seed: eth0 keeps the default route; table 100 for eth0's replies, table
+        // 101 for net1's, with the underlay gateway as its default route.
+        expect.push((&rules, format!("from {} lookup 100", pod.eth0), "ip rule"));
+        expect.push((&rules, format!("from {} lookup 101", pod.net1), "ip rule"));
         expect.push((&main, "dev eth0".to_owned(), "ip route"));
+        expect.push((&t100, "dev eth0".to_owned(), "table 100"));
         expect.push((
             &t101,
             format!("default via {GATEWAY} dev net1"),
@@ -470,7 +488,7 @@ mod tests {
     #[test]
     fn endpoint_addresses_are_read_per_nic() {
         let se = serde_json::json!({"items": [{"metadata": {"name": "p"}, "status": {"current":
-            {"ips": [{"nic": "eth0"}, {"nic": "net1", "ipv4": "10.6.212.100/16"}]}}}]});
+            {"ips": [{"interface": "eth0"}, {"interface": "net1", "ipv4": "10.6.212.100/16"}]}}}]});
         assert_eq!(
             endpoint_ip(&se, "p", "net1").as_deref(),
             Some("10.6.212.100")
