@@ -25,6 +25,12 @@ export PATH="$testbin:$PATH" KUBECTL="$testbin/kubectl"
 echo "== Helm v4.3.2 for the chart's lint and golden tests (built once, about a minute, cached)"
 HELM=$(hack/helm.sh | tail -n 1)
 export HELM
+echo "== a real node's binaries (kubelet, kube-controller-manager, kube-scheduler, containerd, runc, Multus; cached)"
+# From the Go module proxy like the apiserver (about 9 minutes cold on 2 cores), for the cluster
+# quick start (examples/tests/quickstart_k8s.rs), which runs hack/cluster.sh.
+hack/node-testbin.sh >/dev/null
+echo "== our images without Docker (static musl builds + OCI tarballs; hack/images.sh)"
+hack/images.sh >/dev/null
 cp_dir=$(mktemp -d /tmp/spiderpool-cp.XXXXXX)
 # The fault tests restart the control plane through this directory.
 export SPIDERPOOL_CP_DIR="$cp_dir"

@@ -10,6 +10,9 @@
 //!
 //! Each lives in its own directory beside this one, with a test in `tests/` that runs it.
 //!
-//! The library itself only holds what the examples share: running commands with Ctrl-C in mind.
+//! The library itself only holds what the examples (and their tests) share: running commands
+//! with Ctrl-C in mind, and a one-node cluster with kubectl and Helm.
 
+pub mod cluster;
+pub mod kube;
 pub mod shell;

@@ -5,13 +5,24 @@
 //! started, so a failure half-way, an error in any later step or Ctrl-C all end in
 //! `hack/cluster.sh down`, which also undoes what the node changed on the host.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use spiderpool_examples::shell::{run, run_with};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::shell::{run, run_with};
 
 /// Keep the cluster after the run (for poking at it); `hack/cluster.sh down DIR` removes it.
 pub const KEEP_ENV: &str = "SPIDERPOOL_KEEP_CLUSTER";
+
+/// Serialises clusters between processes: the node's namespace, its host link and the
+/// underlay router's address are the same for every run.
+const LOCK: &str = "/run/lock/spiderpool-cluster.lock";
+
+/// The underlay router's address on the host side of the node's `ens192`, where the
+/// apiserver listens.
+pub const ROUTER: &str = "10.6.0.1";
 
 /// A running one-node cluster, torn down on drop.
 pub struct Cluster {
@@ -26,6 +37,8 @@ pub struct Cluster {
     /// Helm.
     pub helm: PathBuf,
     keep: bool,
+    /// Held until the cluster is down (dropped after `Drop::drop`).
+    _lock: Flock<File>,
 }
 
 /// The last non-empty line a provisioning script printed (its result, by convention).
@@ -50,7 +63,11 @@ fn image_tarballs(out: &str) -> Vec<PathBuf> {
 impl Cluster {
     /// Builds what is missing (images, Helm, kubectl; cached after the first run) and starts
     /// the cluster with our images imported into the node's containerd.
+    /// Waits for any other run's cluster to be gone first.
     pub fn start(repo: &Path, dir: &Path) -> Result<Cluster, String> {
+        let file = File::create(LOCK).map_err(|e| format!("{LOCK}: {e}"))?;
+        let lock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| format!("{LOCK}: {e}"))?;
         let script = |name: &str| repo.join("hack").join(name).to_string_lossy().into_owned();
         println!("  building the images (hack/images.sh; cached when nothing changed)");
         let images_out = run(&[&script("images.sh")], false)?;
@@ -71,6 +88,7 @@ impl Cluster {
             kubectl: testbin.join("kubectl"),
             helm,
             keep: std::env::var_os(KEEP_ENV).is_some(),
+            _lock: lock,
         };
         let list: Vec<String> = images
             .iter()
@@ -90,6 +108,50 @@ impl Cluster {
         cluster.kubeconfig = PathBuf::from(last_line(&out)?);
         Ok(cluster)
     }
+}
+
+impl Cluster {
+    /// `helm install` flags fitting this node: its CNI directories, IPv4 only, and the
+    /// apiserver's own address for our pods.
+    pub fn chart_values(&self) -> Result<Vec<String>, String> {
+        let dir = self.dir.to_string_lossy();
+        // The node runs no kube-proxy, so the `kubernetes` Service's address is not routed:
+        // our pods are pointed at the apiserver itself, as on any kube-proxy-free cluster.
+        let env = format!(
+            r#"[{{"name":"KUBERNETES_SERVICE_HOST","value":"{ROUTER}"}},{{"name":"KUBERNETES_SERVICE_PORT","value":"{}"}}]"#,
+            apiserver_port(&self.kubeconfig)?
+        );
+        let mut v = vec![
+            "--set".to_owned(),
+            format!("global.cniBinHostPath={dir}/cni/bin"),
+            "--set".to_owned(),
+            format!("global.cniConfHostPath={dir}/cni/net.d"),
+            "--set".to_owned(),
+            "ipam.enableIPv6=false".to_owned(),
+            // `auto` reads the first non-Multus file of the CNI configuration directory, which
+            // this node does not have (the default network is Multus' clusterNetwork); the
+            // cluster's pod CIDR comes from kubeadm-config, as `cluster` reads it.
+            "--set".to_owned(),
+            "coordinator.podCIDRType=cluster".to_owned(),
+        ];
+        for component in ["spiderpoolAgent", "spiderpoolController", "spiderpoolInit"] {
+            v.push("--set-json".to_owned());
+            v.push(format!("{component}.extraEnv={env}"));
+        }
+        Ok(v)
+    }
+}
+
+/// The port in the kubeconfig's `server:` line.
+fn apiserver_port(kubeconfig: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(kubeconfig)
+        .map_err(|e| format!("{}: {e}", kubeconfig.display()))?;
+    text.lines()
+        .find_map(|l| l.split("server: \"https://").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|hostport| hostport.rsplit_once(':'))
+        .map(|(_, port)| port.to_owned())
+        .ok_or_else(|| format!("no server in {}", kubeconfig.display()))
 }
 
 impl Drop for Cluster {
@@ -133,6 +195,21 @@ mod tests {
             tar.display()
         );
         assert_eq!(image_tarballs(&out), vec![tar]);
+    }
+
+    #[test]
+    fn the_apiserver_port_is_read_from_the_kubeconfig() {
+        let dir = tempfile_dir();
+        let kc = dir.join("kubeconfig");
+        std::fs::write(
+            &kc,
+            "clusters:\n- cluster: {server: \"https://10.6.0.1:17443\", x: y}\n",
+        )
+        .unwrap();
+        assert_eq!(apiserver_port(&kc).unwrap(), "17443");
+        std::fs::write(&kc, "clusters: []\n").unwrap();
+        assert!(apiserver_port(&kc).unwrap_err().contains("no server"));
+        assert!(apiserver_port(&dir.join("missing")).is_err());
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::shell::{check_interrupt, run_with};
 use serde_json::Value;
-use spiderpool_examples::shell::{check_interrupt, run_with};
 
 use crate::cluster::Cluster;
 
