@@ -44,7 +44,7 @@ case "${1:-}" in
         [ $# -eq 2 ] || die "usage: hack/images.sh import-check DIR NODE_BIN"
         node_bin=$2; set -- "$1" ;;
     build) shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
 esac
 [ $# -le 1 ] || die "too many arguments (see --help)"
