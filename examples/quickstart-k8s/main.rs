@@ -34,6 +34,7 @@ use spiderpool_examples::shell::{INTERRUPTED, run};
 
 use spiderpool_examples::cluster::Cluster;
 use spiderpool_examples::kube::{Kube, wait_for};
+use spiderpool_examples::rbac::{Usage, audit_usage, granted, unused};
 
 /// The seed's manifests, shared with the one-host quick start.
 const POOL: &str = include_str!("../quickstart/ippool.yaml");
@@ -190,7 +191,9 @@ fn run_all(repo: &Path, pods: Option<u32>) -> Result<(), String> {
     k.show(&["get", "se"])?;
     k.show(&["get", "sp"])?;
 
-    println!("\n== 8. helm uninstall\n");
+    rbac(&k, &cluster)?;
+
+    println!("\n== 9. helm uninstall\n");
     k.helm(&["uninstall", "spiderpool", "-n", "kube-system", "--wait"])?;
     wait_for("the release's pods to go", STEP, || {
         let pods = k.json(&[
@@ -205,6 +208,45 @@ fn run_all(repo: &Path, pods: Option<u32>) -> Result<(), String> {
         Ok((left == 0).then_some(()))
     })?;
     println!("\nall checks passed");
+    Ok(())
+}
+
+/// Our pods ran under the chart's ServiceAccounts: nothing they asked for may have been
+/// refused; what their roles grant and the run never used is listed.
+fn rbac(k: &Kube, cluster: &Cluster) -> Result<(), String> {
+    println!("\n== 8. RBAC: what our ServiceAccounts did (the apiserver's audit log)\n");
+    let prefix = "system:serviceaccount:kube-system:";
+    let usage = audit_usage(
+        &cluster.dir.join("audit.log"),
+        &format!("{prefix}spiderpool-"),
+    )?;
+    let mut refused = Vec::new();
+    for sa in [
+        "spiderpool-agent",
+        "spiderpool-controller",
+        "spiderpool-init",
+    ] {
+        let none = Usage::default();
+        let u = usage.get(&format!("{prefix}{sa}")).unwrap_or(&none);
+        if u.requests == 0 {
+            return Err(format!(
+                "{sa} made no request: did it run under its ServiceAccount?"
+            ));
+        }
+        let used: Vec<String> = u.used.iter().map(|(v, r)| format!("{v} {r}")).collect();
+        println!("{sa}: {} requests, {} refused", u.requests, u.refused.len());
+        println!("  used: {}", used.join(", "));
+        let idle = unused(&granted(k, "kube-system", sa)?, u);
+        println!("  granted, not used in this run: {}", idle.join(", "));
+        refused.extend(u.refused.iter().map(|r| format!("{sa}: {r}")));
+    }
+    if !refused.is_empty() {
+        return Err(format!(
+            "requests refused (missing permissions):\n{}",
+            refused.join("\n")
+        ));
+    }
+    println!("nothing refused");
     Ok(())
 }
 

@@ -15,4 +15,5 @@
 
 pub mod cluster;
 pub mod kube;
+pub mod rbac;
 pub mod shell;
