@@ -62,7 +62,12 @@ fn main() -> Result<()> {
         "kube-system",
         "--wait",
     ];
-    let values = cluster.chart_values().map_err(|e| anyhow!(e))?;
+    let mut values = cluster.chart_values().map_err(|e| anyhow!(e))?;
+    // The agent's allocation/release timings, read from the node after each phase.
+    values.extend([
+        "--set".into(),
+        "spiderpoolAgent.prometheus.enabled=true".into(),
+    ]);
     install.extend(values.iter().map(String::as_str));
     k.helm(&install).map_err(|e| anyhow!(e))?;
     k.apply("pool.yaml", POOL).map_err(|e| anyhow!(e))?;
@@ -83,6 +88,7 @@ fn main() -> Result<()> {
         let deploy = if networks.is_some() { "net1" } else { "plain" };
         k.apply(&format!("{deploy}.yaml"), &deployment(deploy, networks))
             .map_err(|e| anyhow!(e))?;
+        let cpu0 = cpu_snapshot();
         let t = Instant::now();
         k.kubectl(
             &[
@@ -104,6 +110,7 @@ fn main() -> Result<()> {
         })
         .map_err(|e| anyhow!(e))?;
         let up = t.elapsed();
+        let cpu_up = cpu_delta(&cpu0, &cpu_snapshot());
         let t = Instant::now();
         k.kubectl(
             &["scale", &format!("deployment/{deploy}"), "--replicas=0"],
@@ -119,6 +126,26 @@ fn main() -> Result<()> {
         })
         .map_err(|e| anyhow!(e))?;
         let down = t.elapsed();
+        println!("CPU seconds while scaling up ({name}):");
+        for (who, secs) in &cpu_up {
+            println!("  {who:<24} {secs:>6.2}");
+        }
+        if networks.is_some() {
+            let m = agent_metrics()?;
+            for key in [
+                "spiderpool_ipam_allocation_average_duration_seconds",
+                "spiderpool_ipam_allocation_max_duration_seconds",
+                "spiderpool_ipam_release_average_duration_seconds",
+                "spiderpool_ipam_release_max_duration_seconds",
+            ] {
+                let v = m
+                    .lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().last())
+                    .unwrap_or("?");
+                println!("  agent {key}: {v}");
+            }
+        }
         println!(
             "{name}: {pods} Running in {:.1} s, all gone in {:.1} s",
             up.as_secs_f64(),
@@ -137,6 +164,95 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The daemons whose CPU time is reported, by process name (`/proc/PID/comm`).
+const DAEMONS: [&str; 8] = [
+    "kube-apiserver",
+    "etcd",
+    "kubelet",
+    // Before `containerd`: names are matched by prefix.
+    "containerd-shim",
+    "containerd",
+    "spiderpool-agen",
+    "spiderpool-cont",
+    "kube-controller",
+];
+
+/// CPU seconds used so far: the machine's total busy time, and each daemon's (summed over
+/// its processes).
+fn cpu_snapshot() -> Vec<(String, f64)> {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut out = Vec::new();
+    if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
+        let busy: f64 = stat
+            .lines()
+            .next()
+            .map(|cpu| {
+                let f: Vec<f64> = cpu
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                // user nice system (idle iowait skipped) irq softirq steal
+                [0usize, 1, 2, 5, 6, 7]
+                    .iter()
+                    .filter_map(|i| f.get(*i))
+                    .sum::<f64>()
+            })
+            .unwrap_or(0.0);
+        out.push(("whole machine".to_owned(), busy / tick));
+    }
+    let mut per: Vec<(String, f64)> = DAEMONS.iter().map(|d| (d.to_string(), 0.0)).collect();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        let Some(slot) = per.iter_mut().find(|(d, _)| comm.starts_with(d.as_str())) else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(dir.join("stat")) {
+            // Fields after the `(comm)`: utime and stime are the 12th and 13th.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<f64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            slot.1 += (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / tick;
+        }
+    }
+    out.extend(per);
+    out
+}
+
+/// `after - before` per entry. A daemon whose processes came and went (shims) is counted by
+/// what was alive at each snapshot, so it reads low; the whole machine's figure is exact.
+fn cpu_delta(before: &[(String, f64)], after: &[(String, f64)]) -> Vec<(String, f64)> {
+    after
+        .iter()
+        .map(|(k, a)| {
+            let b = before.iter().find(|(kb, _)| kb == k).map_or(0.0, |x| x.1);
+            (k.clone(), (a - b).max(0.0))
+        })
+        .collect()
+}
+
+/// The agent's metrics, read inside the node's network namespace.
+fn agent_metrics() -> Result<String> {
+    let out = std::process::Command::new("nsenter")
+        .args([
+            "--net=/run/netns/spk-node",
+            "curl",
+            "-sf",
+            "http://127.0.0.1:5711/metrics",
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("agent metrics: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A zero-replica Deployment of the test image, with a second NIC when `networks` is given.
