@@ -9,6 +9,8 @@
 #   hack/cluster.sh env    [DIR]          print the variables a shell needs (KUBECONFIG...)
 #
 # DIR defaults to $SPIDERPOOL_CLUSTER_DIR or /tmp/spiderpool-cluster. Root only.
+# CLUSTER_MULTUS=chart leaves Multus out of the node's CNI configuration (only the default
+# network), for the chart's `multus.multusCNI.install=true` to put it in.
 #
 # The node lives in a network namespace shaped like the seed's worker: `ens192` 10.6.212.132/16
 # whose peer on the host is the underlay router 10.6.0.1/16 (the SpiderIPPool's gateway, where
@@ -157,6 +159,11 @@ cni() {
   }]
 }
 EOF
+  # CLUSTER_MULTUS=chart: the default network alone, Multus comes later from our chart.
+  if [ "${CLUSTER_MULTUS:-node}" = chart ]; then
+    cp "$D/cni/multus.d/10-k8s-pod-network.conflist" "$D/cni/net.d/"
+    return 0
+  fi
   cat >"$D/cni/net.d/00-multus.conflist" <<EOF
 {
   "cniVersion": "0.3.1",

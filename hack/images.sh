@@ -17,6 +17,8 @@
 #   localhost/spiderpool-rs/spiderpool-controller  busybox + spiderpool-controller, spiderpool-init
 #   localhost/spiderpool-rs/pause                  busybox; a sandbox process that exits on SIGTERM
 #   localhost/spiderpool-rs/testpod                busybox (sh, sleep, ip, ping, ...); sleeps
+#   localhost/spiderpool-rs/multus                 busybox + Multus' thin plugin (the chart's
+#                                                  optional Multus; from hack/node-testbin.sh)
 #
 # The last lines of a successful run are one `REFERENCE=TARBALL` per image (split at the first
 # `=`), e.g. `localhost/spiderpool-rs/pause:0.1.0=/work/target-release/images/pause-0.1.0.tar`.
@@ -338,11 +340,11 @@ PY
 
 # One JSON line per image: short name, binaries in /usr/bin, Entrypoint, Cmd. A tarball is
 # named SHORT-TAG.tar.
-images_json() { # $1 outdir, $2 plugin dir, $3 image-profile dir, $4 busybox root
+images_json() { # $1 outdir, $2 plugin dir, $3 image-profile dir, $4 busybox root, $5 multus dir
     local out=$1 p=$2 i=$3
-    python3 - "$out" "$p" "$i" "$4" "$tag" "$prefix" <<'PY'
+    python3 - "$out" "$p" "$i" "$4" "$tag" "$prefix" "$5" <<'PY'
 import json, sys
-out, p, i, bb, tag, prefix = sys.argv[1:]
+out, p, i, bb, tag, prefix, m = sys.argv[1:]
 # SIGTERM ends the sandbox / test container at once: busybox sleep as a PID namespace's init
 # ignores SIGTERM (it sets no handler), so every pod deletion would wait for the grace period.
 sleep = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; sleep 2147483647 & wait"]
@@ -353,6 +355,8 @@ images = [
      ["/usr/bin/spiderpool-controller"], None),
     ("pause", [], sleep, None),
     ("testpod", [], None, sleep),
+    # The chart's multus DaemonSet runs its own script; the plugin is what it installs.
+    ("multus", [("multus", m)], sleep, None),
 ]
 spec = {"tag": tag, "busybox_root": bb, "images": [{
     "ref": f"{prefix}/{name}:{tag}", "title": name, "path": f"{out}/{name}-{tag}.tar",
@@ -437,7 +441,7 @@ fi
 if [ "$mode" = verify ]; then
     dir=$1
     [ -d "$dir" ] || die "$dir is not a directory"
-    images_json "$dir" /nonexistent /nonexistent /nonexistent | python3 -c "$oci_py" verify
+    images_json "$dir" /nonexistent /nonexistent /nonexistent /nonexistent | python3 -c "$oci_py" verify
     exit 0
 fi
 
@@ -467,6 +471,11 @@ echo "images.sh: binaries ready in $(( $(date +%s) - t0 )) s"
 plugins=$(cd "$target_dir/$target/release-plugins" && pwd)
 bins=$(cd "$target_dir/$target/image" && pwd)
 
+# --- Multus' thin plugin (Go, static), built and cached with the test node's binaries ----------
+multus_bin=$(eval "$(hack/node-testbin.sh)" && echo "$MULTUS") \
+    || die "hack/node-testbin.sh failed (Multus' thin plugin)"
+multus_dir=$(dirname "$multus_bin")
+
 # --- busybox base --------------------------------------------------------------------------
 bbdir=$cache/busybox
 deb=$(ls "$bbdir"/busybox-static_*.deb 2>/dev/null | head -n 1 || true)
@@ -483,11 +492,11 @@ if [ ! -x "$bbroot/bin/busybox" ] || [ "$deb" -nt "$bbroot/bin/busybox" ]; then
 fi
 
 # --- images (skipped when nothing they are made of changed) --------------------------------
-spec=$(images_json "$out" "$plugins" "$bins" "$bbroot")
+spec=$(images_json "$out" "$plugins" "$bins" "$bbroot" "$multus_dir")
 stamp=$( { printf '%s\n' "$tag" "$spec" "$oci_py"; \
     sha256sum "$deb" "$plugins/spiderpool" "$plugins/coordinator" "$bins/spiderpool-agent" \
-    "$bins/spiderpool-controller" "$bins/spiderpool-init" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
-names=(spiderpool-agent spiderpool-controller pause testpod)
+    "$bins/spiderpool-controller" "$bins/spiderpool-init" "$multus_bin" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
+names=(spiderpool-agent spiderpool-controller pause testpod multus)
 fresh=1
 for n in "${names[@]}"; do [ -f "$out/$n-$tag.tar" ] || fresh=0; done
 if [ "$fresh" = 1 ] && [ "$(cat "$out/.inputs" 2>/dev/null)" = "$stamp" ]; then

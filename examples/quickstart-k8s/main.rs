@@ -3,14 +3,14 @@
 //! 1. A one-node cluster from the project's scripts (`hack/cluster.sh`): kube-apiserver, etcd,
 //!    kube-controller-manager, kube-scheduler, containerd + runc and a kubelet whose node sits
 //!    in a network namespace shaped like the seed's worker (`ens192` 10.6.212.132/16, the
-//!    underlay router 10.6.0.1 on the host side). Multus (thin plugin) is the node's CNI,
-//!    delegating `eth0` to a Calico-like routed network (10.233.64.0/18) and extra NICs to the
-//!    NetworkAttachmentDefinitions. Our images (`hack/images.sh`, built without Docker) are
-//!    imported into the node's containerd.
-//! 2. `helm install` of our chart: the agent DaemonSet and the controller run as pods under the
-//!    chart's ServiceAccounts (a missing permission fails the run), the init Job creates the
-//!    SpiderCoordinator `default`, which the controller syncs from the cluster's
-//!    `kubeadm-config`.
+//!    underlay router 10.6.0.1 on the host side), with a Calico-like routed default network
+//!    (10.233.64.0/18). Our images (`hack/images.sh`, built without Docker) are imported into
+//!    the node's containerd.
+//! 2. `helm install` of our chart with `multus.multusCNI.install=true`: Multus (thin plugin)
+//!    goes in front of the default network, the agent DaemonSet and the controller run as pods
+//!    under the chart's ServiceAccounts (the apiserver's audit log must show nothing refused),
+//!    the init Job creates the SpiderCoordinator `default`, which the controller syncs from the
+//!    cluster's `kubeadm-config`.
 //! 3. The seed's steps with kubectl: the pool `10-6-v4`, the SpiderMultusConfig
 //!    `macvlan-ens192`, a two-replica Deployment with `k8s.v1.cni.cncf.io/networks`; it prints
 //!    what the seed prints (`kubectl get se`, `kubectl get sp`, the coordinator's status, the
@@ -97,11 +97,10 @@ fn is_root() -> bool {
 }
 
 fn run_all(repo: &Path, pods: Option<u32>) -> Result<(), String> {
-    println!(
-        "== 0. A one-node cluster (hack/cluster.sh): control plane, containerd, kubelet, Multus\n"
-    );
+    println!("== 0. A one-node cluster (hack/cluster.sh): control plane, containerd, kubelet\n");
     let started = Instant::now();
-    let cluster = Cluster::start(repo, Path::new(DIR))?;
+    // Multus from our chart, as users install it (the node starts with its default network).
+    let cluster = Cluster::start_with(repo, Path::new(DIR), true)?;
     println!("  cluster up in {:.1} s\n", started.elapsed().as_secs_f64());
     let k = Kube::of(&cluster);
     k.show(&["get", "nodes", "-o", "wide"])?;

@@ -37,6 +37,8 @@ pub struct Cluster {
     /// Helm.
     pub helm: PathBuf,
     keep: bool,
+    /// Multus is left to the chart (`multus.multusCNI.install=true`), not set up by the node.
+    pub chart_multus: bool,
     /// Held until the cluster is down (dropped after `Drop::drop`).
     _lock: Flock<File>,
 }
@@ -63,8 +65,14 @@ fn image_tarballs(out: &str) -> Vec<PathBuf> {
 impl Cluster {
     /// Builds what is missing (images, Helm, kubectl; cached after the first run) and starts
     /// the cluster with our images imported into the node's containerd.
-    /// Waits for any other run's cluster to be gone first.
+    /// Waits for any other run's cluster to be gone first. Multus is the node's own.
     pub fn start(repo: &Path, dir: &Path) -> Result<Cluster, String> {
+        Cluster::start_with(repo, dir, false)
+    }
+
+    /// As [`Cluster::start`]; with `chart_multus`, the node starts with its default network
+    /// only and [`Cluster::chart_values`] has our chart install Multus.
+    pub fn start_with(repo: &Path, dir: &Path, chart_multus: bool) -> Result<Cluster, String> {
         let file = File::create(LOCK).map_err(|e| format!("{LOCK}: {e}"))?;
         let lock =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| format!("{LOCK}: {e}"))?;
@@ -88,6 +96,7 @@ impl Cluster {
             kubectl: testbin.join("kubectl"),
             helm,
             keep: std::env::var_os(KEEP_ENV).is_some(),
+            chart_multus,
             _lock: lock,
         };
         let list: Vec<String> = images
@@ -102,7 +111,11 @@ impl Cluster {
             Command::new(script("cluster.sh"))
                 .arg("up")
                 .arg(dir)
-                .env("CLUSTER_IMAGES", list.join(" ")),
+                .env("CLUSTER_IMAGES", list.join(" "))
+                .env(
+                    "CLUSTER_MULTUS",
+                    if chart_multus { "chart" } else { "node" },
+                ),
             false,
         )?;
         cluster.kubeconfig = PathBuf::from(last_line(&out)?);
@@ -134,7 +147,15 @@ impl Cluster {
             "--set".to_owned(),
             "coordinator.podCIDRType=cluster".to_owned(),
         ];
-        for component in ["spiderpoolAgent", "spiderpoolController", "spiderpoolInit"] {
+        let mut components = vec!["spiderpoolAgent", "spiderpoolController", "spiderpoolInit"];
+        if self.chart_multus {
+            v.extend([
+                "--set".to_owned(),
+                "multus.multusCNI.install=true".to_owned(),
+            ]);
+            components.push("multus.multusCNI");
+        }
+        for component in components {
             v.push("--set-json".to_owned());
             v.push(format!("{component}.extraEnv={env}"));
         }

@@ -437,6 +437,7 @@ fn pool_annotations(k: &Kube) -> Result<(), String> {
 
 /// Scenario 4: `kubectl delete pod sts-0`: the StatefulSet's new `sts-0` (new UID) gets the
 /// same net1 address; the endpoint follows the new UID and the pool counts no second address.
+/// Scaled to zero, the address is released.
 fn statefulset_keeps_its_address(k: &Kube) -> Result<(), String> {
     let before = wait_running(k, STS_POD, &["net1"], None)?;
     let ip = expect_pool(&before, "net1", "10-6-v4")?;
@@ -482,6 +483,29 @@ fn statefulset_keeps_its_address(k: &Kube) -> Result<(), String> {
         "  {STS_POD} re-created (uid {}): same address {ip}",
         after.uid
     );
+    // Scaled to zero, the ordinal is no longer valid: the address and endpoint go (§3.14
+    // step 5).
+    k.kubectl(
+        &["scale", &format!("statefulset/{STS}"), "--replicas=0"],
+        true,
+    )?;
+    wait_for(&format!("{STS_POD} and its endpoint gone"), STEP, || {
+        let pods = k.json(&["get", "pods", "-l", &format!("app={STS}")])?;
+        let n = pods["items"].as_array().map_or(0, Vec::len);
+        let se = k.kubectl(&["get", "se", STS_POD, "--ignore-not-found"], false)?;
+        if n == 0 && se.trim().is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(format!("{n} pods, endpoint: {}", se.trim()))
+        }
+    })?;
+    let released = settled_count(k, "10-6-v4")?;
+    if released + 1 != count_before {
+        return Err(format!(
+            "scaled to zero, pool 10-6-v4 counts {released} addresses (before: {count_before})"
+        ));
+    }
+    println!("  scaled to 0: {ip} and the endpoint released");
     Ok(())
 }
 

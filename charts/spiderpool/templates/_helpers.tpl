@@ -49,9 +49,6 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Values the chart cannot honour yet: refuse rather than render something half-done. */}}
 {{- define "spiderpool.validate" -}}
-{{- if .Values.multus.multusCNI.install -}}
-{{- fail "multus.multusCNI.install=true: installing Multus with this chart is not supported yet; install Multus separately and leave it false" -}}
-{{- end -}}
 {{- if not (or .Values.ipam.enableIPv4 .Values.ipam.enableIPv6) -}}
 {{- fail "ipam.enableIPv4 and ipam.enableIPv6 are both false: enable at least one family" -}}
 {{- end -}}
