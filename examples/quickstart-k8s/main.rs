@@ -224,6 +224,7 @@ fn rbac(k: &Kube, cluster: &Cluster) -> Result<(), String> {
         "spiderpool-agent",
         "spiderpool-controller",
         "spiderpool-init",
+        "spiderpool-multus",
     ] {
         let none = Usage::default();
         let u = usage.get(&format!("{prefix}{sa}")).unwrap_or(&none);
