@@ -42,6 +42,8 @@ SANDBOX_IMAGE=${CLUSTER_SANDBOX_IMAGE:-localhost/spiderpool-rs/pause:0.1.0}
 FIXED_PATHS="/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd
 /opt/containerd /usr/libexec/kubernetes /run/nri /var/run/spidernet /etc/kubernetes"
 SYSCTLS="kernel.panic kernel.panic_on_oops vm.overcommit_memory"
+# Which DIR's cluster holds the node namespace now.
+OWNER=/run/spiderpool-cluster.owner
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -324,8 +326,8 @@ kill_pods() {
 }
 
 down() {
-  [ -d "$D" ] || return 0
-  [ -f "$D/bin.env" ] && . "$D/bin.env"
+  # Every step tolerates what is already gone, so a half-started or half-removed cluster goes.
+  if [ -f "$D/bin.env" ]; then . "$D/bin.env"; fi
   stop_pid kubelet
   kill_pods
   # Shims outlive containerd; ours name our socket on their command line. The patterns also
@@ -361,12 +363,22 @@ down() {
     done <"$D/host.saved"
   fi
   rm -rf "$D"
+  [ "$(cat "$OWNER" 2>/dev/null)" = "$D" ] && rm -f "$OWNER"
+  return 0
 }
 
 case "$cmd" in
 up)
   [ "$(id -u)" = 0 ] || die "needs root"
+  # One node namespace, host link and router address for every cluster: a cluster of another
+  # DIR still up (a run that crashed) is taken down first. Callers serialise runs (the
+  # examples library holds a lock for a cluster's whole life).
+  if [ -f "$OWNER" ] && [ "$(cat "$OWNER")" != "$D" ]; then
+    log "taking down the leftover cluster of $(cat "$OWNER")"
+    "$0" down "$(cat "$OWNER")"
+  fi
   mkdir -p "$D"
+  echo "$D" >"$OWNER"
   snapshot
   binaries
   network
