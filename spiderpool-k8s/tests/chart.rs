@@ -348,6 +348,19 @@ fn chart_custom_values_render_the_golden_manifests() {
         c["image"],
         "registry.example.com/spiderpool-rs/spiderpool-agent:v9.9.9"
     );
+    // Multus installed: the plugin and its files go where the agent's plugins go, in front of
+    // the default CNI named by defaultCniCRName, under its own ServiceAccount.
+    let multus = find(&objs, "DaemonSet", "spiderpool-multus");
+    let m = &multus["spec"]["template"]["spec"];
+    assert_eq!(m["serviceAccountName"], "spiderpool-multus");
+    assert_eq!(m["hostNetwork"], true);
+    let script = m["containers"][0]["command"][2].as_str().expect("script");
+    assert!(script.contains("cluster=\"calico\""), "{script}");
+    assert!(
+        script.contains("\"multusNamespace\": \"kube-system\""),
+        "{script}"
+    );
+    find(&objs, "ClusterRole", "spiderpool-multus");
     assert!(
         c["ports"]
             .as_array()
@@ -449,7 +462,6 @@ fn chart_refuses_values_it_cannot_honour() {
     let chart = chart_dir();
     let chart = chart.to_str().expect("UTF-8 path");
     for (set, expect) in [
-        ("multus.multusCNI.install=true", "not supported yet"),
         (
             "ipam.enableIPv4=false,ipam.enableIPv6=false",
             "enable at least one family",
