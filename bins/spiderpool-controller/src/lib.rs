@@ -13,10 +13,12 @@
 //! | [`coordinator`] | leader | SpiderCoordinator status: the cluster's pod and service CIDRs |
 //! | [`gc`] | leader | garbage collection of addresses whose pods are gone |
 //! | [`init`] | `spiderpool-init` | the default SpiderCoordinator, pools, subnets and SpiderMultusConfig |
+//! | [`clean`] | `spiderpool-controller clean` | the chart's pre-delete hook: webhook configurations, every Spiderpool object, the CRDs, the init Job |
 //!
 //! Every component has a `clap` argument struct (flags and upstream's environment variables)
 //! so the binary is a thin list of them; [`Ctx`] is what they share.
 
+pub mod clean;
 pub mod context;
 pub mod coordinator;
 mod error;

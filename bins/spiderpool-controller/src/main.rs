@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use spiderpool_controller::{
-    Ctx, coordinator, gc, ippool, leader, metrics, multusconfig, probes, subnet, webhook,
+    Ctx, clean, coordinator, gc, ippool, leader, metrics, multusconfig, probes, subnet, webhook,
 };
 use spiderpool_plugin_support::log::{LevelFilter, LogConfig, parse_level};
 
@@ -18,19 +18,40 @@ use spiderpool_plugin_support::log::{LevelFilter, LogConfig, parse_level};
 )]
 struct Cli {
     /// The kubeconfig; default `$KUBECONFIG`, else the in-cluster service account.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     kubeconfig: Option<PathBuf>,
     /// One of debug, info, warn, error.
     #[arg(
         long,
+        global = true,
         value_name = "LEVEL",
         env = "SPIDERPOOL_LOG_LEVEL",
         default_value = "info"
     )]
     log_level: String,
     /// Log lines as `text` or `json` (one object per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    #[arg(long, value_name = "FORMAT", default_value = "text", global = true)]
     log_format: spiderpool_plugin_support::log::Format,
+    /// Without one: run the controller (as `daemon`).
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    daemon: Daemon,
+}
+
+/// Upstream's subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the controller (the default).
+    Daemon(Box<Daemon>),
+    /// Helm pre-delete hook: delete the webhook configurations, every Spiderpool object, the
+    /// Spiderpool CRDs and the init Job.
+    Clean(clean::Args),
+}
+
+/// Every component's flags.
+#[derive(Debug, clap::Args)]
+struct Daemon {
     #[command(flatten)]
     webhook: webhook::Args,
     #[command(flatten)]
@@ -79,7 +100,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let outcome = match cli.command {
+        Some(Command::Clean(args)) => rt.block_on(run_clean(cli.kubeconfig, args)),
+        Some(Command::Daemon(daemon)) => rt.block_on(run(cli.kubeconfig, *daemon)),
+        None => rt.block_on(run(cli.kubeconfig, cli.daemon)),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -89,8 +115,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(mut cli: Cli) -> anyhow::Result<()> {
-    let client = spiderpool_k8s::client::connect(cli.kubeconfig.as_deref()).await?;
+async fn run_clean(kubeconfig: Option<PathBuf>, args: clean::Args) -> anyhow::Result<()> {
+    let client = spiderpool_k8s::client::connect(kubeconfig.as_deref()).await?;
+    clean::run(&client, &args).await?;
+    Ok(())
+}
+
+async fn run(kubeconfig: Option<PathBuf>, mut cli: Daemon) -> anyhow::Result<()> {
+    let client = spiderpool_k8s::client::connect(kubeconfig.as_deref()).await?;
     let ctx = Ctx::new(client);
     cli.webhook.enable_spider_subnet = Some(cli.subnet.enabled);
     // Leader-only work: every controller and the GC, dropped together when the Lease is lost.
