@@ -225,12 +225,14 @@ fn check_invariants(objs: &[Value]) {
         conf["enableIPv4"].is_boolean() && conf["enableSpiderSubnet"].is_boolean(),
         "{conf}"
     );
+    check_pre_delete_hook(objs);
 
     // Every ServiceAccount a workload runs as exists and is bound.
     for (kind, name) in [
         ("DaemonSet", "spiderpool-agent"),
         ("Deployment", "spiderpool-controller"),
         ("Job", "spiderpool-init"),
+        ("Job", PRE_DELETE),
     ] {
         let sa = find(objs, kind, name)["spec"]["template"]["spec"]["serviceAccountName"]
             .as_str()
@@ -275,6 +277,151 @@ fn check_invariants(objs: &[Value]) {
                 );
             }
         }
+    }
+}
+
+/// Name of the pre-delete hook's Job, ServiceAccount and roles (upstream's Job name).
+const PRE_DELETE: &str = "spiderpool-controller-hook-pre-delete";
+
+fn hook_of(o: &Value) -> Option<(&str, i64)> {
+    let a = &o["metadata"]["annotations"];
+    let hook = a["helm.sh/hook"].as_str()?;
+    let weight = a["helm.sh/hook-weight"]
+        .as_str()
+        .map_or(0, |w| w.parse().expect("numeric hook weight"));
+    Some((hook, weight))
+}
+
+/// The pre-delete hook (`spiderpool-controller clean`): the controller's image, network and
+/// webhook configuration name; its RBAC objects are pre-delete hooks too, created before the
+/// Job (lower weight) and deleted once the hooks succeeded.
+fn check_pre_delete_hook(objs: &[Value]) {
+    let job = find(objs, "Job", PRE_DELETE);
+    let controller = find(objs, "Deployment", "spiderpool-controller");
+    let (hook, job_weight) = hook_of(job).expect("the Job is a hook");
+    assert_eq!(hook, "pre-delete");
+    let pod = &job["spec"]["template"]["spec"];
+    let cpod = &controller["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["hostNetwork"], cpod["hostNetwork"]);
+    assert_eq!(pod["dnsPolicy"], cpod["dnsPolicy"]);
+    assert_eq!(
+        pod["containers"][0]["image"],
+        cpod["containers"][0]["image"]
+    );
+    assert_eq!(pod["serviceAccountName"], PRE_DELETE);
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    // The names the controller registers its webhook configurations under.
+    let config_name = cpod["containers"][0]["args"]
+        .as_array()
+        .expect("controller args")
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--webhook-config-name="))
+        .expect("--webhook-config-name");
+    assert_eq!(args[0], "clean");
+    assert!(
+        args.contains(&format!("--validate={config_name}").as_str()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&format!("--mutating={config_name}").as_str()),
+        "{args:?}"
+    );
+    let env = env_of(job);
+    assert_eq!(
+        env_value(&env, "SPIDERPOOL_POD_NAMESPACE").as_deref(),
+        Some("fieldRef:metadata.namespace")
+    );
+    assert_eq!(
+        env_value(&env, "SPIDERPOOL_INIT_NAME").as_deref(),
+        Some("spiderpool-init")
+    );
+    for kind in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ] {
+        let o = find(objs, kind, PRE_DELETE);
+        let (hook, weight) = hook_of(o).unwrap_or_else(|| panic!("{kind} is a hook"));
+        assert_eq!(hook, "pre-delete", "{kind}");
+        assert!(weight < job_weight, "{kind} created before the Job");
+        let policy = o["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(policy.contains("hook-succeeded"), "{kind}: {policy}");
+    }
+    // Only hooks carry the hook's name: nothing of it stays installed with the release.
+    let named: Vec<_> = objs
+        .iter()
+        .filter(|o| o["metadata"]["name"] == PRE_DELETE)
+        .collect();
+    assert!(named.iter().all(|o| hook_of(o).is_some()));
+    // Deleting by name only, for the webhook configurations and CRDs.
+    let role = find(objs, "ClusterRole", PRE_DELETE);
+    for rule in role["rules"].as_array().expect("rules") {
+        let resources = rule["resources"].as_array().expect("resources");
+        if resources
+            .iter()
+            .any(|r| r == "mutatingwebhookconfigurations" || r == "customresourcedefinitions")
+        {
+            assert!(
+                rule["resourceNames"]
+                    .as_array()
+                    .is_some_and(|n| !n.is_empty()),
+                "{rule}"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs helm"]
+fn chart_pre_delete_hook_follows_the_controller_and_can_be_turned_off() {
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    let with_env = run_helm(&[
+        "template",
+        RELEASE,
+        chart,
+        "--namespace",
+        NAMESPACE,
+        "--set-json",
+        r#"spiderpoolController.extraEnv=[{"name":"KUBERNETES_SERVICE_HOST","value":"10.0.0.1"}]"#,
+    ]);
+    let objs = objects(&with_env);
+    let env = env_of(find(&objs, "Job", PRE_DELETE));
+    assert_eq!(
+        env_value(&env, "KUBERNETES_SERVICE_HOST").as_deref(),
+        Some("10.0.0.1"),
+        "the controller's extraEnv (how pods reach the apiserver without kube-proxy)"
+    );
+    // Upstream's template key and its docs' key both turn it off.
+    for set in [
+        "spiderpoolController.cleanup.enable=false",
+        "spiderpoolController.cleanup.enabled=false",
+    ] {
+        let out = run_helm(&[
+            "template",
+            RELEASE,
+            chart,
+            "--namespace",
+            NAMESPACE,
+            "--set",
+            set,
+        ]);
+        assert!(
+            !objects(&out)
+                .iter()
+                .any(|o| o["metadata"]["name"] == PRE_DELETE),
+            "--set {set} still renders the hook"
+        );
     }
 }
 
@@ -542,6 +689,137 @@ fn chart_manifests_pass_a_server_side_dry_run() {
     }
 }
 
+/// Creates the pre-delete hook's RBAC objects (not its Job: nothing would run it) and checks
+/// with the apiserver's authorizer that it may do exactly what `clean` does.
+fn check_pre_delete_rbac(kubeconfig: &str, kubectl: &str, hooks: &[&Value]) {
+    let rbac: Vec<&&Value> = hooks
+        .iter()
+        .filter(|o| o["metadata"]["name"] == PRE_DELETE && o["kind"] != "Job")
+        .collect();
+    assert_eq!(rbac.len(), 5, "ServiceAccount, two roles, two bindings");
+    let file =
+        std::env::temp_dir().join(format!("spiderpool-chart-hook-{}.json", std::process::id()));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rbac});
+    std::fs::write(&file, list.to_string()).expect("write hook RBAC");
+    let out = Command::new(kubectl)
+        .args(["--kubeconfig", kubeconfig, "create", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let can = |verb: &str, what: &str, ns: &str| {
+        let out = Command::new(kubectl)
+            .args([
+                "--kubeconfig",
+                kubeconfig,
+                "auth",
+                "can-i",
+                verb,
+                what,
+                "-n",
+                ns,
+            ])
+            .arg(format!(
+                "--as=system:serviceaccount:{NAMESPACE}:{PRE_DELETE}"
+            ))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "yes" => true,
+            "no" => false,
+            other => panic!(
+                "can-i {verb} {what}: {other:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    };
+    for (verb, what, ns) in [
+        (
+            "delete",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io/spiderpool-controller",
+            "default",
+        ),
+        (
+            "delete",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io/spiderpool-controller",
+            "default",
+        ),
+        ("list", "spiderippools.spiderpool.spidernet.io", "default"),
+        (
+            "patch",
+            "spiderendpoints.spiderpool.spidernet.io",
+            "default",
+        ),
+        (
+            "delete",
+            "spidermultusconfigs.spiderpool.spidernet.io",
+            "default",
+        ),
+        (
+            "delete",
+            "spidercoordinators.spiderpool.spidernet.io",
+            "default",
+        ),
+        (
+            "delete",
+            "customresourcedefinitions.apiextensions.k8s.io/spiderippools.spiderpool.spidernet.io",
+            "default",
+        ),
+        (
+            "get",
+            "customresourcedefinitions.apiextensions.k8s.io/spidercoordinators.spiderpool.spidernet.io",
+            "default",
+        ),
+        ("delete", "jobs.batch/spiderpool-init", NAMESPACE),
+    ] {
+        assert!(
+            can(verb, what, ns),
+            "the pre-delete hook may not {verb} {what} in {ns}"
+        );
+    }
+    for (verb, what, ns) in [
+        (
+            "delete",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io/someone-else",
+            "default",
+        ),
+        (
+            "create",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io",
+            "default",
+        ),
+        (
+            "delete",
+            "customresourcedefinitions.apiextensions.k8s.io/network-attachment-definitions.k8s.cni.cncf.io",
+            "default",
+        ),
+        (
+            "list",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "default",
+        ),
+        ("create", "spiderippools.spiderpool.spidernet.io", "default"),
+        (
+            "delete",
+            "network-attachment-definitions.k8s.cni.cncf.io",
+            "default",
+        ),
+        ("delete", "jobs.batch/other", NAMESPACE),
+        ("delete", "pods", NAMESPACE),
+        ("get", "secrets", NAMESPACE),
+    ] {
+        assert!(
+            !can(verb, what, ns),
+            "the pre-delete hook may {verb} {what} in {ns}"
+        );
+    }
+}
+
 /// `kubectl auth can-i` as a ServiceAccount of the release: whether the apiserver's RBAC
 /// authorizer allows it.
 fn can_i(kubeconfig: &str, sa: &str, namespace: &str, verb: &str, resource: &str) -> bool {
@@ -609,10 +887,12 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
         "--kubeconfig",
         &kubeconfig,
     ]);
+    let rendered = objects(&render(None));
+    let hooks: Vec<&Value> = rendered.iter().filter(|o| hook_of(o).is_some()).collect();
     assert_eq!(
         objects(&manifest).len(),
-        objects(&render(None)).len() - 1,
-        "every object but the init Job hook installed"
+        rendered.len() - hooks.len(),
+        "every object but the hooks (init Job, pre-delete clean-up) installed"
     );
 
     // What each component needs is allowed …
@@ -748,6 +1028,11 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
         );
     }
 
+    check_pre_delete_rbac(&kubeconfig, &kubectl, &hooks);
+
+    // No kubelet here: the pre-delete Job would never run (bins/spiderpool-controller/tests/
+    // clean.rs runs `clean` itself), so uninstall without hooks and check below that what is
+    // left is exactly what clean deletes.
     run_helm(&[
         "uninstall",
         RELEASE,
@@ -755,6 +1040,7 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
         NAMESPACE,
         "--kubeconfig",
         &kubeconfig,
+        "--no-hooks",
     ]);
     let file = std::env::temp_dir().join(format!(
         "spiderpool-chart-installed-{}.yaml",
@@ -785,5 +1071,26 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
         left.trim().is_empty(),
         "left behind by helm uninstall:\n{left}"
     );
+    // Helm keeps the CRDs (crds/): the six Spiderpool ones are what clean deletes; the NAD
+    // CRD stays, as upstream's clean leaves it (a separately installed Multus may share it).
+    let out = Command::new(&kubectl)
+        .args(["--kubeconfig", &kubeconfig, "get", "crd", "-o", "name"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+    let mut crds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.trim_start_matches("customresourcedefinition.apiextensions.k8s.io/")
+                .to_owned()
+        })
+        .collect();
+    crds.sort();
+    let mut expected: Vec<String> = spiderpool_core::objects::KIND_INFOS
+        .iter()
+        .map(|k| format!("{}.{}", k.plural, spiderpool_core::objects::GROUP))
+        .chain(["network-attachment-definitions.k8s.cni.cncf.io".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(crds, expected);
     drop(plane);
 }
