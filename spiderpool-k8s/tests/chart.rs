@@ -965,6 +965,34 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
             "create",
             "spidermultusconfigs.spiderpool.spidernet.io",
         ),
+        (
+            "spiderpool-init",
+            NAMESPACE,
+            "list",
+            "endpointslices.discovery.k8s.io",
+        ),
+        // Needed by code paths a short run may not take (GC, repeated events,
+        // blockOwnerDeletion under OwnerReferencesPermissionEnforcement). KubeVirt's and
+        // Cilium's kinds are not served here, so kubectl cannot ask about them.
+        (
+            "spiderpool-controller",
+            "default",
+            "patch",
+            "spiderendpoints.spiderpool.spidernet.io",
+        ),
+        ("spiderpool-controller", "default", "get", "nodes"),
+        (
+            "spiderpool-controller",
+            "default",
+            "patch",
+            "events.events.k8s.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "spidersubnets.spiderpool.spidernet.io/finalizers",
+        ),
         ("spiderpool-init", NAMESPACE, "get", "endpoints"),
     ] {
         assert!(
@@ -1018,6 +1046,64 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
             "spiderpool-init",
             "default",
             "update",
+            "spidercoordinators.spiderpool.spidernet.io",
+        ),
+        // Removed from the controller and init: no code path asks for them (server-side
+        // apply needs no get or update; writes are merge patches or status replaces; events
+        // go to events.k8s.io; init's create answers AlreadyExists without a read).
+        (
+            "spiderpool-controller",
+            "default",
+            "get",
+            "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "spiderippools.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "spidersubnets.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "get",
+            "spiderendpoints.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "update",
+            "spiderendpoints.spiderpool.spidernet.io",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "patch",
+            "spiderippools.spiderpool.spidernet.io/status",
+        ),
+        (
+            "spiderpool-controller",
+            "default",
+            "get",
+            "servicecidrs.networking.k8s.io",
+        ),
+        ("spiderpool-controller", "default", "create", "events"),
+        (
+            "spiderpool-init",
+            "default",
+            "get",
             "spidercoordinators.spiderpool.spidernet.io",
         ),
         ("spiderpool-init", "default", "get", "endpoints"),
