@@ -194,6 +194,37 @@ fn run_all(repo: &Path, pods: Option<u32>) -> Result<(), String> {
 
     println!("\n== 9. helm uninstall\n");
     k.helm(&["uninstall", "spiderpool", "-n", "kube-system", "--wait"])?;
+    // The pre-delete hook (`spiderpool-controller clean`) removed our CRDs and webhooks.
+    let crds = k.kubectl(&["get", "crd", "-o", "name"], false)?;
+    let ours: Vec<&str> = crds
+        .lines()
+        .filter(|l| l.ends_with(".spiderpool.spidernet.io"))
+        .collect();
+    if !ours.is_empty() {
+        return Err(format!("helm uninstall left CRDs behind: {ours:?}"));
+    }
+    for kind in [
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+    ] {
+        let left = k.kubectl(&["get", kind, "-o", "name"], false)?;
+        if left.contains("spiderpool") {
+            return Err(format!("helm uninstall left {kind} behind: {left}"));
+        }
+    }
+    println!("  the pre-delete hook removed the Spiderpool CRDs and webhook configurations");
+    let hook = "system:serviceaccount:kube-system:spiderpool-controller-hook-pre-delete";
+    let usage = audit_usage(&cluster.dir.join("audit.log"), hook)?;
+    let u = usage
+        .get(hook)
+        .ok_or("the pre-delete hook made no request under its ServiceAccount")?;
+    if !u.refused.is_empty() {
+        return Err(format!("the pre-delete hook was refused: {:?}", u.refused));
+    }
+    println!(
+        "  its ServiceAccount: {} requests, nothing refused",
+        u.requests
+    );
     wait_for("the release's pods to go", STEP, || {
         let pods = k.json(&[
             "get",

@@ -57,6 +57,11 @@ fn quickstart_k8s_runs_the_seed_on_a_real_node() {
         "pod -> underlay gateway: ping 10.6.0.1 via net1: ok",
         "pod -> pod (Calico-like eth0): ping 10.233.73.",
         "scale to 0 -> every address released",
+        // RBAC proven: nothing our ServiceAccounts asked for was refused.
+        "nothing refused",
+        "spiderpool-multus: ",
+        // helm uninstall ran the pre-delete hook.
+        "the pre-delete hook removed the Spiderpool CRDs and webhook configurations",
         "all checks passed",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
