@@ -62,14 +62,11 @@ binaries() {
   local out
   out=$("$here/node-testbin.sh") || die "hack/node-testbin.sh failed"
   eval "$out"
-  K8S_BIN=$K8S_BIN_DIR
-  NODE_BIN=$NODE_BIN_DIR
   for b in "$KUBELET" "$KUBE_CONTROLLER_MANAGER" "$KUBE_SCHEDULER" "$CONTAINERD" \
     "$CONTAINERD_SHIM_RUNC_V2" "$RUNC" "$CTR" "$MULTUS" "$KUBECTL"; do
     [ -x "$b" ] || die "missing $b"
   done
   printf '%s\n' "$out" >"$D/bin.env"
-  printf 'K8S_BIN=%q\nNODE_BIN=%q\n' "$K8S_BIN" "$NODE_BIN" >>"$D/bin.env"
 }
 
 # Remember what the host looked like, once, so `down` can put it back.
@@ -122,7 +119,7 @@ EOF
 controllers() {
   local pki="$D/cp/pki"
   if ! alive "$D/kcm.pid"; then
-    spawn kcm "$K8S_BIN/kube-controller-manager" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
+    spawn kcm "$KUBE_CONTROLLER_MANAGER" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
       --authorization-kubeconfig="$KC" --leader-elect=false --bind-address=127.0.0.1 \
       --secure-port=0 --service-account-private-key-file="$pki/sa.key" \
       --root-ca-file="$pki/ca.crt" --cluster-signing-cert-file="$pki/ca.crt" \
@@ -131,7 +128,7 @@ controllers() {
       --node-monitor-grace-period=20s --v=1
   fi
   if ! alive "$D/scheduler.pid"; then
-    spawn scheduler "$K8S_BIN/kube-scheduler" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
+    spawn scheduler "$KUBE_SCHEDULER" --kubeconfig="$KC" --authentication-kubeconfig="$KC" \
       --authorization-kubeconfig="$KC" --leader-elect=false --bind-address=127.0.0.1 \
       --secure-port=0 --v=1
   fi
@@ -202,9 +199,9 @@ state = "$c/state"
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      runtime_path = "$NODE_BIN/containerd-shim-runc-v2"
+      runtime_path = "$CONTAINERD_SHIM_RUNC_V2"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-        BinaryName = "$NODE_BIN/runc"
+        BinaryName = "$RUNC"
         SystemdCgroup = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["$D/cni/bin"]
@@ -232,7 +229,7 @@ import_image() {
   out=$(ctr_ images import "$1" 2>&1) || die "import of $1 failed: $out"
 }
 
-ctr_() { "$NODE_BIN/ctr" --address "$D/containerd/containerd.sock" -n k8s.io "$@"; }
+ctr_() { "$CTR" --address "$D/containerd/containerd.sock" -n k8s.io "$@"; }
 
 kubelet_up() {
   local k="$D/kubelet" pki="$D/cp/pki"
@@ -272,7 +269,7 @@ EOF
 
 kubeadm_config() {
   # What kubeadm leaves in a cluster; the SpiderCoordinator reads the CIDRs from it.
-  "$K8S_BIN/kubectl" --kubeconfig "$KC" apply -f - >/dev/null <<EOF
+  "$KUBECTL" --kubeconfig "$KC" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: kubeadm-config, namespace: kube-system}
@@ -290,7 +287,7 @@ EOF
 }
 
 wait_ready() {
-  local kubectl="$K8S_BIN/kubectl"
+  local kubectl="$KUBECTL"
   for _ in $(seq 1 240); do
     if [ "$("$kubectl" --kubeconfig "$KC" get node "$NODE" \
       -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] &&

@@ -24,7 +24,7 @@
 //!
 //! Run with `cargo run -p spiderpool-examples --example quickstart-k8s`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use spiderpool_examples::shell::{INTERRUPTED, run};
 
-use spiderpool_examples::cluster::Cluster;
-use spiderpool_examples::kube::{Kube, wait_for};
+use spiderpool_examples::cluster::{Cluster, ROUTER, repo_root};
+use spiderpool_examples::kube::{Kube, test_deployment, wait_for};
 use spiderpool_examples::rbac::{Usage, audit_usage, granted, unused};
 
 /// The seed's manifests, shared with the one-host quick start.
@@ -42,8 +42,6 @@ const SMC: &str = include_str!("../quickstart/multusconfig.yaml");
 
 /// The cluster's scratch directory.
 const DIR: &str = "/tmp/spiderpool-quickstart-k8s";
-/// The seed's underlay gateway (the host side of the node's `ens192`).
-const GATEWAY: &str = "10.6.0.1";
 /// How long one step may take before the run fails.
 const STEP: Duration = Duration::from_secs(180);
 
@@ -64,10 +62,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let repo = repo_root();
     match run_all(&repo, pods) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -284,22 +279,8 @@ fn rbac(k: &Kube, cluster: &Cluster) -> Result<(), String> {
 /// `helm install` of our chart with the node's paths.
 fn install(k: &Kube, cluster: &Cluster) -> Result<(), String> {
     println!("\n== 1. helm install spiderpool (our chart, our images)\n");
-    let chart = cluster.repo.join("charts").join("spiderpool");
-    let chart = chart.to_string_lossy();
-    let mut args = vec![
-        "install",
-        "spiderpool",
-        &chart,
-        "-n",
-        "kube-system",
-        "--wait",
-        "--timeout",
-        "5m",
-    ];
-    let values = cluster.chart_values()?;
-    args.extend(values.iter().map(String::as_str));
     let t = Instant::now();
-    let out = k.helm(&args)?;
+    let out = cluster.install_chart(k)?;
     print!("{out}");
     println!(
         "  helm install (pods Ready, init Job done): {:.1} s",
@@ -339,34 +320,11 @@ fn coordinator(k: &Kube) -> Result<(), String> {
 
 /// The seed's nginx Deployment, on our small test image.
 fn deployment(replicas: u32, default_route_nic: Option<&str>) -> String {
-    let extra = default_route_nic
-        .map(|nic| format!("\n        ipam.spidernet.io/default-route-nic: {nic}"))
-        .unwrap_or_default();
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx
-  namespace: default
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-      annotations:
-        k8s.v1.cni.cncf.io/networks: macvlan-ens192{extra}
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-      - name: nginx
-        image: localhost/spiderpool-rs/testpod:0.1.0
-        imagePullPolicy: Never
-"#
-    )
+    let mut annotations = vec![("k8s.v1.cni.cncf.io/networks", "macvlan-ens192")];
+    if let Some(nic) = default_route_nic {
+        annotations.push(("ipam.spidernet.io/default-route-nic", nic));
+    }
+    test_deployment("nginx", replicas, &annotations)
 }
 
 /// A running pod and its two addresses.
@@ -473,7 +431,7 @@ fn check_tables(k: &Kube, pod: &PodIps, net1_default: bool) -> Result<(), String
         // The default route is net1's; eth0's replies go by table 101, which holds the
         // default route eth0 had.
         expect.push((&rules, format!("from {} lookup 101", pod.eth0), "ip rule"));
-        expect.push((&main, format!("default via {GATEWAY} dev net1"), "ip route"));
+        expect.push((&main, format!("default via {ROUTER} dev net1"), "ip route"));
         expect.push((&t101, "dev eth0".to_owned(), "table 101"));
     } else {
         // As in the seed: eth0 keeps the default route; table 100 for eth0's replies, table
@@ -482,11 +440,7 @@ fn check_tables(k: &Kube, pod: &PodIps, net1_default: bool) -> Result<(), String
         expect.push((&rules, format!("from {} lookup 101", pod.net1), "ip rule"));
         expect.push((&main, "dev eth0".to_owned(), "ip route"));
         expect.push((&t100, "dev eth0".to_owned(), "table 100"));
-        expect.push((
-            &t101,
-            format!("default via {GATEWAY} dev net1"),
-            "table 101",
-        ));
+        expect.push((&t101, format!("default via {ROUTER} dev net1"), "table 101"));
     }
     for (text, line, what) in expect {
         if !text.contains(&line) {
@@ -500,7 +454,7 @@ fn check_tables(k: &Kube, pod: &PodIps, net1_default: bool) -> Result<(), String
 fn pings(k: &Kube, a: &PodIps, b: &PodIps) -> Result<(), String> {
     println!();
     for (dst, dev, what) in [
-        (GATEWAY, "net1", "pod -> underlay gateway"),
+        (ROUTER, "net1", "pod -> underlay gateway"),
         (b.eth0.as_str(), "eth0", "pod -> pod (Calico-like eth0)"),
         (b.net1.as_str(), "net1", "pod -> pod (underlay)"),
     ] {

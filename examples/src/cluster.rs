@@ -11,6 +11,7 @@ use std::process::Command;
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::kube::Kube;
 use crate::shell::{run, run_with};
 
 /// Keep the cluster after the run (for poking at it); `hack/cluster.sh down DIR` removes it.
@@ -23,6 +24,29 @@ const LOCK: &str = "/run/lock/spiderpool-cluster.lock";
 /// The underlay router's address on the host side of the node's `ens192`, where the
 /// apiserver listens.
 pub const ROUTER: &str = "10.6.0.1";
+
+/// The seed's SpiderIPPool as it must be on this node: the seed's range holds the node's own
+/// `ens192` address, which a pod must never get (the 33rd pod would cut the node off).
+pub const SEED_POOL_ON_NODE: &str = r#"apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata:
+  name: 10-6-v4
+spec:
+  gateway: 10.6.0.1
+  ips:
+  - 10.6.212.100-10.6.212.200
+  excludeIPs:
+  - 10.6.212.132
+  subnet: 10.6.0.0/16
+"#;
+
+/// The project's root (scripts, chart, manifests): the parent of the examples package.
+pub fn repo_root() -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR"));
+    examples
+        .parent()
+        .map_or_else(|| examples.to_path_buf(), Path::to_path_buf)
+}
 
 /// A running one-node cluster, torn down on drop.
 pub struct Cluster {
@@ -124,6 +148,32 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// `helm install spiderpool` of our chart into kube-system with [`Cluster::chart_values`],
+    /// waiting for its pods and the init Job; returns Helm's output.
+    pub fn install_chart(&self, k: &Kube) -> Result<String, String> {
+        self.install_chart_with(k, &[])
+    }
+
+    /// [`Cluster::install_chart`] with more Helm flags (`--set ...`) after this node's.
+    pub fn install_chart_with(&self, k: &Kube, extra: &[&str]) -> Result<String, String> {
+        let chart = self.repo.join("charts").join("spiderpool");
+        let chart = chart.to_string_lossy();
+        let mut args = vec![
+            "install",
+            "spiderpool",
+            &chart,
+            "-n",
+            "kube-system",
+            "--wait",
+            "--timeout",
+            "5m",
+        ];
+        let values = self.chart_values()?;
+        args.extend(values.iter().map(String::as_str));
+        args.extend(extra);
+        k.helm(&args)
+    }
+
     /// `helm install` flags fitting this node: its CNI directories, IPv4 only, and the
     /// apiserver's own address for our pods.
     pub fn chart_values(&self) -> Result<Vec<String>, String> {

@@ -88,6 +88,43 @@ impl Kube {
     }
 }
 
+/// A Deployment of the test image (`localhost/spiderpool-rs/testpod`) in `default`, with
+/// `annotations` on its pods; it stops at once when deleted.
+pub fn test_deployment(name: &str, replicas: u32, annotations: &[(&str, &str)]) -> String {
+    let annotations: String = if annotations.is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<String> = annotations
+            .iter()
+            .map(|(k, v)| format!("\n        {k}: {v}"))
+            .collect();
+        format!("\n      annotations:{}", lines.concat())
+    };
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}{annotations}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: {name}
+        image: localhost/spiderpool-rs/testpod:0.1.0
+        imagePullPolicy: Never
+"#
+    )
+}
+
 /// Polls `probe` every 200 ms until it yields a value; fails after `timeout` with the last
 /// reason the probe gave (so a failed run says what it was waiting for).
 pub fn wait_for<T>(

@@ -19,36 +19,24 @@
 //! the end listing every failed scenario.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spiderpool_examples::cluster::Cluster;
+use spiderpool_examples::cluster::{Cluster, ROUTER, SEED_POOL_ON_NODE, repo_root};
 use spiderpool_examples::kube::{Kube, wait_for};
-use spiderpool_test_kit::gate::{self, Need};
+use spiderpool_test_kit::gate;
+
+mod support;
 
 /// The cluster's scratch directory (its own, beside the quick start's).
 const DIR: &str = "/tmp/spiderpool-cluster-multus";
-/// The underlay gateway (the host side of the node's `ens192`).
-const GATEWAY: &str = "10.6.0.1";
 /// How long a pod may take to be Running with its NICs recorded.
 const STEP: Duration = Duration::from_secs(150);
 
-/// The seed's pool (node address excluded, as in quickstart-k8s) and two more ranges of the
-/// same underlay subnet (pools with the same `subnet` may coexist, §1.1 CREATE step 3).
+/// Beside the seed's pool (`SEED_POOL_ON_NODE`), two more ranges of the same underlay subnet
+/// (pools with the same `subnet` may coexist, §1.1 CREATE step 3).
 const POOLS: &str = r#"apiVersion: spiderpool.spidernet.io/v2beta1
-kind: SpiderIPPool
-metadata:
-  name: 10-6-v4
-spec:
-  gateway: 10.6.0.1
-  ips:
-  - 10.6.212.100-10.6.212.200
-  excludeIPs:
-  - 10.6.212.132
-  subnet: 10.6.0.0/16
----
-apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderIPPool
 metadata:
   name: 10-6-b
@@ -308,7 +296,7 @@ fn cross_namespace(k: &Kube) -> Result<(), String> {
         k,
         CROSS_NS,
         &["ip", "route", "show", "table", "101"],
-        &[format!("default via {GATEWAY} dev net1")],
+        &[format!("default via {ROUTER} dev net1")],
     )?;
     network_status(&r, &[("net1", "other/macvlan-other")])
 }
@@ -359,32 +347,32 @@ fn two_nics(k: &Kube) -> Result<(), String> {
         k,
         TWO_NICS,
         &["ip", "route", "show", "table", "101"],
-        &[format!("default via {GATEWAY} dev net1")],
+        &[format!("default via {ROUTER} dev net1")],
     )?;
     exec_has(
         k,
         TWO_NICS,
         &["ip", "route", "show", "table", "102"],
-        &[format!("default via {GATEWAY} dev net2")],
+        &[format!("default via {ROUTER} dev net2")],
     )?;
     // Traffic sourced from net2's address leaves by net2 and is answered.
     let route = k.exec(
         TWO_NICS,
-        &["ip", "route", "get", GATEWAY, "from", &ip2],
+        &["ip", "route", "get", ROUTER, "from", &ip2],
         true,
     )?;
     if !route.contains("dev net2") {
         return Err(format!(
-            "from {ip2} to {GATEWAY} does not leave by net2: {route}"
+            "from {ip2} to {ROUTER} does not leave by net2: {route}"
         ));
     }
     k.exec(
         TWO_NICS,
-        &["ping", "-c", "2", "-W", "2", "-I", &ip2, GATEWAY],
+        &["ping", "-c", "2", "-W", "2", "-I", &ip2, ROUTER],
         false,
     )
-    .map_err(|e| format!("ping {GATEWAY} from net2's {ip2}: {e}"))?;
-    println!("  ping {GATEWAY} from net2 ({ip2}): ok");
+    .map_err(|e| format!("ping {ROUTER} from net2's {ip2}: {e}"))?;
+    println!("  ping {ROUTER} from net2 ({ip2}): ok");
     Ok(())
 }
 
@@ -603,21 +591,7 @@ fn network_status(r: &Running, expect: &[(&str, &str)]) -> Result<(), String> {
 // ---- set-up and context ----
 
 fn install(k: &Kube, cluster: &Cluster) -> Result<(), String> {
-    let chart = cluster.repo.join("charts").join("spiderpool");
-    let chart = chart.to_string_lossy();
-    let mut args = vec![
-        "install",
-        "spiderpool",
-        &chart,
-        "-n",
-        "kube-system",
-        "--wait",
-        "--timeout",
-        "5m",
-    ];
-    let values = cluster.chart_values()?;
-    args.extend(values.iter().map(String::as_str));
-    k.helm(&args)?;
+    cluster.install_chart(k)?;
     wait_for("SpiderCoordinator default Synced", STEP, || {
         let c = k.json(&["get", "spidercoordinators", "default"])?;
         Ok((c["status"]["phase"] == "Synced").then_some(()))
@@ -659,20 +633,10 @@ fn context(k: &Kube, dir: &Path, pods: &[&str]) {
 #[test]
 #[ignore = "needs root"]
 fn multus_scenarios_on_a_real_node() {
-    let needs = [
-        Need::Root,
-        Need::Program("ip"),
-        Need::Program("nsenter"),
-        Need::Program("go"),
-        Need::File("/usr/lib/cni/ptp"),
-    ];
-    if !gate::ready(&needs) {
+    if !gate::ready(&support::CLUSTER_NEEDS) {
         return;
     }
-    let repo: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf();
+    let repo = repo_root();
     let started = Instant::now();
     let cluster = Cluster::start(&repo, Path::new(DIR)).expect("cluster up");
     println!("cluster up in {:.1} s", started.elapsed().as_secs_f64());
@@ -683,6 +647,8 @@ fn multus_scenarios_on_a_real_node() {
     });
     println!("installed at {:.1} s", started.elapsed().as_secs_f64());
 
+    k.apply("seed-pool.yaml", SEED_POOL_ON_NODE)
+        .expect("seed pool");
     k.apply("pools.yaml", POOLS).expect("pools");
     k.apply("smcs.yaml", SMCS).expect("SMCs");
     for (ns, nad) in [

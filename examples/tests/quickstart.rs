@@ -1,20 +1,11 @@
 //! Runs the main job, the quick-start example, as CI's root user: the seed topology is built,
 //! every ping must pass, and everything must be cleaned up afterwards.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use spiderpool_test_kit::gate::{self, Need};
 
-/// `target/<profile>/examples/quickstart`, built by `cargo test` beside this test.
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir.join("examples").join("quickstart")
-}
+mod support;
 
 #[test]
 #[ignore = "needs root"]
@@ -28,8 +19,7 @@ fn quickstart_runs_the_seed_end_to_end() {
     if !gate::ready(&needs) {
         return;
     }
-    let bin = example();
-    assert!(bin.exists(), "{} missing", bin.display());
+    let bin = support::example("quickstart");
     // No CARGO: the example must not start a nested build (scripts/test.sh built everything).
     let out = Command::new(&bin)
         .env_remove("CARGO")

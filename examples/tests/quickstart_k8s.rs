@@ -9,33 +9,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use spiderpool_test_kit::gate::{self, Need};
+use spiderpool_test_kit::gate;
 
-/// `target/<profile>/examples/quickstart-k8s`, built by `cargo test` beside this test.
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir.join("examples").join("quickstart-k8s")
-}
+mod support;
 
 #[test]
 #[ignore = "needs root"]
 fn quickstart_k8s_runs_the_seed_on_a_real_node() {
-    let needs = [
-        Need::Root,
-        Need::Program("ip"),
-        Need::Program("nsenter"),
-        Need::Program("go"),
-        Need::File("/usr/lib/cni/ptp"),
-    ];
-    if !gate::ready(&needs) {
+    if !gate::ready(&support::CLUSTER_NEEDS) {
         return;
     }
-    let bin = example();
-    assert!(bin.exists(), "{} missing", bin.display());
+    let bin = support::example("quickstart-k8s");
     let out = Command::new(&bin)
         .env_remove("SPIDERPOOL_KEEP_CLUSTER")
         .output()

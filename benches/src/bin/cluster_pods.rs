@@ -17,23 +17,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
-use spiderpool_examples::cluster::Cluster;
-use spiderpool_examples::kube::{Kube, wait_for};
+use spiderpool_examples::cluster::{Cluster, SEED_POOL_ON_NODE, repo_root};
+use spiderpool_examples::kube::{Kube, test_deployment, wait_for};
 
-/// The seed's SMC; the pool is the seed's with the node's own address excluded.
+/// The seed's SMC (the pool is `SEED_POOL_ON_NODE`: the seed's, the node's address excluded).
 const SMC: &str = include_str!("../../../examples/quickstart/multusconfig.yaml");
-const POOL: &str = r#"apiVersion: spiderpool.spidernet.io/v2beta1
-kind: SpiderIPPool
-metadata:
-  name: 10-6-v4
-spec:
-  gateway: 10.6.0.1
-  ips:
-  - 10.6.212.100-10.6.212.200
-  excludeIPs:
-  - 10.6.212.132
-  subnet: 10.6.0.0/16
-"#;
 const DIR: &str = "/tmp/spiderpool-bench-cluster";
 const TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -47,30 +35,15 @@ fn main() -> Result<()> {
     if pods == 0 || pods > 100 {
         bail!("--pods takes 1 to 100 (the pool holds 100 addresses)");
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or_else(|| anyhow!("no repository root"))?;
-    let cluster = Cluster::start(repo, Path::new(DIR)).map_err(|e| anyhow!(e))?;
+    let cluster = Cluster::start(&repo_root(), Path::new(DIR)).map_err(|e| anyhow!(e))?;
     let k = Kube::of(&cluster);
-    let chart = repo.join("charts").join("spiderpool");
-    let chart = chart.to_string_lossy();
-    let mut install = vec![
-        "install",
-        "spiderpool",
-        &chart,
-        "-n",
-        "kube-system",
-        "--wait",
-    ];
-    let mut values = cluster.chart_values().map_err(|e| anyhow!(e))?;
     // The agent's allocation/release timings, read from the node after each phase.
-    values.extend([
-        "--set".into(),
-        "spiderpoolAgent.prometheus.enabled=true".into(),
-    ]);
-    install.extend(values.iter().map(String::as_str));
-    k.helm(&install).map_err(|e| anyhow!(e))?;
-    k.apply("pool.yaml", POOL).map_err(|e| anyhow!(e))?;
+    let metrics = ["--set", "spiderpoolAgent.prometheus.enabled=true"];
+    cluster
+        .install_chart_with(&k, &metrics)
+        .map_err(|e| anyhow!(e))?;
+    k.apply("pool.yaml", SEED_POOL_ON_NODE)
+        .map_err(|e| anyhow!(e))?;
     k.apply("smc.yaml", SMC).map_err(|e| anyhow!(e))?;
     wait_for("the NAD", TIMEOUT, || {
         Ok(k.json(&["get", "net-attach-def", "macvlan-ens192"]).ok())
@@ -257,32 +230,11 @@ fn agent_metrics() -> Result<String> {
 
 /// A zero-replica Deployment of the test image, with a second NIC when `networks` is given.
 fn deployment(name: &str, networks: Option<&str>) -> String {
-    let annotations = networks
-        .map(|n| format!("\n      annotations:\n        k8s.v1.cni.cncf.io/networks: {n}"))
-        .unwrap_or_default();
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  namespace: default
-spec:
-  replicas: 0
-  selector:
-    matchLabels:
-      app: {name}
-  template:
-    metadata:
-      labels:
-        app: {name}{annotations}
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers:
-      - name: c
-        image: localhost/spiderpool-rs/testpod:0.1.0
-        imagePullPolicy: Never
-"#
-    )
+    let annotations: Vec<(&str, &str)> = networks
+        .map(|n| ("k8s.v1.cni.cncf.io/networks", n))
+        .into_iter()
+        .collect();
+    test_deployment(name, 0, &annotations)
 }
 
 fn count(k: &Kube, args: &[&str]) -> Result<usize, String> {

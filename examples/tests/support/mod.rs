@@ -1,10 +1,22 @@
-//! What the example tests share: finding and running an example binary.
+//! What the example tests share: finding and running an example binary, and what a run on
+//! the real cluster needs.
 
 #![allow(dead_code)] // each test file uses part of it
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use spiderpool_test_kit::gate::Need;
+
+/// What a run on the real one-node cluster (`hack/cluster.sh`) needs on this machine.
+pub const CLUSTER_NEEDS: [Need<'static>; 5] = [
+    Need::Root,
+    Need::Program("ip"),
+    Need::Program("nsenter"),
+    Need::Program("go"),
+    Need::File("/usr/lib/cni/ptp"),
+];
 
 /// `target/<profile>/examples/<name>`. `cargo test -p spiderpool-examples` builds the
 /// examples beside the tests (a run filtered with `--test` alone does not: build them with
