@@ -29,6 +29,8 @@ use serde_json::json;
 use spiderpool_core::objects::{GROUP, KIND_INFOS, KindInfo};
 use spiderpool_k8s::kinds::api_resource;
 
+use crate::error::is_not_found;
+
 use crate::ippool::parse_secs;
 use crate::webhook::DEFAULT_NAME;
 
@@ -115,10 +117,6 @@ pub async fn run(client: &Client, args: &Args) -> Result<Summary, Incomplete> {
     }
 }
 
-fn not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
 /// Deletes one object by name; `Ok(true)` when it existed.
 async fn delete_named<K>(api: &Api<K>, name: &str, dp: &DeleteParams) -> Result<bool, kube::Error>
 where
@@ -126,7 +124,7 @@ where
 {
     match api.delete(name, dp).await {
         Ok(_) => Ok(true),
-        Err(e) if not_found(&e) => Ok(false),
+        Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -167,7 +165,7 @@ async fn delete_all(client: &Client, info: &KindInfo, failures: &mut Vec<String>
         let page = match all.list(&lp).await {
             Ok(p) => p,
             // No CRD: nothing of this kind exists.
-            Err(e) if not_found(&e) => return deleted,
+            Err(e) if is_not_found(&e) => return deleted,
             Err(e) => {
                 failures.push(format!("list {}s: {e}", info.kind));
                 return deleted;
@@ -211,7 +209,7 @@ async fn delete_object(
     let still_there = match api.delete(&name, &DeleteParams::background()).await {
         // The apiserver answers with the object while finalizers hold it.
         Ok(either) => either.left(),
-        Err(e) if not_found(&e) => return Ok(false),
+        Err(e) if is_not_found(&e) => return Ok(false),
         Err(e) => return Err(format!("delete {shown}: {e}")),
     };
     let held = still_there.is_some_and(|o| o.metadata.finalizers.is_some_and(|f| !f.is_empty()));
@@ -222,7 +220,7 @@ async fn delete_object(
             .await
         {
             Ok(_) => {}
-            Err(e) if not_found(&e) => {}
+            Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(format!("remove the finalizers of {shown}: {e}")),
         }
     }

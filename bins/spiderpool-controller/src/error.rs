@@ -51,3 +51,8 @@ impl Error {
 
 /// Result with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether the apiserver answered 404 (the object, or the resource itself, does not exist).
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}

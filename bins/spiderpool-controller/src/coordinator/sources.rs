@@ -94,8 +94,9 @@ pub struct Snapshot {
     pub served: Served,
 }
 
+/// A 404 on a list: the resource (Calico's, Cilium's, ServiceCIDRs) is not served here.
 fn not_served(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
+    crate::error::is_not_found(e)
 }
 
 fn api_err(what: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
