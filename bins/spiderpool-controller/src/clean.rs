@@ -30,7 +30,6 @@ use spiderpool_core::objects::{GROUP, KIND_INFOS, KindInfo};
 use spiderpool_k8s::kinds::api_resource;
 
 use crate::error::is_not_found;
-
 use crate::ippool::parse_secs;
 use crate::webhook::DEFAULT_NAME;
 
