@@ -14,8 +14,10 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== the CNI plugins and core alone (no features unified in from the workspace)"
 cargo check -p spiderpool-core --lib
 cargo check -p spiderpool -p coordinator --bins
-echo "== cargo build (the end-to-end tests run our CNI plugins and agent as separate processes)"
-cargo build --workspace --bins
+echo "== cargo build (the end-to-end tests run our CNI plugins, agent and examples as separate processes)"
+# --examples: an example with its own unit tests (quickstart-k8s, `test = true`) is built by
+# `cargo test` only as a test harness, not as the program examples/tests/ runs.
+cargo build --workspace --bins --examples
 echo "== test control plane: kube-apiserver v1.36.3 + etcd v3.6.16 on loopback"
 # Built from the Go module proxy once (about 5 minutes cold on 2 cores, ~3.5 GB of Go caches),
 # then cached by version under /var/cache/spiderpool-testbin. Tests marked
