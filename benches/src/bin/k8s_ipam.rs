@@ -27,7 +27,7 @@ use spiderpool_core::ipam::{
 };
 use spiderpool_core::objects::{IPPOOL, SpiderIPPool, SpiderIPPoolSpec};
 use spiderpool_k8s::kinds::{api_resource, to_dynamic};
-use spiderpool_k8s::store::{KubeStore, KubeStoreOptions};
+use spiderpool_k8s::store::{KubeStore, KubeStoreOptions, Purpose};
 
 struct Args {
     agents: usize,
@@ -374,6 +374,19 @@ fn main() -> Result<()> {
         writes,
         conflicts,
     };
+    let mut by_purpose: std::collections::BTreeMap<Purpose, [u64; 2]> = Default::default();
+    for s in &ours {
+        let m = s
+            .stats()
+            .pool_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (p, [sent, refused]) in m.iter() {
+            let e = by_purpose.entry(*p).or_default();
+            e[0] += sent;
+            e[1] += refused;
+        }
+    }
 
     // Floor: the one write every design needs, alone: the same SpiderEndpoint objects
     // created by the same clients at the same concurrency, with no IPAM at all.
@@ -446,6 +459,14 @@ fn main() -> Result<()> {
             &base_out,
             n
         )
+    );
+    println!(
+        "\nOurs, pool status writes by purpose (sent / refused with 409): {}",
+        by_purpose
+            .iter()
+            .map(|(p, [s, r])| format!("{} {s} / {r}", p.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     // Sequential: one agent, one allocation at a time.

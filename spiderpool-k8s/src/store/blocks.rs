@@ -138,6 +138,32 @@ impl PoolBlocks {
             .unwrap_or_else(|| IpRangeSet::new(self.family))
     }
 
+    /// The addresses of `node`'s block that no other block holds: what its agent may hand
+    /// out. Claims are written as patches that the apiserver applies to whatever the status
+    /// is by then (store::writes), so two nodes claiming at the same moment can both list an
+    /// address; such an address is nobody's until one of them gives it up ([`Self::contested`]).
+    pub fn own(&self, node: &str) -> IpRangeSet {
+        self.block(node).difference(&self.contested(node))
+    }
+
+    /// The addresses of `node`'s block that another block holds too. The node whose claim
+    /// made the overlap saw it in its write's answer and gives them back at once; neither
+    /// node hands them out meanwhile.
+    pub fn contested(&self, node: &str) -> IpRangeSet {
+        let mine = self.block(node);
+        let mut out = IpRangeSet::new(self.family);
+        if mine.is_empty() {
+            return out;
+        }
+        for (n, set) in &self.blocks {
+            if n != node {
+                // Two subsets of `mine`: their union cannot fail on family.
+                out = out.union(&mine.intersection(set)).unwrap_or(out);
+            }
+        }
+        out
+    }
+
     /// Every node with a block entry, and its addresses.
     pub fn blocks(&self) -> impl Iterator<Item = (&str, &IpRangeSet)> {
         self.blocks.iter().map(|(n, s)| (n.as_str(), s))
@@ -380,6 +406,35 @@ mod tests {
         });
         let b = PoolBlocks::from_pool(&p).unwrap();
         assert_eq!(b.unclaimed().to_strings(), ["10.6.0.10", "10.6.0.12"]);
+    }
+
+    #[test]
+    fn k8s_blocks_an_address_two_blocks_list_is_neither_nodes_own() {
+        // Two claims patched at the same moment: both blocks list .12-.13.
+        let mut p = pool(&["10.6.0.10-10.6.0.20"]);
+        p.status = Some(SpiderIPPoolStatus {
+            blocks: Some(vec![
+                IPBlock {
+                    node: "n1".into(),
+                    ips: vec!["10.6.0.10-10.6.0.13".into()],
+                    ..Default::default()
+                },
+                IPBlock {
+                    node: "n2".into(),
+                    ips: vec!["10.6.0.12-10.6.0.15".into()],
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        });
+        let b = PoolBlocks::from_pool(&p).unwrap();
+        assert_eq!(b.contested("n1").to_strings(), ["10.6.0.12-10.6.0.13"]);
+        assert_eq!(b.contested("n2").to_strings(), ["10.6.0.12-10.6.0.13"]);
+        assert_eq!(b.own("n1").to_strings(), ["10.6.0.10-10.6.0.11"]);
+        assert_eq!(b.own("n2").to_strings(), ["10.6.0.14-10.6.0.15"]);
+        assert!(b.contested("n3").is_empty());
+        // Nobody can claim them either.
+        assert_eq!(b.unclaimed().to_strings(), ["10.6.0.16-10.6.0.20"]);
     }
 
     #[derive(Debug, Clone)]

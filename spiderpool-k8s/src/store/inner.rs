@@ -25,19 +25,12 @@ pub struct PoolEntry {
     pub object: SpiderIPPool,
     /// Its blocks.
     pub layout: PoolBlocks,
-    /// This node's block.
+    /// This node's block, less what another block lists too ([`PoolBlocks::own`]).
     pub mine: IpRangeSet,
     /// What this node may hand out: its block and the unclaimed addresses.
     pub window: IpRangeSet,
     /// The planner's preference: this node's block, then its share of the unclaimed ones.
     pub tiers: Vec<IpRangeSet>,
-}
-
-/// A stable number for `node` (FNV-1a), to spread nodes over a pool's unclaimed addresses.
-fn node_hash(node: &str) -> u64 {
-    node.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The addresses of `set` from its `skip`-th address on.
@@ -60,18 +53,6 @@ fn suffix_from(set: &IpRangeSet, skip: u128) -> IpRangeSet {
         }
     }
     out
-}
-
-/// This node's share of `unclaimed`: from a node-specific chunk of `chunk` addresses on, so
-/// agents claiming at the same moment start at different addresses instead of all racing for
-/// the lowest one.
-fn share_of(node: &str, unclaimed: &IpRangeSet, chunk: u128) -> IpRangeSet {
-    let chunks = unclaimed.len().div_ceil(chunk.max(1));
-    if chunks <= 1 {
-        return unclaimed.clone();
-    }
-    let k = u128::from(node_hash(node)) % chunks;
-    suffix_from(unclaimed, k * chunk)
 }
 
 /// Everything guarded by the store's lock.
@@ -137,7 +118,7 @@ impl Inner {
             }
         };
         self.broken.remove(&name);
-        let mine = layout.block(&self.node);
+        let mine = layout.own(&self.node);
         let unclaimed = layout.unclaimed();
         let window = match mine.union(&unclaimed) {
             Ok(w) => w,
@@ -147,14 +128,12 @@ impl Inner {
             }
         };
         // Alone in the pool, a node takes the lowest unclaimed addresses (as upstream hands
-        // out the lowest free one); with other nodes claiming too, it starts at a share of
+        // out the lowest free one); with other nodes claiming too, it starts in a slice of
         // its own.
-        let alone = layout.blocks().all(|(n, _)| n == self.node);
-        let share = if alone {
-            unclaimed.clone()
-        } else {
-            share_of(&self.node, &unclaimed, 16)
-        };
+        let share = suffix_from(
+            &unclaimed,
+            super::sharing::slice_start(&layout, &self.node, unclaimed.len()),
+        );
         let tiers = vec![mine.clone(), share];
         // Only the split of the window between "mine" and "unclaimed" changed (this node's
         // own claim or hand-back): the free addresses are the same, so the view keeps its
@@ -267,6 +246,19 @@ impl Inner {
             .filter(|(ip, _)| e.mine.contains(*ip))
             .count();
         i64::try_from(n).unwrap_or(i64::MAX)
+    }
+
+    /// The addresses of this node's block of `pool` that another block lists too and that no
+    /// endpoint of this node holds: to give up (see [`PoolBlocks::contested`]).
+    pub fn contested_unheld(&self, pool: &str) -> IpRangeSet {
+        let Some(e) = self.pools.get(pool) else {
+            return IpRangeSet::new(spiderpool_core::ip::IpFamily::V4);
+        };
+        let mut out = e.layout.contested(&self.node);
+        for (ip, _) in self.index.records(pool) {
+            out.remove(ip);
+        }
+        out
     }
 
     /// The free addresses of this node's block of `pool` (block minus held addresses).

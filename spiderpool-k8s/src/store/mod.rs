@@ -22,6 +22,7 @@ mod sharing;
 mod watch;
 mod writes;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -39,7 +40,7 @@ use spiderpool_core::objects::{SpiderEndpoint, SpiderIPPool};
 pub use blocks::{BlockError, PoolBlocks};
 pub use index::{EndpointIndex, Entry, addresses_of};
 use inner::Inner;
-pub use writes::Stats;
+pub use writes::{Purpose, Stats};
 use writes::{WriteError, Writer, load};
 
 use crate::error::{Error, Result};
@@ -94,6 +95,30 @@ struct Shared {
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     // The view is rebuilt from the watches; a panic mid-update cannot lose cluster state.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A node that has not allocated in a pool for this long gives all its free addresses there
+/// to waiting nodes (a busy node keeps a share).
+const IDLE_GIVER: Duration = Duration::from_millis(200);
+
+thread_local! {
+    /// Set while this thread runs [`KubeStore::allocate`] (see [`KubeStore::snapshot`]).
+    static ADDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets [`ADDING`] for its lifetime (also when the allocation unwinds).
+struct Adding(bool);
+
+impl Adding {
+    fn start() -> Self {
+        Adding(ADDING.with(|a| a.replace(true)))
+    }
+}
+
+impl Drop for Adding {
+    fn drop(&mut self) {
+        ADDING.with(|a| a.set(self.0));
+    }
 }
 
 /// The IPAM store of a Kubernetes agent. Synchronous like every [`IpamStore`]: call it from
@@ -169,6 +194,11 @@ impl KubeStore {
         Ok(())
     }
 
+    /// The store's apiserver traffic counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
     /// `(writes, conflicts, reads)` so far.
     pub fn traffic(&self) -> (u64, u64, u64) {
         let s = &self.shared.stats;
@@ -218,6 +248,7 @@ impl KubeStore {
         // whenever other nodes hand addresses over (they are being shared out, only others
         // were faster): an ADD fails for exhaustion only when nothing came for
         // `exhaustion_wait`, never merely because other nodes were allocating.
+        let _adding = Adding::start();
         let mut deadline: Option<Instant> = None;
         let mut last_mine: u128 = 0;
         let contention_deadline = Instant::now() + Duration::from_secs(30);
@@ -372,6 +403,7 @@ impl KubeStore {
         let node = self.opts.node.clone();
         let res = self.rt.block_on(self.writer.edit_pool_status(
             object,
+            Purpose::Waiting,
             writes::STATUS_ATTEMPTS,
             &self.shared.stats,
             |l| {
@@ -406,12 +438,13 @@ impl KubeStore {
             if want.is_empty() {
                 continue;
             }
-            let size = sharing::claim_size(&entry.layout, &self.opts.node, self.opts.block_size);
+            let held = u128::try_from(inner.held_in_my_block(&pc.pool)).unwrap_or(0);
+            let size =
+                sharing::claim_size(&entry.layout, &self.opts.node, self.opts.block_size, held);
             let node = self.opts.node.clone();
-            // The claim carries this node's count too: one write fewer later.
-            let held = inner.held_in_my_block(&pc.pool);
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 entry.object.clone(),
+                Purpose::Claim,
                 writes::STATUS_ATTEMPTS,
                 &self.shared.stats,
                 |l| {
@@ -422,13 +455,26 @@ impl KubeStore {
                             l.claim(&node, *ip, size)?;
                         }
                     }
-                    l.set_count(&node, held);
                     Ok(())
                 },
             ));
             match res {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
+                    // The claim is a patch the apiserver applied to whatever the status was
+                    // by then: another node's claim written just before may list some of the
+                    // same addresses. This node's write came second, so it gives them up.
+                    let contested = inner.contested_unheld(&pc.pool);
+                    if !contested.is_empty() {
+                        self.give_up(inner, &pc.pool, &contested);
+                        if want.iter().any(|(ip, _)| contested.contains(*ip)) {
+                            return Err(CommitError::conflict(
+                                format!("SpiderIPPool/{}", pc.pool),
+                                None,
+                                None,
+                            ));
+                        }
+                    }
                 }
                 Err(e) => {
                     if let WriteError::Block(_) | WriteError::Conflict(_) = e {
@@ -445,6 +491,54 @@ impl KubeStore {
             }
         }
         Ok(())
+    }
+}
+
+impl KubeStore {
+    /// Removes `addresses` from this node's block of `pool` (with the lock held).
+    fn give_up(&self, inner: &mut Inner, pool: &str, addresses: &spiderpool_core::ip::IpRangeSet) {
+        give_up(
+            &self.rt,
+            &self.writer,
+            &self.shared.stats,
+            &self.opts.node,
+            inner,
+            pool,
+            addresses,
+        );
+    }
+}
+
+/// Removes `addresses` from `node`'s block of `pool`: they are listed by another block too
+/// and no endpoint of this node holds them. Failure is logged; the maintenance thread tries
+/// again.
+fn give_up(
+    rt: &tokio::runtime::Handle,
+    writer: &Writer,
+    stats: &Stats,
+    node: &str,
+    inner: &mut Inner,
+    pool: &str,
+    addresses: &spiderpool_core::ip::IpRangeSet,
+) {
+    let Some(object) = inner.pools.get(pool).map(|e| e.object.clone()) else {
+        return;
+    };
+    let res = rt.block_on(writer.edit_pool_status(
+        object,
+        Purpose::GiveUp,
+        writes::STATUS_ATTEMPTS,
+        stats,
+        |l| {
+            l.hand_back(node, addresses);
+            Ok(())
+        },
+    ));
+    match res {
+        Ok((v, written, ())) => {
+            inner.put_pool(v, written);
+        }
+        Err(e) => log::warn!("SpiderIPPool {pool}: cannot give up {addresses}: {e}"),
     }
 }
 
@@ -490,7 +584,14 @@ impl IpamStore for KubeStore {
         // Endpoints of other nodes are not watched here (a StatefulSet pod moved to this
         // node, or just a pod whose endpoint this agent has not seen): read them, and record
         // their addresses as held in the views so a re-adoption can be planned and checked.
-        let missing: Vec<EndpointKey> = {
+        //
+        // Not during an ADD ([`KubeStore::allocate`]): a new pod has no endpoint (nearly every
+        // ADD), so the read would cost an apiserver request per ADD for nothing; a pod whose
+        // endpoint exists on another node makes the endpoint create fail with AlreadyExists,
+        // which reads it, and the engine plans again with it (one more attempt, only then).
+        let missing: Vec<EndpointKey> = if ADDING.with(Cell::get) {
+            Vec::new()
+        } else {
             let inner = lock(&self.shared.inner);
             endpoints
                 .iter()
@@ -542,7 +643,17 @@ impl IpamStore for KubeStore {
         check_endpoints_locally(&inner, changes)?;
         self.claim_for(&mut inner, changes)?;
         let pool_part = at_current_versions(&inner, &pool_part);
-        inner.state.check(&pool_part)?;
+        // The view now shows the status the claim wrote, which may hold other nodes' claims
+        // made just before or after it (an address listed twice is nobody's for a moment):
+        // a planned address no longer free there means "plan again", not a broken plan.
+        inner.state.check(&pool_part).map_err(|e| match e {
+            CommitError::Rejected(r) => CommitError::Conflict {
+                object: "SpiderIPPool".to_owned(),
+                expected: "the view planned on".to_owned(),
+                found: format!("a view changed by concurrent claims ({r})"),
+            },
+            other => other,
+        })?;
         let mut committed = Committed::default();
         for ec in &changes.endpoints {
             let key = ec.key().clone();
@@ -625,6 +736,8 @@ impl KubeStoreHandle {
         let mut last_tick = Instant::now();
         // When this node last gave to each (pool, waiting node) on a watch event.
         let mut gave: BTreeMap<(String, String), Instant> = BTreeMap::new();
+        // Contested addresses of this node's blocks at the last tick, by pool.
+        let mut contested: BTreeMap<String, spiderpool_core::ip::IpRangeSet> = BTreeMap::new();
         loop {
             let ev = rx.recv_timeout(self.opts.count_interval);
             let Some(shared) = self.shared.upgrade() else {
@@ -668,6 +781,7 @@ impl KubeStoreHandle {
                 gave.clear();
                 self.write_counts(&shared);
                 self.clear_waiting(&shared);
+                self.settle_contested(&shared, &mut contested);
             }
         }
     }
@@ -720,13 +834,20 @@ impl KubeStoreHandle {
             // waiter gets at least one while there are some), straight into the waiters'
             // blocks: they allocate them without a claim of their own, all in one write, and
             // this node keeps a share for its own next pods.
-            let gifts = sharing::share_out(&free, waiters);
+            // A node that has not allocated in the pool for a while gives everything: the
+            // waiters need the addresses now, it may never.
+            let busy = inner
+                .touched
+                .get(&name)
+                .is_some_and(|t| t.elapsed() < IDLE_GIVER);
+            let gifts = sharing::share_out(&free, waiters, busy);
             if gifts.is_empty() {
                 continue;
             }
             let object = entry.object.clone();
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 object,
+                Purpose::Give,
                 writes::STATUS_ATTEMPTS,
                 &shared.stats,
                 |l| {
@@ -757,6 +878,43 @@ impl KubeStoreHandle {
         }
     }
 
+    /// Gives up the addresses of this node's blocks that another block has listed too since
+    /// the last tick and no endpoint of this node holds. The node whose claim made such an
+    /// overlap gives them up at once; this catches an agent that died before it could, or a
+    /// give-up write that failed. (If both nodes give them up, the addresses are unclaimed
+    /// again: no harm.)
+    fn settle_contested(
+        &self,
+        shared: &Shared,
+        seen: &mut BTreeMap<String, spiderpool_core::ip::IpRangeSet>,
+    ) {
+        let mut inner = lock(&shared.inner);
+        let names: Vec<String> = inner.pools.keys().cloned().collect();
+        let mut now = BTreeMap::new();
+        for name in names {
+            let c = inner.contested_unheld(&name);
+            if c.is_empty() {
+                continue;
+            }
+            if let Some(prev) = seen.get(&name) {
+                let stale = c.intersection(prev);
+                if !stale.is_empty() {
+                    give_up(
+                        &self.rt,
+                        &self.writer,
+                        &shared.stats,
+                        &self.opts.node,
+                        &mut inner,
+                        &name,
+                        &stale,
+                    );
+                }
+            }
+            now.insert(name, c);
+        }
+        *seen = now;
+    }
+
     /// Clears this node's waiting flags in pools where it has not starved for a second.
     fn clear_waiting(&self, shared: &Shared) {
         let node = &self.opts.node;
@@ -781,6 +939,7 @@ impl KubeStoreHandle {
             let name = pool.metadata.name.clone().unwrap_or_default();
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 pool,
+                Purpose::Waiting,
                 writes::STATUS_ATTEMPTS,
                 &shared.stats,
                 |l| {
@@ -835,12 +994,16 @@ impl KubeStoreHandle {
         };
         for (pool, held) in work {
             let name = pool.metadata.name.clone().unwrap_or_default();
-            let res = self
-                .rt
-                .block_on(self.writer.edit_pool_status(pool, 1, &shared.stats, |l| {
+            let res = self.rt.block_on(self.writer.edit_pool_status(
+                pool,
+                Purpose::Count,
+                1,
+                &shared.stats,
+                |l| {
                     l.set_count(node, held);
                     Ok(())
-                }));
+                },
+            ));
             let mut inner = lock(&shared.inner);
             match res {
                 Ok((v, written, ())) => {

@@ -5,12 +5,18 @@ use spiderpool_core::ip::IpRangeSet;
 
 use super::blocks::PoolBlocks;
 
-/// Shares `free` out between `waiters` and the giver: each waiter gets `len / (waiters + 1)`
-/// addresses (at least one while there are some), lowest first; the giver keeps the rest.
-pub(super) fn share_out(free: &IpRangeSet, waiters: Vec<String>) -> Vec<(String, IpRangeSet)> {
+/// Shares `free` out between `waiters` and, when it is still allocating (`giver_busy`), the
+/// giver: each waiter gets `len / (waiters + 1)` addresses (`len / waiters` from an idle
+/// giver), at least one while there are some, lowest first; the giver keeps the rest.
+pub(super) fn share_out(
+    free: &IpRangeSet,
+    waiters: Vec<String>,
+    giver_busy: bool,
+) -> Vec<(String, IpRangeSet)> {
     let parts = u128::try_from(waiters.len())
         .unwrap_or(u128::MAX)
-        .saturating_add(1);
+        .saturating_add(u128::from(giver_busy))
+        .max(1);
     let each = (free.len() / parts).max(1);
     let mut ips = free.iter();
     let mut out = Vec::new();
@@ -31,21 +37,36 @@ pub(super) fn share_out(free: &IpRangeSet, waiters: Vec<String>) -> Vec<(String,
     out
 }
 
-/// How many addresses to claim at once. A node that already holds a block claims as many as
-/// it holds (a node that keeps allocating needs fewer claims, so fewer status writes), from
-/// `block_size` up to 4 × `block_size`; never more than half of what is unclaimed per node
-/// holding a block, so claims shrink as the pool runs out and few addresses are stranded in
-/// blocks whose nodes do not need them; one while a node waits.
-pub(super) fn claim_size(layout: &PoolBlocks, node: &str, block_size: u32) -> u32 {
+/// How many addresses to claim at once: as many as the node already holds in the pool (a
+/// node that keeps allocating needs fewer claims, so fewer status writes), from `block_size`
+/// up to 16 × `block_size`; never more than an equal share of what is unclaimed among the
+/// nodes holding blocks (this one included), so claims shrink as the pool runs out and few
+/// addresses are stranded in blocks whose nodes do not need them; one while a node waits.
+pub(super) fn claim_size(layout: &PoolBlocks, node: &str, block_size: u32, held: u128) -> u32 {
     if !layout.waiting().is_empty() {
         return 1;
     }
-    let holders = u128::try_from(layout.blocks().count().max(1)).unwrap_or(1);
-    let share = layout.unclaimed().len() / (2 * holders);
-    let _ = node;
-    u32::try_from(share.min(u128::from(block_size)))
-        .unwrap_or(block_size)
-        .max(1)
+    let share = layout.unclaimed().len() / holders(layout, node);
+    let block = u128::from(block_size.max(1));
+    let wanted = held.clamp(block, block * 16);
+    u32::try_from(share.min(wanted)).unwrap_or(u32::MAX).max(1)
+}
+
+/// The nodes holding blocks of the pool, `node` included.
+fn holders(layout: &PoolBlocks, node: &str) -> u128 {
+    let n = layout.blocks().filter(|(n, _)| *n != node).count() + 1;
+    u128::try_from(n).unwrap_or(u128::MAX)
+}
+
+/// Where `node` starts taking unclaimed addresses: the unclaimed addresses split into equal
+/// slices, one per node holding a block (this one included) in name order, and this node's
+/// slice first. Nodes claiming at the same moment start in different slices instead of all
+/// racing for the lowest address (their claims are patches: two claims of one address would
+/// both be written and one given up).
+pub(super) fn slice_start(layout: &PoolBlocks, node: &str, unclaimed_len: u128) -> u128 {
+    let before = layout.blocks().filter(|(n, _)| *n < node).count();
+    let i = u128::try_from(before).unwrap_or(0);
+    unclaimed_len.saturating_mul(i) / holders(layout, node)
 }
 
 #[cfg(test)]
@@ -73,31 +94,52 @@ mod tests {
     #[test]
     fn k8s_sharing_waiters_get_equal_parts_and_the_giver_keeps_the_rest() {
         let free = set("10.6.0.10-10.6.0.19");
-        let out = share_out(&free, vec!["a".into(), "b".into()]);
+        let out = share_out(&free, vec!["a".into(), "b".into()], true);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].0, "a");
         assert_eq!(out[0].1.to_string(), "10.6.0.10-10.6.0.12");
         assert_eq!(out[1].1.to_string(), "10.6.0.13-10.6.0.15");
         // One free address and two waiters: the first gets it, nobody gets nothing written.
-        let out = share_out(&set("10.6.0.10"), vec!["a".into(), "b".into()]);
+        let out = share_out(&set("10.6.0.10"), vec!["a".into(), "b".into()], true);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.len(), 1);
-        assert!(share_out(&IpRangeSet::new(free.family()), vec!["a".into()]).is_empty());
+        assert!(share_out(&IpRangeSet::new(free.family()), vec!["a".into()], true).is_empty());
+        // An idle giver keeps nothing.
+        let out = share_out(&free, vec!["a".into(), "b".into()], false);
+        assert_eq!(out[0].1.to_string(), "10.6.0.10-10.6.0.14");
+        assert_eq!(out[1].1.to_string(), "10.6.0.15-10.6.0.19");
     }
 
     #[test]
-    fn k8s_sharing_claims_shrink_as_the_pool_runs_out() {
-        let mut l = layout("10.6.0.10-10.6.0.109");
-        assert_eq!(claim_size(&l, "n1", 16), 16);
+    fn k8s_sharing_claims_grow_with_use_and_shrink_as_the_pool_runs_out() {
+        let mut l = layout("10.6.0.10-10.6.1.253");
+        assert_eq!(claim_size(&l, "n1", 16, 0), 16);
+        assert_eq!(claim_size(&l, "n1", 16, 40), 40, "as many as it holds");
+        assert_eq!(claim_size(&l, "n1", 16, 10_000), 256, "at most 16 blocks");
         let ip = |s: &str| s.parse().unwrap();
-        l.claim("n1", ip("10.6.0.10"), 90).unwrap();
-        // 10 unclaimed, one holder: half of them.
-        assert_eq!(claim_size(&l, "n2", 16), 5);
+        l.claim("n1", ip("10.6.0.10"), 440).unwrap();
+        // 60 unclaimed, two holders with n2: half of them each.
+        assert_eq!(claim_size(&l, "n2", 16, 100), 30);
+        assert_eq!(claim_size(&l, "n1", 16, 100), 60, "n1 alone holds a block");
         l.set_waiting("n3", true);
         assert_eq!(
-            claim_size(&l, "n2", 16),
+            claim_size(&l, "n2", 16, 0),
             1,
             "one at a time while a node waits"
         );
+    }
+
+    #[test]
+    fn k8s_sharing_nodes_start_in_their_own_slices() {
+        let mut l = layout("10.6.0.10-10.6.0.109");
+        let ip = |s: &str| s.parse().unwrap();
+        assert_eq!(slice_start(&l, "b", 100), 0, "alone: from the lowest");
+        l.claim("a", ip("10.6.0.10"), 1).unwrap();
+        l.claim("c", ip("10.6.0.11"), 1).unwrap();
+        // Holders a, b (asking), c: b is second of three.
+        assert_eq!(slice_start(&l, "b", 98), 32);
+        // a and c see two holders until b holds a block.
+        assert_eq!(slice_start(&l, "a", 98), 0);
+        assert_eq!(slice_start(&l, "c", 98), 49);
     }
 }

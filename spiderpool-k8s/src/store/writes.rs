@@ -8,7 +8,9 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use spiderpool_core::ipam::EndpointKey;
-use spiderpool_core::objects::{ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool};
+use spiderpool_core::objects::{
+    ENDPOINT, IPPOOL, SpiderEndpoint, SpiderIPPool, SpiderIPPoolStatus,
+};
 
 use super::blocks::{BlockError, PoolBlocks};
 use crate::error::Error;
@@ -27,6 +29,36 @@ pub struct Stats {
     pub conflicts: AtomicU64,
     /// Reads sent outside the watches (GET after a conflict...).
     pub reads: AtomicU64,
+    /// Pool status writes by purpose: `[sent, refused with 409]`.
+    pub pool_writes: std::sync::Mutex<std::collections::BTreeMap<Purpose, [u64; 2]>>,
+}
+
+/// Why the store writes a pool's status (the benchmark reports writes per purpose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Purpose {
+    /// Claiming addresses for this node's block (or re-adopting one), count included.
+    Claim,
+    /// This node's block count, behind the ADDs.
+    Count,
+    /// Setting or clearing this node's waiting flag.
+    Waiting,
+    /// Giving free addresses of this node's block to waiting nodes.
+    Give,
+    /// Giving up addresses another node claimed at the same moment.
+    GiveUp,
+}
+
+impl Purpose {
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Claim => "claim",
+            Purpose::Count => "count",
+            Purpose::Waiting => "waiting",
+            Purpose::Give => "give",
+            Purpose::GiveUp => "give-up",
+        }
+    }
 }
 
 impl Stats {
@@ -38,6 +70,14 @@ impl Stats {
     }
     fn read(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    fn pool_write(&self, purpose: Purpose, conflict: bool) {
+        let mut m = self
+            .pool_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = m.entry(purpose).or_default();
+        e[usize::from(conflict)] += 1;
     }
 }
 
@@ -75,6 +115,105 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+/// A JSON patch whose `test` operation failed: kube-apiserver answers 422 with its generic
+/// message and no causes (a schema violation names the object and lists causes).
+fn is_failed_test(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422
+        && s.details.as_ref().is_none_or(|d| d.causes.is_empty() && d.name.is_empty())
+        && s.message == "the server rejected our request due to an error in our request")
+}
+
+/// The JSON patch (RFC 6902) that turns pool status `before` into `after` when they have the
+/// same block entries (same nodes, same order) and differ only in the entries' fields and
+/// the counts: for every changed field, a `test` of its old value (`null` for an absent one,
+/// which kube-apiserver's patcher treats as "absent") and an `add` or `remove`; each changed
+/// entry is also tested to still be the same node's. None when a whole-object write is
+/// needed (entries added, dropped or reordered; another status field changed).
+pub(super) fn status_patch(
+    before: &SpiderIPPoolStatus,
+    after: &SpiderIPPoolStatus,
+) -> Option<serde_json::Value> {
+    let (Ok(serde_json::Value::Object(b)), Ok(serde_json::Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return None;
+    };
+    let mut ops = Vec::new();
+    let null = serde_json::Value::Null;
+    let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    for key in keys {
+        let (old, new) = (b.get(key).unwrap_or(&null), a.get(key));
+        match key.as_str() {
+            "blocks" => {}
+            "allocatedIPCount" | "totalIPCount" => {
+                field(&mut ops, format!("/status/{key}"), old, new);
+            }
+            _ if Some(old) == new || (old.is_null() && new.is_none()) => {}
+            _ => return None,
+        }
+    }
+    let empty = Vec::new();
+    let (bb, ab) = (
+        entries(b.get("blocks"), &empty)?,
+        entries(a.get("blocks"), &empty)?,
+    );
+    if bb.len() != ab.len() {
+        return None;
+    }
+    for (i, (old, new)) in bb.iter().zip(ab).enumerate() {
+        if old == new {
+            continue;
+        }
+        let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+            return None;
+        };
+        if o.get("node") != n.get("node") {
+            return None;
+        }
+        ops.push(json!({"op": "test", "path": format!("/status/blocks/{i}/node"), "value": o.get("node")}));
+        let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+        for key in keys.into_iter().filter(|k| k.as_str() != "node") {
+            field(
+                &mut ops,
+                format!("/status/blocks/{i}/{key}"),
+                o.get(key).unwrap_or(&null),
+                n.get(key),
+            );
+        }
+    }
+    Some(serde_json::Value::Array(ops))
+}
+
+/// Appends to `ops` a test of `old` at `path` and the `add` (or `remove`) that sets `new`,
+/// when they differ.
+fn field(
+    ops: &mut Vec<serde_json::Value>,
+    path: String,
+    old: &serde_json::Value,
+    new: Option<&serde_json::Value>,
+) {
+    if Some(old) == new || (old.is_null() && new.is_none_or(serde_json::Value::is_null)) {
+        return;
+    }
+    ops.push(json!({"op": "test", "path": path, "value": old}));
+    match new.filter(|v| !v.is_null()) {
+        Some(v) => ops.push(json!({"op": "add", "path": path, "value": v})),
+        None => ops.push(json!({"op": "remove", "path": path})),
+    }
+}
+
+/// The block entries of a status field (absent = none); None when it is not a list.
+fn entries<'a>(
+    v: Option<&'a serde_json::Value>,
+    empty: &'a Vec<serde_json::Value>,
+) -> Option<&'a Vec<serde_json::Value>> {
+    match v {
+        None | Some(serde_json::Value::Null) => Some(empty),
+        Some(serde_json::Value::Array(a)) => Some(a),
+        Some(_) => None,
+    }
+}
+
 /// The apiserver side of a [`super::KubeStore`].
 #[derive(Clone)]
 pub struct Writer {
@@ -105,6 +244,13 @@ impl Writer {
         }
     }
 
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..PatchParams::default()
+        }
+    }
+
     /// Reads pool `name`.
     pub async fn get_pool(&self, name: &str, stats: &Stats) -> Result<(u64, SpiderIPPool), Error> {
         stats.read();
@@ -122,6 +268,7 @@ impl Writer {
     pub async fn edit_pool_status<R>(
         &self,
         pool: SpiderIPPool,
+        purpose: Purpose,
         attempts: u32,
         stats: &Stats,
         mut edit: impl FnMut(&mut PoolBlocks) -> Result<R, BlockError>,
@@ -142,20 +289,40 @@ impl Writer {
                     .unwrap_or(0);
                 return Ok((v, current, out));
             }
+            // A patch that tests exactly the fields it changes where the edit allows one: it
+            // conflicts only with writes of the same fields, and the apiserver re-applies it
+            // itself when the object changed meanwhile. A whole-object compare-and-swap
+            // otherwise (an entry added or dropped).
+            let patch = current
+                .status
+                .as_ref()
+                .and_then(|b| status_patch(b, &status));
             let mut next = current.clone();
             next.status = Some(status);
-            let obj = to_dynamic(&next)?;
             stats.wrote();
-            match self
-                .pools
-                .replace_status(&name, &self.post_params(), &obj)
-                .await
-            {
+            stats.pool_write(purpose, false);
+            let res = match patch {
+                Some(ops) => {
+                    let ops = serde_json::from_value(ops)
+                        .map_err(|e| Error::Config(format!("status patch: {e}")))?;
+                    self.pools
+                        .patch_status(&name, &self.patch_params(), &Patch::Json::<()>(ops))
+                        .await
+                }
+                None => {
+                    let obj = to_dynamic(&next)?;
+                    self.pools
+                        .replace_status(&name, &self.post_params(), &obj)
+                        .await
+                }
+            };
+            match res {
                 Ok(written) => {
                     return Ok((resource_version(&written), from_dynamic(&written)?, out));
                 }
-                Err(e) if is_conflict(&e) => {
+                Err(e) if is_conflict(&e) || is_failed_test(&e) => {
                     stats.conflicted();
+                    stats.pool_write(purpose, true);
                     current = self.get_pool(&name, stats).await?.1;
                 }
                 Err(e) => {
