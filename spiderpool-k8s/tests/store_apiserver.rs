@@ -433,3 +433,58 @@ fn k8s_store_statefulset_pod_keeps_its_address_across_nodes() {
         .expect("after");
     assert_ne!(address(&next), address(&again));
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_an_address_two_blocks_list_is_handed_out_by_neither_and_given_up_unless_held() {
+    use kube::api::{Patch, PatchParams};
+    let rt = runtime();
+    let tc = rt
+        .block_on(TestCluster::new("store-contest"))
+        .expect("cluster");
+    let pool = unique_name("contest");
+    create_pool(&rt, &tc, &pool, "10.15.0.10-10.15.0.13");
+    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
+    let set_blocks = |blocks: serde_json::Value| {
+        rt.block_on(api.patch_status(
+            &pool,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"blocks": blocks}})),
+        ))
+        .expect("patch status");
+    };
+    let n1_ips = || -> Vec<String> {
+        let p = pool_status(&rt, &tc, &pool);
+        p.status
+            .and_then(|s| s.blocks)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|b| b.node == "contest-n1")
+            .map(|b| b.ips)
+            .unwrap_or_default()
+    };
+    set_blocks(serde_json::json!([{"node": "contest-n1", "ips": ["10.15.0.10-10.15.0.11"]}]));
+    let n1 = start(&rt, &tc, "contest-n1");
+    let first = n1
+        .allocate(&request(&tc.namespace, "p1", "contest-n1", &pool))
+        .expect("p1");
+    assert_eq!(address(&first).to_string(), "10.15.0.10");
+    // Another node's claim lands over n1's whole block, as two claims patched at the same
+    // moment would leave it: .10 (held by p1) and .11 (free) are listed twice.
+    set_blocks(serde_json::json!([
+        {"node": "contest-n1", "ips": ["10.15.0.10-10.15.0.11"]},
+        {"node": "contest-n2", "ips": ["10.15.0.10-10.15.0.12"]},
+    ]));
+    // n1 gives up the free one within a few ticks and keeps the one it holds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n1_ips() != ["10.15.0.10"] {
+        assert!(Instant::now() < deadline, "n1's block: {:?}", n1_ips());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its next pod gets the only unclaimed address, never one n2's block lists.
+    let second = n1
+        .allocate(&request(&tc.namespace, "p2", "contest-n1", &pool))
+        .expect("p2");
+    assert_eq!(address(&second).to_string(), "10.15.0.13");
+    assert_eq!(n1_ips(), ["10.15.0.10", "10.15.0.13"]);
+}

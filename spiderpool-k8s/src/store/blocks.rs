@@ -1,10 +1,12 @@
 //! Per-node address blocks of a pool, as data: what `SpiderIPPool.status.blocks` says, and
 //! the pure edits the Kubernetes store makes to it (claim, transfer, hand back, counts).
 //!
-//! Invariant kept by every edit here (and checked by the property tests): blocks of
-//! different nodes never overlap, and a block only holds addresses of the pool (`spec.ips`
-//! minus `spec.excludeIPs`). Every edit is applied to the status the apiserver returned and
-//! written back with its resourceVersion, so two agents editing at once cannot both win.
+//! Invariant kept by every edit here (and checked by the property tests): an edit never
+//! makes blocks of different nodes overlap, and a block only holds addresses of the pool
+//! (`spec.ips` minus `spec.excludeIPs`). Claims are written as patches the apiserver applies
+//! to the status as it is by then, so two claims written at the same moment can overlap: an
+//! address listed twice is neither node's own ([`PoolBlocks::own`]) until one gives it up
+//! (docs/k8s-store.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

@@ -5,9 +5,11 @@
 //! * **Per-address truth is the SpiderEndpoint.** An address is allocated exactly when a
 //!   SpiderEndpoint lists it; creating the endpoint *is* the allocation, one write.
 //! * **Per-node blocks decide who may allocate what.** `status.blocks` of a pool gives each
-//!   node a set of addresses; only that node's agent allocates them. Blocks are claimed and
-//!   handed back with compare-and-swap writes of the pool status (rare: one per `block_size`
-//!   allocations), so agents on different nodes never contend for an address.
+//!   node a set of addresses; only that node's agent allocates them. Blocks are claimed,
+//!   given and given up with JSON patches of the pool status that test only the fields they
+//!   change (rare: claims grow with the node's use), so agents on different nodes do not
+//!   contend for the pool object; an address two concurrent claims list is nobody's until
+//!   the second claimer gives it up.
 //! * **Counts are written behind.** `allocatedIPCount` (sum of the blocks' counts) is
 //!   written by each agent for its block every `count_interval` when it changed, off the ADD
 //!   path.
@@ -585,17 +587,20 @@ impl IpamStore for KubeStore {
         // node, or just a pod whose endpoint this agent has not seen): read them, and record
         // their addresses as held in the views so a re-adoption can be planned and checked.
         //
-        // Not during an ADD ([`KubeStore::allocate`]): a new pod has no endpoint (nearly every
-        // ADD), so the read would cost an apiserver request per ADD for nothing; a pod whose
-        // endpoint exists on another node makes the endpoint create fail with AlreadyExists,
-        // which reads it, and the engine plans again with it (one more attempt, only then).
-        let missing: Vec<EndpointKey> = if ADDING.with(Cell::get) {
-            Vec::new()
-        } else {
+        // During an ADD ([`KubeStore::allocate`]) only those the index knows of: a new pod has
+        // no endpoint (nearly every ADD), so the read would cost an apiserver request per ADD
+        // for nothing; a pod whose endpoint exists on another node makes the endpoint create
+        // fail with AlreadyExists, which reads it into the index, and the engine plans again
+        // with it (one more attempt, only then).
+        let adding = ADDING.with(Cell::get);
+        let missing: Vec<EndpointKey> = {
             let inner = lock(&self.shared.inner);
             endpoints
                 .iter()
-                .filter(|k| inner.index.get(k).is_none_or(|e| e.object.is_none()))
+                .filter(|k| match inner.index.get(k) {
+                    None => !adding,
+                    Some(e) => e.object.is_none(),
+                })
                 .cloned()
                 .collect()
         };

@@ -434,3 +434,87 @@ impl Writer {
 pub fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use spiderpool_core::objects::IPBlock;
+
+    fn block(node: &str, ips: &[&str], count: Option<i64>, waiting: bool) -> IPBlock {
+        IPBlock {
+            node: node.into(),
+            ips: ips.iter().map(|s| (*s).to_owned()).collect(),
+            allocated_ip_count: count,
+            waiting: waiting.then_some(true),
+        }
+    }
+
+    fn status(blocks: Vec<IPBlock>, allocated: Option<i64>) -> SpiderIPPoolStatus {
+        SpiderIPPoolStatus {
+            blocks: Some(blocks),
+            allocated_ip_count: allocated,
+            total_ip_count: Some(100),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn k8s_status_patch_tests_exactly_what_it_changes() {
+        let before = status(
+            vec![
+                block("a", &["10.6.0.10-10.6.0.25"], Some(3), false),
+                block("b", &["10.6.0.26-10.6.0.41"], None, true),
+            ],
+            Some(3),
+        );
+        // b claims more, clears its flag and writes its first count; a is untouched.
+        let after = status(
+            vec![
+                block("a", &["10.6.0.10-10.6.0.25"], Some(3), false),
+                block("b", &["10.6.0.26-10.6.0.57"], Some(2), false),
+            ],
+            Some(5),
+        );
+        let ops = status_patch(&before, &after).unwrap();
+        assert_eq!(
+            ops,
+            json!([
+                {"op": "test", "path": "/status/allocatedIPCount", "value": 3},
+                {"op": "add", "path": "/status/allocatedIPCount", "value": 5},
+                {"op": "test", "path": "/status/blocks/1/node", "value": "b"},
+                {"op": "test", "path": "/status/blocks/1/allocatedIPCount", "value": null},
+                {"op": "add", "path": "/status/blocks/1/allocatedIPCount", "value": 2},
+                {"op": "test", "path": "/status/blocks/1/ips", "value": ["10.6.0.26-10.6.0.41"]},
+                {"op": "add", "path": "/status/blocks/1/ips", "value": ["10.6.0.26-10.6.0.57"]},
+                {"op": "test", "path": "/status/blocks/1/waiting", "value": true},
+                {"op": "remove", "path": "/status/blocks/1/waiting"},
+            ])
+        );
+        // Nothing changed: nothing to do.
+        assert_eq!(status_patch(&before, &before).unwrap(), json!([]));
+    }
+
+    #[test]
+    fn k8s_status_patch_leaves_entry_changes_to_a_whole_object_write() {
+        let before = status(vec![block("a", &["10.6.0.10"], None, false)], None);
+        // A new entry, a dropped entry, another node at the index, another status field.
+        let added = status(
+            vec![
+                block("a", &["10.6.0.10"], None, false),
+                block("b", &["10.6.0.11"], None, false),
+            ],
+            None,
+        );
+        assert!(status_patch(&before, &added).is_none());
+        assert!(status_patch(&added, &before).is_none());
+        let other = status(vec![block("b", &["10.6.0.10"], None, false)], None);
+        assert!(status_patch(&before, &other).is_none());
+        let mut legacy = before.clone();
+        legacy.allocated_ips = Some("{}".into());
+        assert!(status_patch(&before, &legacy).is_none());
+        // No blocks before (a new pool): the first claim adds an entry.
+        let empty = SpiderIPPoolStatus::default();
+        assert!(status_patch(&empty, &before).is_none());
+    }
+}
