@@ -136,6 +136,12 @@ pub struct IPBlock {
     /// free addresses of their blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<bool>,
+    /// How many times the node has asked for addresses while waiting: it asks again each
+    /// time it was given some and ran out again, and every node with free addresses answers
+    /// each new ask once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
+    pub asked: Option<i64>,
 }
 
 /// One record of `SpiderIPPool.status.allocatedIPs`: who holds an IP.

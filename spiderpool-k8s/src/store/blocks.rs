@@ -44,6 +44,7 @@ pub struct PoolBlocks {
     blocks: BTreeMap<String, IpRangeSet>,
     counts: BTreeMap<String, i64>,
     waiting: BTreeSet<String>,
+    asked: BTreeMap<String, i64>,
     // Addresses recorded in upstream's `status.allocatedIPs` (a pool written by upstream):
     // never handed out again here, whoever holds them.
     legacy: IpRangeSet,
@@ -80,8 +81,12 @@ impl PoolBlocks {
         let mut blocks = BTreeMap::new();
         let mut counts = BTreeMap::new();
         let mut waiting = BTreeSet::new();
+        let mut asked = BTreeMap::new();
         for b in status.blocks.unwrap_or_default() {
             let set = parse(&format!("status.blocks[{}].ips", b.node), &b.ips)?;
+            if let Some(n) = b.asked {
+                asked.insert(b.node.clone(), n);
+            }
             if b.waiting == Some(true) {
                 waiting.insert(b.node.clone());
             }
@@ -113,6 +118,7 @@ impl PoolBlocks {
             blocks,
             counts,
             waiting,
+            asked,
             legacy,
         })
     }
@@ -217,34 +223,44 @@ impl PoolBlocks {
             && self.legacy == other.legacy
     }
 
-    /// Gives `node` the range starting at `ip` of at most `size` unclaimed addresses
-    /// (at least `ip` itself). Fails if `ip` is not unclaimed.
-    pub fn claim(&mut self, node: &str, ip: IpAddr, size: u32) -> Result<IpRange, BlockError> {
+    /// Gives `node` the first `size` unclaimed addresses from `ip` on (at least `ip` itself;
+    /// fewer when the pool has fewer above `ip`), across other blocks in between: a claim
+    /// cut at the next block would leave the node claiming again after a few addresses.
+    /// Fails if `ip` is not unclaimed. Returns what was claimed.
+    pub fn claim(&mut self, node: &str, ip: IpAddr, size: u32) -> Result<IpRangeSet, BlockError> {
+        use spiderpool_core::ip::{ip_from_u128, ip_to_u128};
         let unclaimed = self.unclaimed();
-        let taken = || BlockError::Taken {
-            pool: self.name.clone(),
-            range: ip.to_string(),
-        };
         if !unclaimed.contains(ip) {
-            return Err(taken());
+            return Err(BlockError::Taken {
+                pool: self.name.clone(),
+                range: ip.to_string(),
+            });
         }
-        // The unclaimed range holding `ip`, cut to `size` addresses from `ip` on.
-        let run = unclaimed
-            .ranges()
-            .find(|r| r.contains(ip))
-            .ok_or_else(taken)?;
-        let start = spiderpool_core::ip::ip_to_u128(ip);
-        let run_end = spiderpool_core::ip::ip_to_u128(run.end());
-        let end = start
-            .saturating_add(u128::from(size.max(1)) - 1)
-            .min(run_end);
-        let range = IpRange::new(
-            ip,
-            spiderpool_core::ip::ip_from_u128(self.family, end).ok_or_else(taken)?,
-        )
-        .map_err(|e| invalid(&self.name, e.to_string()))?;
-        self.add_to(node, &range)?;
-        Ok(range)
+        let from = ip_to_u128(ip);
+        let mut left = u128::from(size.max(1));
+        let mut claimed = IpRangeSet::new(self.family);
+        for r in unclaimed.ranges() {
+            if left == 0 {
+                break;
+            }
+            let (start, end) = (ip_to_u128(r.start()).max(from), ip_to_u128(r.end()));
+            if end < from {
+                continue;
+            }
+            let last = end.min(start.saturating_add(left - 1));
+            let range = ip_from_u128(self.family, start)
+                .zip(ip_from_u128(self.family, last))
+                .and_then(|(a, b)| IpRange::new(a, b).ok())
+                .ok_or_else(|| invalid(&self.name, format!("cannot claim from {ip}")))?;
+            claimed
+                .insert_range(range)
+                .map_err(|e| invalid(&self.name, e.to_string()))?;
+            left -= last - start + 1;
+        }
+        for r in claimed.ranges() {
+            self.add_to(node, &r)?;
+        }
+        Ok(claimed)
     }
 
     /// Moves `ip` into `node`'s block from wherever it is (another node's block, or
@@ -297,6 +313,19 @@ impl PoolBlocks {
         Ok(())
     }
 
+    /// How many times `node` has asked for addresses ([`Self::ask`]).
+    pub fn asked(&self, node: &str) -> i64 {
+        self.asked.get(node).copied().unwrap_or(0)
+    }
+
+    /// Sets `node`'s waiting flag and counts one more ask: nodes with free addresses answer
+    /// each ask once.
+    pub fn ask(&mut self, node: &str) {
+        self.set_waiting(node, true);
+        let n = self.asked.entry(node.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+
     /// Sets or clears `node`'s waiting flag (an entry is created if needed).
     pub fn set_waiting(&mut self, node: &str, waiting: bool) {
         if waiting {
@@ -333,6 +362,7 @@ impl PoolBlocks {
                 ips: set.to_strings(),
                 allocated_ip_count: count,
                 waiting: waiting.then_some(true),
+                asked: self.asked.get(node).copied(),
             });
         }
         allocated = allocated.saturating_add(self.legacy.len_saturating_i64());
@@ -364,17 +394,24 @@ mod tests {
     }
 
     #[test]
-    fn k8s_blocks_claim_cuts_at_size_and_run_end() {
+    fn k8s_blocks_claim_takes_size_unclaimed_addresses_across_other_blocks() {
         let mut b = PoolBlocks::from_pool(&pool(&["10.6.0.10-10.6.0.40"])).unwrap();
-        let r = b.claim("n1", ip("10.6.0.10"), 16).unwrap();
-        assert_eq!(r.to_string(), "10.6.0.10-10.6.0.25");
-        let r = b.claim("n2", ip("10.6.0.26"), 16).unwrap();
-        assert_eq!(r.to_string(), "10.6.0.26-10.6.0.40");
+        let r = b.claim("n1", ip("10.6.0.15"), 2).unwrap();
+        assert_eq!(r.to_string(), "10.6.0.15-10.6.0.16");
+        // From .10 on, 8 addresses: over n1's block.
+        let r = b.claim("n2", ip("10.6.0.10"), 8).unwrap();
+        assert_eq!(
+            r.to_strings(),
+            ["10.6.0.10-10.6.0.14", "10.6.0.17-10.6.0.19"]
+        );
+        // Fewer than asked when the pool ends.
+        let r = b.claim("n3", ip("10.6.0.30"), 16).unwrap();
+        assert_eq!(r.to_string(), "10.6.0.30-10.6.0.40");
         assert!(matches!(
-            b.claim("n3", ip("10.6.0.30"), 1),
+            b.claim("n4", ip("10.6.0.35"), 1),
             Err(BlockError::Taken { .. })
         ));
-        assert!(b.unclaimed().is_empty());
+        assert_eq!(b.unclaimed().to_string(), "10.6.0.20-10.6.0.29");
     }
 
     #[test]

@@ -92,6 +92,9 @@ struct Shared {
     // When this node last found each pool exhausted for it (its waiting flag is cleared a
     // while after).
     starved: Mutex<BTreeMap<String, Instant>>,
+    // How many ADDs are waiting for addresses in each pool right now (such a node gives
+    // nothing away there).
+    hungry: Mutex<BTreeMap<String, usize>>,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -106,6 +109,43 @@ const IDLE_GIVER: Duration = Duration::from_millis(200);
 thread_local! {
     /// Set while this thread runs [`KubeStore::allocate`] (see [`KubeStore::snapshot`]).
     static ADDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The pools an ADD is waiting in, counted in [`Shared::hungry`] until it ends.
+struct Hungry<'a> {
+    shared: &'a Shared,
+    pools: Vec<String>,
+}
+
+impl Hungry<'_> {
+    fn add(&mut self, pool: &str) {
+        *self
+            .shared
+            .hungry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(pool.to_owned())
+            .or_insert(0) += 1;
+        self.pools.push(pool.to_owned());
+    }
+}
+
+impl Drop for Hungry<'_> {
+    fn drop(&mut self) {
+        let mut h = self
+            .shared
+            .hungry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for p in &self.pools {
+            if let Some(n) = h.get_mut(p) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    h.remove(p);
+                }
+            }
+        }
+    }
 }
 
 /// Sets [`ADDING`] for its lifetime (also when the allocation unwinds).
@@ -149,6 +189,7 @@ impl KubeStore {
             synced_cv: Condvar::new(),
             stats: Stats::default(),
             starved: Mutex::new(BTreeMap::new()),
+            hungry: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = mpsc::channel();
         watch::spawn(&rt, &client, &opts.node, tx);
@@ -251,6 +292,10 @@ impl KubeStore {
         // were faster): an ADD fails for exhaustion only when nothing came for
         // `exhaustion_wait`, never merely because other nodes were allocating.
         let _adding = Adding::start();
+        let mut hungry = Hungry {
+            shared: &self.shared,
+            pools: Vec::new(),
+        };
         let mut deadline: Option<Instant> = None;
         let mut last_mine: u128 = 0;
         let contention_deadline = Instant::now() + Duration::from_secs(30);
@@ -258,7 +303,9 @@ impl KubeStore {
         let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
         // When this ADD last wrote its waiting flag, per pool.
-        let mut flag_written: BTreeMap<String, Instant> = BTreeMap::new();
+        // When this ADD last asked for addresses per pool, and how large this node's block
+        // was then.
+        let mut asked_at: BTreeMap<String, (Instant, u128)> = BTreeMap::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
             // A pool created a moment ago may not have reached the watch yet: read it.
@@ -321,16 +368,21 @@ impl KubeStore {
                     .pools
                     .get(&pool)
                     .is_some_and(|e| e.layout.waiting().contains(&self.opts.node));
-                // (Re)set when the pool's status does not show it: a write that failed, or a
-                // flag cleared meanwhile, would leave nobody to hand addresses over.
-                let due = flag_written
+                // Ask when the pool's status does not show the flag (the first time, or a write
+                // that failed, or a flag cleared meanwhile would leave nobody to hand addresses
+                // over), and again when addresses were given since the last ask and are used
+                // up: each node with free addresses answers each ask once.
+                let mine_now = self.my_block_len(&pool);
+                let served = asked_at.get(&pool).is_some_and(|(_, len)| mine_now > *len);
+                let due = asked_at
                     .get(&pool)
-                    .is_none_or(|t: &Instant| t.elapsed() >= Duration::from_millis(200));
-                if !flagged && due {
-                    self.set_waiting(&pool, true);
-                    flag_written.insert(pool.clone(), Instant::now());
+                    .is_none_or(|(t, _)| t.elapsed() >= Duration::from_millis(200));
+                if (!flagged && due) || (flagged && served) {
+                    self.ask(&pool);
+                    asked_at.insert(pool.clone(), (Instant::now(), self.my_block_len(&pool)));
                 }
                 if !waiting.contains(&pool) {
+                    hungry.add(&pool);
                     waiting.push(pool);
                 }
             }
@@ -394,7 +446,8 @@ impl KubeStore {
         let _unused = self.shared.changed.wait_timeout(inner, left);
     }
 
-    fn set_waiting(&self, pool: &str, waiting: bool) {
+    /// Sets this node's waiting flag in `pool` and counts one more ask.
+    fn ask(&self, pool: &str) {
         let Some(object) = lock(&self.shared.inner)
             .pools
             .get(pool)
@@ -409,7 +462,7 @@ impl KubeStore {
             writes::STATUS_ATTEMPTS,
             &self.shared.stats,
             |l| {
-                l.set_waiting(&node, waiting);
+                l.ask(&node);
                 Ok(())
             },
         ));
@@ -417,7 +470,7 @@ impl KubeStore {
             Ok((v, written, ())) => {
                 lock(&self.shared.inner).put_pool(v, written);
             }
-            Err(e) => log::warn!("SpiderIPPool {pool}: cannot set waiting={waiting}: {e}"),
+            Err(e) => log::warn!("SpiderIPPool {pool}: cannot ask for addresses: {e}"),
         }
     }
 
@@ -739,8 +792,8 @@ impl KubeStoreHandle {
     fn run(self, rx: mpsc::Receiver<watch::FeedEvent>) {
         let mut relists = watch::Relists::default();
         let mut last_tick = Instant::now();
-        // When this node last gave to each (pool, waiting node) on a watch event.
-        let mut gave: BTreeMap<(String, String), Instant> = BTreeMap::new();
+        // The ask of each (pool, waiting node) this node last answered.
+        let mut answered: BTreeMap<(String, String), i64> = BTreeMap::new();
         // Contested addresses of this node's blocks at the last tick, by pool.
         let mut contested: BTreeMap<String, spiderpool_core::ip::IpRangeSet> = BTreeMap::new();
         loop {
@@ -764,7 +817,7 @@ impl KubeStoreHandle {
                     shared.changed.notify_all();
                     // A node waits for addresses: hand back at once, not at the next tick.
                     if someone_waits {
-                        self.hand_back(&shared, Some(&mut gave));
+                        self.hand_back(&shared, Some(&mut answered));
                     }
                     if relists.synced.len() == 3 {
                         let mut s = shared
@@ -783,7 +836,6 @@ impl KubeStoreHandle {
             if last_tick.elapsed() >= self.opts.count_interval {
                 last_tick = Instant::now();
                 self.hand_back(&shared, None);
-                gave.clear();
                 self.write_counts(&shared);
                 self.clear_waiting(&shared);
                 self.settle_contested(&shared, &mut contested);
@@ -797,22 +849,30 @@ impl KubeStoreHandle {
     /// otherwise see them as "unclaimed" in a view already shrunk, and keep one while the
     /// write removes it from the block).
     ///
-    /// On a watch event (`eager` holds what this node gave since the last tick) a node gives
-    /// to each waiter at most once per tick: the waiter's flag stays set for a while after it
-    /// was served, and giving again on every event made nodes hand addresses back and forth.
-    /// At each tick (`eager` = None) every node with free addresses gives to the nodes still
-    /// waiting.
-    fn hand_back(
-        &self,
-        shared: &Shared,
-        mut eager: Option<&mut BTreeMap<(String, String), Instant>>,
-    ) {
+    /// On a watch event (`eager` holds the ask of each waiter this node last answered) a
+    /// node answers each ask of a waiter once: the waiter's flag stays set for a while after
+    /// it was served, and giving again on every event made nodes hand addresses back and
+    /// forth; a waiter that used up what it got asks again. At each tick (`eager` = None)
+    /// every node with free addresses gives to the nodes still waiting.
+    fn hand_back(&self, shared: &Shared, mut eager: Option<&mut BTreeMap<(String, String), i64>>) {
         let node = &self.opts.node;
+        // A node with an ADD waiting for addresses gives nothing: what it has free was just
+        // given to it (the ADD has not planned with it yet), and passing it on made waiting
+        // nodes hand the same addresses round while each of them starved.
+        let hungry: Vec<String> = shared
+            .hungry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         let mut inner = lock(&shared.inner);
         let pools: Vec<String> = inner
             .pools
             .iter()
-            .filter(|(_, e)| e.layout.waiting().iter().any(|n| n != node))
+            .filter(|(name, e)| {
+                e.layout.waiting().iter().any(|n| n != node) && !hungry.contains(name)
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for name in pools {
@@ -829,9 +889,12 @@ impl KubeStoreHandle {
                 .filter(|n| *n != node)
                 .cloned()
                 .collect();
-            if let Some(gave) = eager.as_deref() {
-                waiters.retain(|w| !gave.contains_key(&(name.clone(), w.clone())));
+            if let Some(answered) = eager.as_deref() {
+                waiters.retain(|w| {
+                    answered.get(&(name.clone(), w.clone())) != Some(&entry.layout.asked(w))
+                });
             }
+            let asks: Vec<i64> = waiters.iter().map(|w| entry.layout.asked(w)).collect();
             if waiters.is_empty() {
                 continue;
             }
@@ -845,6 +908,7 @@ impl KubeStoreHandle {
                 .touched
                 .get(&name)
                 .is_some_and(|t| t.elapsed() < IDLE_GIVER);
+            let waiters_asked = waiters.clone();
             let gifts = sharing::share_out(&free, waiters, busy);
             if gifts.is_empty() {
                 continue;
@@ -865,9 +929,11 @@ impl KubeStoreHandle {
             match res {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
-                    if let Some(gave) = eager.as_deref_mut() {
-                        for (w, _) in &gifts {
-                            gave.insert((name.clone(), w.clone()), Instant::now());
+                    if let Some(answered) = eager.as_deref_mut() {
+                        for (w, n) in waiters_asked.iter().zip(&asks) {
+                            if gifts.iter().any(|(g, _)| g == w) {
+                                answered.insert((name.clone(), w.clone()), *n);
+                            }
                         }
                     }
                 }

@@ -447,6 +447,7 @@ mod tests {
             ips: ips.iter().map(|s| (*s).to_owned()).collect(),
             allocated_ip_count: count,
             waiting: waiting.then_some(true),
+            asked: None,
         }
     }
 
