@@ -296,23 +296,6 @@ impl PoolBlocks {
         }
     }
 
-    /// Moves `addresses` from `from`'s block into `to`'s (a node handing its free addresses
-    /// straight to a node that waits for some). Addresses not in `from`'s block are skipped.
-    pub fn give(&mut self, from: &str, to: &str, addresses: &IpRangeSet) -> Result<(), BlockError> {
-        let Some(src) = self.blocks.get(from) else {
-            return Ok(());
-        };
-        let moving = src.intersection(addresses);
-        if moving.is_empty() {
-            return Ok(());
-        }
-        self.hand_back(from, &moving);
-        for r in moving.ranges() {
-            self.add_to(to, &r)?;
-        }
-        Ok(())
-    }
-
     /// How many times `node` has asked for addresses ([`Self::ask`]).
     pub fn asked(&self, node: &str) -> i64 {
         self.asked.get(node).copied().unwrap_or(0)

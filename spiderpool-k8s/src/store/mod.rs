@@ -898,12 +898,13 @@ impl KubeStoreHandle {
             if waiters.is_empty() {
                 continue;
             }
-            // The free addresses are shared out between the waiting nodes and this one (each
-            // waiter gets at least one while there are some), straight into the waiters'
-            // blocks: they allocate them without a claim of their own, all in one write, and
-            // this node keeps a share for its own next pods.
-            // A node that has not allocated in the pool for a while gives everything: the
-            // waiters need the addresses now, it may never.
+            // The waiters' shares of the free addresses (each waiter's share, at least one
+            // while there are some; this node keeps one share for its own next pods, or
+            // nothing when it has not allocated in the pool for a while: the waiters need the
+            // addresses now, it may never) go back to the pool, unclaimed, in one write that
+            // touches only this node's entry; the waiters claim them. Writing them straight
+            // into the waiters' blocks had every node answering an ask edit the same entry at
+            // once, and all but one of those writes failed and were re-read and re-sent.
             let busy = inner
                 .touched
                 .get(&name)
@@ -916,12 +917,12 @@ impl KubeStoreHandle {
             let object = entry.object.clone();
             let res = self.rt.block_on(self.writer.edit_pool_status(
                 object,
-                Purpose::Give,
+                Purpose::HandBack,
                 writes::STATUS_ATTEMPTS,
                 &shared.stats,
                 |l| {
-                    for (waiter, give) in &gifts {
-                        l.give(node, waiter, give)?;
+                    for (_, give) in &gifts {
+                        l.hand_back(node, give);
                     }
                     Ok(())
                 },

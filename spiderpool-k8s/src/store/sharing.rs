@@ -5,8 +5,8 @@ use spiderpool_core::ip::IpRangeSet;
 
 use super::blocks::PoolBlocks;
 
-/// Shares `free` out between `waiters` and, when it is still allocating (`giver_busy`), the
-/// giver: each waiter gets `len / (waiters + 1)` addresses (`len / waiters` from an idle
+/// How `free` is shared out between `waiters` and, when it is still allocating
+/// (`giver_busy`), the giver: each waiter gets `len / (waiters + 1)` addresses (`len / waiters` from an idle
 /// giver), at least one while there are some, lowest first; the giver keeps the rest.
 pub(super) fn share_out(
     free: &IpRangeSet,
@@ -41,11 +41,8 @@ pub(super) fn share_out(
 /// node that keeps allocating needs fewer claims, so fewer status writes), from `block_size`
 /// up to 16 × `block_size`; never more than an equal share of what is unclaimed among the
 /// nodes holding blocks (this one included), so claims shrink as the pool runs out and few
-/// addresses are stranded in blocks whose nodes do not need them; one while a node waits.
+/// addresses are stranded in blocks whose nodes do not need them.
 pub(super) fn claim_size(layout: &PoolBlocks, node: &str, block_size: u32, held: u128) -> u32 {
-    if !layout.waiting().is_empty() {
-        return 1;
-    }
     let share = layout.unclaimed().len() / holders(layout, node);
     let block = u128::from(block_size.max(1));
     let wanted = held.clamp(block, block * 16);
@@ -121,12 +118,6 @@ mod tests {
         // 60 unclaimed, two holders with n2: half of them each.
         assert_eq!(claim_size(&l, "n2", 16, 100), 30);
         assert_eq!(claim_size(&l, "n1", 16, 100), 60, "n1 alone holds a block");
-        l.set_waiting("n3", true);
-        assert_eq!(
-            claim_size(&l, "n2", 16, 0),
-            1,
-            "one at a time while a node waits"
-        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub enum Purpose {
     Count,
     /// Setting or clearing this node's waiting flag.
     Waiting,
-    /// Giving free addresses of this node's block to waiting nodes.
-    Give,
+    /// Handing free addresses of this node's block back to the pool for waiting nodes.
+    HandBack,
     /// Giving up addresses another node claimed at the same moment.
     GiveUp,
 }
@@ -55,7 +55,7 @@ impl Purpose {
             Purpose::Claim => "claim",
             Purpose::Count => "count",
             Purpose::Waiting => "waiting",
-            Purpose::Give => "give",
+            Purpose::HandBack => "hand-back",
             Purpose::GiveUp => "give-up",
         }
     }
