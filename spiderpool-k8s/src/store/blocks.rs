@@ -154,12 +154,13 @@ impl PoolBlocks {
         self.block(node).difference(&self.contested(node))
     }
 
-    /// The addresses of `node`'s block that another block holds too. The node whose claim
-    /// made the overlap saw it in its write's answer and gives them back at once; neither
-    /// node hands them out meanwhile.
+    /// The addresses of `node`'s block that another block holds too, or that are no longer
+    /// addresses of the pool (a claim patched in just after the pool's `ips` or `excludeIPs`
+    /// changed). The node whose claim made the overlap saw it in its write's answer and gives
+    /// them back at once; neither node hands them out meanwhile.
     pub fn contested(&self, node: &str) -> IpRangeSet {
         let mine = self.block(node);
-        let mut out = IpRangeSet::new(self.family);
+        let mut out = mine.difference(&self.usable);
         if mine.is_empty() {
             return out;
         }
@@ -457,6 +458,14 @@ mod tests {
         assert!(b.contested("n3").is_empty());
         // Nobody can claim them either.
         assert_eq!(b.unclaimed().to_strings(), ["10.6.0.16-10.6.0.20"]);
+        // The pool shrank under a claim: what left it is nobody's own either.
+        p.spec.ips = Some(vec!["10.6.0.11-10.6.0.20".into()]);
+        let b = PoolBlocks::from_pool(&p).unwrap();
+        assert_eq!(
+            b.contested("n1").to_strings(),
+            ["10.6.0.10", "10.6.0.12-10.6.0.13"]
+        );
+        assert_eq!(b.own("n1").to_strings(), ["10.6.0.11"]);
     }
 
     #[derive(Debug, Clone)]
