@@ -915,6 +915,12 @@ fn chart_installs_with_least_privilege_and_uninstalls_cleanly() {
             "update",
             "spiderippools.spiderpool.spidernet.io/status",
         ),
+        (
+            "spiderpool-agent",
+            "default",
+            "patch",
+            "spiderippools.spiderpool.spidernet.io/status",
+        ),
         ("spiderpool-agent", "default", "watch", "pods"),
         ("spiderpool-agent", "default", "get", "replicasets.apps"),
         (

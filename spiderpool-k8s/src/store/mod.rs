@@ -1081,7 +1081,12 @@ impl KubeStoreHandle {
                 Ok((v, written, ())) => {
                     inner.put_pool(v, written);
                 }
-                Err(e) => log::debug!("SpiderIPPool {name}: count not written this time: {e}"),
+                // Another writer was faster: expected now and then, tried at the next tick.
+                Err(e @ WriteError::Conflict(_)) => {
+                    log::debug!("SpiderIPPool {name}: count not written this time: {e}");
+                }
+                // Anything else (a refused permission, an unreachable apiserver) must be seen.
+                Err(e) => log::warn!("SpiderIPPool {name}: cannot write this node's count: {e}"),
             }
             // Holders may have changed meanwhile: look again at the next tick.
             inner.dirty.entry(name).or_insert_with(Instant::now);
