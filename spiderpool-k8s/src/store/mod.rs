@@ -521,7 +521,15 @@ impl KubeStore {
                     // same addresses. This node's write came second, so it gives them up.
                     let contested = inner.contested_unheld(&pc.pool);
                     if !contested.is_empty() {
-                        self.give_up(inner, &pc.pool, &contested);
+                        give_up(
+                            &self.rt,
+                            &self.writer,
+                            &self.shared.stats,
+                            &self.opts.node,
+                            inner,
+                            &pc.pool,
+                            &contested,
+                        );
                         if want.iter().any(|(ip, _)| contested.contains(*ip)) {
                             return Err(CommitError::conflict(
                                 format!("SpiderIPPool/{}", pc.pool),
@@ -546,21 +554,6 @@ impl KubeStore {
             }
         }
         Ok(())
-    }
-}
-
-impl KubeStore {
-    /// Removes `addresses` from this node's block of `pool` (with the lock held).
-    fn give_up(&self, inner: &mut Inner, pool: &str, addresses: &spiderpool_core::ip::IpRangeSet) {
-        give_up(
-            &self.rt,
-            &self.writer,
-            &self.shared.stats,
-            &self.opts.node,
-            inner,
-            pool,
-            addresses,
-        );
     }
 }
 
