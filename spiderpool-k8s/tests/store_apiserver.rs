@@ -488,3 +488,64 @@ fn k8s_store_an_address_two_blocks_list_is_handed_out_by_neither_and_given_up_un
     assert_eq!(address(&second).to_string(), "10.15.0.13");
     assert_eq!(n1_ips(), ["10.15.0.10", "10.15.0.13"]);
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_a_node_listed_twice_owns_the_union_and_its_next_edit_lists_it_once() {
+    use kube::api::{Patch, PatchParams};
+    let rt = runtime();
+    let tc = rt
+        .block_on(TestCluster::new("store-twice"))
+        .expect("cluster");
+    let pool = unique_name("twice");
+    create_pool(&rt, &tc, &pool, "10.16.0.10-10.16.0.19");
+    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
+    // n1's first claim was appended twice (its answer lost, sent again), around n2's entry.
+    rt.block_on(api.patch_status(
+        &pool,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"blocks": [
+            {"node": "twice-n1", "ips": ["10.16.0.18-10.16.0.19"]},
+            {"node": "twice-n2", "ips": ["10.16.0.12"]},
+            {"node": "twice-n1", "ips": ["10.16.0.14-10.16.0.15"]},
+        ]}})),
+    ))
+    .expect("patch status");
+    let n1 = start(&rt, &tc, "twice-n1");
+    // Both entries are n1's: its first four pods get them (read as the later entry alone,
+    // .18-.19 would look unclaimed and the lowest unclaimed .10 would come third).
+    let mut got: Vec<String> = (0..4)
+        .map(|i| {
+            let d = n1
+                .allocate(&request(&tc.namespace, &format!("p{i}"), "twice-n1", &pool))
+                .expect("allocate from n1's entries");
+            address(&d).to_string()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["10.16.0.14", "10.16.0.15", "10.16.0.18", "10.16.0.19"]
+    );
+    // The fifth needs a claim: that edit writes n1 once, with everything it had.
+    let fifth = n1
+        .allocate(&request(&tc.namespace, "p4", "twice-n1", &pool))
+        .expect("p4");
+    assert_ne!(address(&fifth).to_string(), "10.16.0.12");
+    let blocks = pool_status(&rt, &tc, &pool)
+        .status
+        .and_then(|s| s.blocks)
+        .unwrap_or_default();
+    let nodes: Vec<&str> = blocks.iter().map(|b| b.node.as_str()).collect();
+    assert_eq!(nodes, ["twice-n1", "twice-n2"], "{blocks:?}");
+    let n1_set =
+        spiderpool_core::ip::IpRangeSet::parse(spiderpool_core::ip::IpFamily::V4, &blocks[0].ips)
+            .expect("n1's ranges");
+    for ip in got.iter().chain([&address(&fifth).to_string()]) {
+        assert!(
+            n1_set.contains(ip.parse().expect("ip")),
+            "{ip} not in {n1_set}"
+        );
+    }
+    assert_eq!(blocks[1].ips, ["10.16.0.12"]);
+}

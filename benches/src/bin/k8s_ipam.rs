@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! KUBECONFIG=... k8s_ipam [--agents 10] [--per-agent 100] [--sequential 200]
-//!                         [--agent-bin target/release/spiderpool-agent]
+//!                         [--agent-bin target/release/spiderpool-agent] [--ours-only]
 //! ```
+//!
+//! `--ours-only` runs our strategy alone and prints its row (for profiling it).
 //!
 //! Each "agent" is a store with its own client and watches, driven by one thread (the total
 //! concurrency is the number of agents), allocating for distinct pods from one pool of
@@ -35,6 +37,7 @@ struct Args {
     sequential: usize,
     spare: usize,
     agent_bin: Option<String>,
+    ours_only: bool,
 }
 
 fn args() -> Result<Args> {
@@ -44,6 +47,7 @@ fn args() -> Result<Args> {
         sequential: 200,
         spare: 0,
         agent_bin: None,
+        ours_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,9 +58,10 @@ fn args() -> Result<Args> {
             "--sequential" => a.sequential = value()?.parse()?,
             "--agent-bin" => a.agent_bin = Some(value()?),
             "--spare" => a.spare = value()?.parse()?,
+            "--ours-only" => a.ours_only = true,
             "--help" | "-h" => {
                 println!(
-                    "k8s_ipam [--agents N] [--per-agent N] [--sequential N] [--spare N] [--agent-bin PATH]"
+                    "k8s_ipam [--agents N] [--per-agent N] [--sequential N] [--spare N] [--agent-bin PATH] [--ours-only]"
                 );
                 std::process::exit(0);
             }
@@ -117,6 +122,7 @@ struct Outcome {
     cpu: [f64; 3],
     latencies: Vec<Duration>,
     failures: usize,
+    first_done: Duration,
     writes: u64,
     conflicts: u64,
 }
@@ -131,13 +137,20 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 /// Runs `op(thread, k)` for `k` in `0..per` on each of `threads` threads at once, timing
 /// every call: (wall, sorted latencies, failed calls).
-fn timed(
-    threads: usize,
-    per: usize,
-    op: impl Fn(usize, usize) -> bool + Sync,
-) -> (Duration, Vec<Duration>, usize) {
+/// One timed run of the threads.
+struct Run {
+    wall: Duration,
+    /// Every operation's latency, sorted.
+    latencies: Vec<Duration>,
+    failures: usize,
+    /// When the first thread finished all its operations (the wall is when the last did):
+    /// far apart, a few stragglers made the run long.
+    first_done: Duration,
+}
+
+fn timed(threads: usize, per: usize, op: impl Fn(usize, usize) -> bool + Sync) -> Run {
     let started = Instant::now();
-    let per_thread: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+    let per_thread: Vec<(Vec<Duration>, usize, Duration)> = std::thread::scope(|s| {
         let op = &op;
         let hs: Vec<_> = (0..threads)
             .map(|i| {
@@ -152,7 +165,7 @@ fn timed(
                             failed += 1;
                         }
                     }
-                    (lat, failed)
+                    (lat, failed, started.elapsed())
                 })
             })
             .collect();
@@ -161,9 +174,14 @@ fn timed(
             .collect()
     });
     let wall = started.elapsed();
-    let mut lat: Vec<Duration> = per_thread.iter().flat_map(|(l, _)| l.clone()).collect();
-    lat.sort();
-    (wall, lat, per_thread.iter().map(|(_, f)| f).sum())
+    let mut latencies: Vec<Duration> = per_thread.iter().flat_map(|(l, _, _)| l.clone()).collect();
+    latencies.sort();
+    Run {
+        wall,
+        latencies,
+        failures: per_thread.iter().map(|(_, f, _)| f).sum(),
+        first_done: per_thread.iter().map(|(_, _, d)| *d).min().unwrap_or(wall),
+    }
 }
 
 /// Each store allocates `per_agent` addresses for distinct pods of its own node, all stores
@@ -175,7 +193,7 @@ fn drive<S: IpamStore + Send + Sync>(
     pool: &str,
     per_agent: usize,
     tag: &str,
-) -> (Duration, Vec<Duration>, usize) {
+) -> Run {
     timed(stores.len(), per_agent, |i, k| {
         let req = request(
             ns,
@@ -202,6 +220,23 @@ fn ours_alloc(s: &KubeStore, req: &AllocateRequest) -> bool {
 /// Upstream: client-go's `retry.DefaultRetry`, 5 attempts on conflict.
 fn base_alloc(s: &PoolStatusStore, req: &AllocateRequest) -> bool {
     allocate_with_retry(s, req, 5).is_ok()
+}
+
+fn purposes(by_purpose: &std::collections::BTreeMap<Purpose, [u64; 2]>) -> String {
+    by_purpose
+        .iter()
+        .map(|(p, [s, r])| format!("{} {s} / {r}", p.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// When the first and the last agent finished.
+fn spread(name: &str, o: &Outcome) -> String {
+    format!(
+        "{name}: agents finished between {:.2} s and {:.2} s",
+        o.first_done.as_secs_f64(),
+        o.wall.as_secs_f64()
+    )
 }
 
 fn row(name: &str, o: &Outcome, n: usize) -> String {
@@ -281,7 +316,12 @@ fn floor(
         .map(|c| Api::namespaced_with(c.clone(), ns, &res))
         .collect();
     let cpu0 = cpu_now();
-    let (wall, latencies, failures) = timed(clients.len(), per_agent, |i, k| {
+    let Run {
+        wall,
+        latencies,
+        failures,
+        first_done,
+    } = timed(clients.len(), per_agent, |i, k| {
         let mut obj = model.clone();
         obj.metadata.name = Some(format!("{run}-f-{i}-{k}"));
         rt.handle()
@@ -294,6 +334,7 @@ fn floor(
         cpu: cpu_since(cpu0),
         latencies,
         failures,
+        first_done,
         writes: n,
         conflicts: 0,
     })
@@ -354,7 +395,12 @@ fn main() -> Result<()> {
         }
     }
     let cpu0 = cpu_now();
-    let (wall, latencies, failures) = drive(
+    let Run {
+        wall,
+        latencies,
+        failures,
+        first_done,
+    } = drive(
         ours_alloc,
         &ours,
         ns,
@@ -371,6 +417,7 @@ fn main() -> Result<()> {
         cpu: cpu_since(cpu0),
         latencies,
         failures,
+        first_done,
         writes,
         conflicts,
     };
@@ -386,6 +433,16 @@ fn main() -> Result<()> {
             e[0] += sent;
             e[1] += refused;
         }
+    }
+
+    if a.ours_only {
+        println!(
+            "{}\nOurs, pool status writes by purpose (sent / refused with 409): {}\n{}",
+            row("ours: per-node blocks, endpoint = record", &ours_out, n),
+            purposes(&by_purpose),
+            spread("ours", &ours_out)
+        );
+        return Ok(());
     }
 
     // Floor: the one write every design needs, alone: the same SpiderEndpoint objects
@@ -412,7 +469,12 @@ fn main() -> Result<()> {
         }
     }
     let cpu0 = cpu_now();
-    let (wall, latencies, failures) = drive(
+    let Run {
+        wall,
+        latencies,
+        failures,
+        first_done,
+    } = drive(
         base_alloc,
         &base,
         ns,
@@ -430,6 +492,7 @@ fn main() -> Result<()> {
         cpu: cpu_since(cpu0),
         latencies,
         failures,
+        first_done,
         writes,
         conflicts,
     };
@@ -462,12 +525,15 @@ fn main() -> Result<()> {
     );
     println!(
         "\nOurs, pool status writes by purpose (sent / refused with 409): {}",
-        by_purpose
-            .iter()
-            .map(|(p, [s, r])| format!("{} {s} / {r}", p.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        purposes(&by_purpose)
     );
+    for (name, o) in [
+        ("ours", &ours_out),
+        ("floor", &floor_out),
+        ("baseline", &base_out),
+    ] {
+        println!("{}", spread(name, o));
+    }
 
     // Sequential: one agent, one allocation at a time.
     let seq_pool = format!("{run}-seq");
@@ -484,7 +550,11 @@ fn main() -> Result<()> {
     while base[0].snapshot(&[])?.pool(&seq_base_pool).is_none() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (_, seq_ours, f1) = drive(
+    let Run {
+        latencies: seq_ours,
+        failures: f1,
+        ..
+    } = drive(
         ours_alloc,
         &ours[..1],
         ns,
@@ -492,7 +562,11 @@ fn main() -> Result<()> {
         a.sequential,
         &format!("{run}-so"),
     );
-    let (_, seq_base, f2) = drive(
+    let Run {
+        latencies: seq_base,
+        failures: f2,
+        ..
+    } = drive(
         base_alloc,
         &base[..1],
         ns,

@@ -36,7 +36,7 @@ pub enum BlockError {
 }
 
 /// A pool's addresses split by owner, read from its spec and `status.blocks`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PoolBlocks {
     name: String,
     family: IpFamily,
@@ -48,6 +48,25 @@ pub struct PoolBlocks {
     // Addresses recorded in upstream's `status.allocatedIPs` (a pool written by upstream):
     // never handed out again here, whoever holds them.
     legacy: IpRangeSet,
+    // The nodes in the order `status.blocks` listed them: entries are written back in that
+    // order, new ones last, so a node's first claim is an append that commutes with the
+    // other nodes' edits (store::writes::status_patch).
+    order: Vec<String>,
+}
+
+/// Equal layouts, counts and flags; the order the status listed the entries in is how they
+/// are written, not what they say.
+impl PartialEq for PoolBlocks {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.family == other.family
+            && self.usable == other.usable
+            && self.blocks == other.blocks
+            && self.counts == other.counts
+            && self.waiting == other.waiting
+            && self.asked == other.asked
+            && self.legacy == other.legacy
+    }
 }
 
 fn invalid(pool: &str, reason: impl Into<String>) -> BlockError {
@@ -82,17 +101,31 @@ impl PoolBlocks {
         let mut counts = BTreeMap::new();
         let mut waiting = BTreeSet::new();
         let mut asked = BTreeMap::new();
+        let mut order = Vec::new();
+        // A node listed twice (an append whose answer was lost, sent again: see
+        // docs/k8s-store.md) owns the union of its entries; the next write lists it once.
         for b in status.blocks.unwrap_or_default() {
             let set = parse(&format!("status.blocks[{}].ips", b.node), &b.ips)?;
             if let Some(n) = b.asked {
-                asked.insert(b.node.clone(), n);
+                let e = asked.entry(b.node.clone()).or_insert(n);
+                *e = n.max(*e);
             }
             if b.waiting == Some(true) {
                 waiting.insert(b.node.clone());
             }
             if let Some(c) = b.allocated_ip_count {
-                counts.insert(b.node.clone(), c);
+                let e = counts.entry(b.node.clone()).or_insert(c);
+                *e = c.max(*e);
             }
+            let set = match blocks.remove(&b.node) {
+                Some(earlier) => set
+                    .union(&earlier)
+                    .map_err(|e| invalid(&name, format!("status.blocks[{}].ips: {e}", b.node)))?,
+                None => {
+                    order.push(b.node.clone());
+                    set
+                }
+            };
             blocks.insert(b.node, set);
         }
         let mut legacy = IpRangeSet::new(family);
@@ -120,6 +153,7 @@ impl PoolBlocks {
             waiting,
             asked,
             legacy,
+            order,
         })
     }
 
@@ -334,7 +368,13 @@ impl PoolBlocks {
     pub fn write_into(&self, status: &mut SpiderIPPoolStatus) {
         let mut out = Vec::new();
         let mut allocated: i64 = 0;
-        for (node, set) in &self.blocks {
+        // The entries the status listed, in its order; then new ones, by name.
+        let listed = self
+            .order
+            .iter()
+            .filter_map(|n| self.blocks.get_key_value(n));
+        let new = self.blocks.iter().filter(|(n, _)| !self.order.contains(n));
+        for (node, set) in listed.chain(new) {
             let waiting = self.waiting.contains(node);
             if set.is_empty() && !waiting {
                 continue;
@@ -466,6 +506,45 @@ mod tests {
             ["10.6.0.10", "10.6.0.12-10.6.0.13"]
         );
         assert_eq!(b.own("n1").to_strings(), ["10.6.0.11"]);
+    }
+
+    #[test]
+    fn k8s_blocks_keep_the_status_order_and_merge_a_node_listed_twice() {
+        let entry = |node: &str, ips: &str, count: Option<i64>| IPBlock {
+            node: node.into(),
+            ips: vec![ips.into()],
+            allocated_ip_count: count,
+            ..Default::default()
+        };
+        let mut p = pool(&["10.6.0.10-10.6.0.40"]);
+        // n2 appended before n1; n2 listed twice (an append sent again after a lost answer).
+        p.status = Some(SpiderIPPoolStatus {
+            blocks: Some(vec![
+                entry("n2", "10.6.0.10-10.6.0.13", Some(2)),
+                entry("n1", "10.6.0.14-10.6.0.15", None),
+                entry("n2", "10.6.0.20-10.6.0.21", None),
+            ]),
+            ..Default::default()
+        });
+        let mut b = PoolBlocks::from_pool(&p).unwrap();
+        assert_eq!(
+            b.block("n2").to_strings(),
+            ["10.6.0.10-10.6.0.13", "10.6.0.20-10.6.0.21"]
+        );
+        assert_eq!(b.count("n2"), Some(2));
+        assert!(b.contested("n2").is_empty());
+        b.claim("n0", ip("10.6.0.30"), 2).unwrap();
+        let mut st = SpiderIPPoolStatus::default();
+        b.write_into(&mut st);
+        let nodes: Vec<&str> = st
+            .blocks
+            .as_deref()
+            .unwrap()
+            .iter()
+            .map(|e| e.node.as_str())
+            .collect();
+        // Listed entries keep their places (n2 once), the new one comes last.
+        assert_eq!(nodes, ["n2", "n1", "n0"]);
     }
 
     #[derive(Debug, Clone)]

@@ -95,6 +95,8 @@ struct Shared {
     // How many ADDs are waiting for addresses in each pool right now (such a node gives
     // nothing away there).
     hungry: Mutex<BTreeMap<String, usize>>,
+    // When this node last asked for addresses in each pool, and how large its block was then.
+    asked: Mutex<BTreeMap<String, (Instant, u128)>>,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -105,6 +107,9 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 /// A node that has not allocated in a pool for this long gives all its free addresses there
 /// to waiting nodes (a busy node keeps a share).
 const IDLE_GIVER: Duration = Duration::from_millis(200);
+
+/// A waiting node asks again when nothing came for this long since its last ask.
+const REASK: Duration = Duration::from_millis(150);
 
 thread_local! {
     /// Set while this thread runs [`KubeStore::allocate`] (see [`KubeStore::snapshot`]).
@@ -190,6 +195,7 @@ impl KubeStore {
             stats: Stats::default(),
             starved: Mutex::new(BTreeMap::new()),
             hungry: Mutex::new(BTreeMap::new()),
+            asked: Mutex::new(BTreeMap::new()),
         });
         let (tx, rx) = mpsc::channel();
         watch::spawn(&rt, &client, &opts.node, tx);
@@ -302,10 +308,6 @@ impl KubeStore {
         let auto_pool_deadline = Instant::now() + self.opts.auto_pool_wait;
         let mut fetched: Vec<String> = Vec::new();
         let mut waiting: Vec<String> = Vec::new();
-        // When this ADD last wrote its waiting flag, per pool.
-        // When this ADD last asked for addresses per pool, and how large this node's block
-        // was then.
-        let mut asked_at: BTreeMap<String, (Instant, u128)> = BTreeMap::new();
         let out = loop {
             let res = allocate_with_retry(self, req, DEFAULT_MAX_ATTEMPTS);
             // A pool created a moment ago may not have reached the watch yet: read it.
@@ -370,16 +372,28 @@ impl KubeStore {
                     .is_some_and(|e| e.layout.waiting().contains(&self.opts.node));
                 // Ask when the pool's status does not show the flag (the first time, or a write
                 // that failed, or a flag cleared meanwhile would leave nobody to hand addresses
-                // over), and again when addresses were given since the last ask and are used
-                // up: each node with free addresses answers each ask once.
+                // over), again when addresses were given since this node's last ask (by this ADD
+                // or an earlier one) and are used up, and again when nothing came for
+                // `REASK`: each node with free addresses answers each ask once, and a node
+                // that was busy (or waiting itself) when it saw the last one gave nothing then.
                 let mine_now = self.my_block_len(&pool);
-                let served = asked_at.get(&pool).is_some_and(|(_, len)| mine_now > *len);
-                let due = asked_at
+                let last = self
+                    .shared
+                    .asked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&pool)
-                    .is_none_or(|(t, _)| t.elapsed() >= Duration::from_millis(200));
-                if (!flagged && due) || (flagged && served) {
+                    .copied();
+                let served = last.is_some_and(|(_, len)| mine_now > len);
+                let due = last.is_none_or(|(t, _)| t.elapsed() >= REASK);
+                if due || (flagged && served) {
                     self.ask(&pool);
-                    asked_at.insert(pool.clone(), (Instant::now(), self.my_block_len(&pool)));
+                    let len = self.my_block_len(&pool);
+                    self.shared
+                        .asked
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(pool.clone(), (Instant::now(), len));
                 }
                 if !waiting.contains(&pool) {
                     hungry.add(&pool);
@@ -448,14 +462,22 @@ impl KubeStore {
 
     /// Sets this node's waiting flag in `pool` and counts one more ask.
     fn ask(&self, pool: &str) {
-        let Some(object) = lock(&self.shared.inner)
-            .pools
-            .get(pool)
-            .map(|e| e.object.clone())
-        else {
+        let node = self.opts.node.clone();
+        let inner = lock(&self.shared.inner);
+        let Some(entry) = inner.pools.get(pool) else {
             return;
         };
-        let node = self.opts.node.clone();
+        let object = entry.object.clone();
+        // A node without an entry asks by appending one: under the lock, like a claim, so
+        // this agent never has two appends in flight (two entries for one node). Otherwise
+        // the lock is not held: the ask would wait behind every commit.
+        let appends = !entry.layout.blocks().any(|(n, _)| n == node);
+        let mut held = if appends {
+            Some(inner)
+        } else {
+            drop(inner);
+            None
+        };
         let res = self.rt.block_on(self.writer.edit_pool_status(
             object,
             Purpose::Waiting,
@@ -467,9 +489,14 @@ impl KubeStore {
             },
         ));
         match res {
-            Ok((v, written, ())) => {
-                lock(&self.shared.inner).put_pool(v, written);
-            }
+            Ok((v, written, ())) => match held.as_mut() {
+                Some(inner) => {
+                    inner.put_pool(v, written);
+                }
+                None => {
+                    lock(&self.shared.inner).put_pool(v, written);
+                }
+            },
             Err(e) => log::warn!("SpiderIPPool {pool}: cannot ask for addresses: {e}"),
         }
     }
@@ -902,6 +929,12 @@ impl KubeStoreHandle {
                 .touched
                 .get(&name)
                 .is_some_and(|t| t.elapsed() < IDLE_GIVER);
+            // A node that waited for addresses itself a moment ago and is still allocating
+            // keeps what it got (it was handed back for it): giving it on had two waiting
+            // nodes pass the same addresses back and forth.
+            if busy && entry.layout.waiting().contains(node) {
+                continue;
+            }
             let waiters_asked = waiters.clone();
             let gifts = sharing::share_out(&free, waiters, busy);
             if gifts.is_empty() {

@@ -40,30 +40,66 @@ pub(super) fn share_out(
 /// How many addresses to claim at once: as many as the node already holds in the pool (a
 /// node that keeps allocating needs fewer claims, so fewer status writes), from `block_size`
 /// up to 16 × `block_size`; never more than an equal share of what is unclaimed among the
-/// nodes holding blocks (this one included), so claims shrink as the pool runs out and few
-/// addresses are stranded in blocks whose nodes do not need them.
+/// nodes sharing it ([`sharers`]), so claims shrink as the pool runs out and few addresses
+/// are stranded in blocks whose nodes do not need them.
 pub(super) fn claim_size(layout: &PoolBlocks, node: &str, block_size: u32, held: u128) -> u32 {
-    let share = layout.unclaimed().len() / holders(layout, node);
+    let share = layout.unclaimed().len() / sharers(layout, node).1;
     let block = u128::from(block_size.max(1));
     let wanted = held.clamp(block, block * 16);
     u32::try_from(share.min(wanted)).unwrap_or(u32::MAX).max(1)
 }
 
-/// The nodes holding blocks of the pool, `node` included.
-fn holders(layout: &PoolBlocks, node: &str) -> u128 {
-    let n = layout.blocks().filter(|(n, _)| *n != node).count() + 1;
-    u128::try_from(n).unwrap_or(u128::MAX)
+/// Between how many nodes the unclaimed addresses are shared, and `node`'s place among them
+/// (name order): the nodes waiting for addresses when `node` is one of them, else every node
+/// holding a block (`node` included).
+///
+/// At the end of a pool the unclaimed addresses are mostly what other nodes handed back for
+/// the waiting nodes; shared between every holder they made each waiter claim one address
+/// per allocation (a status write each, and the last nodes finishing far behind the others).
+fn sharers(layout: &PoolBlocks, node: &str) -> (u128, u128) {
+    let count = |it: &mut dyn Iterator<Item = &str>| {
+        let (mut before, mut all) = (0usize, 1usize);
+        for n in it.filter(|n| *n != node) {
+            all += 1;
+            if n < node {
+                before += 1;
+            }
+        }
+        let to = |v: usize| u128::try_from(v).unwrap_or(u128::MAX);
+        (to(before), to(all))
+    };
+    if layout.waiting().contains(node) {
+        count(&mut layout.waiting().iter().map(String::as_str))
+    } else {
+        count(&mut layout.blocks().map(|(n, _)| n))
+    }
 }
 
 /// Where `node` starts taking unclaimed addresses: the unclaimed addresses split into equal
-/// slices, one per node holding a block (this one included) in name order, and this node's
-/// slice first. Nodes claiming at the same moment start in different slices instead of all
+/// slices, one per node sharing them ([`sharers`]) in name order, and this node's slice
+/// first. Nodes claiming at the same moment start in different slices instead of all
 /// racing for the lowest address (their claims are patches: two claims of one address would
 /// both be written and one given up).
+///
+/// A node without a block in a pool where others have blocks starts at a place drawn from its
+/// name (FNV-1a): first claims are appends that do not wait for each other, so nodes making
+/// them at the same moment cannot see each other's, and the slices by name order would all
+/// start at the same address. Alone in a pool, a node starts at the lowest address.
 pub(super) fn slice_start(layout: &PoolBlocks, node: &str, unclaimed_len: u128) -> u128 {
-    let before = layout.blocks().filter(|(n, _)| *n < node).count();
-    let i = u128::try_from(before).unwrap_or(0);
-    unclaimed_len.saturating_mul(i) / holders(layout, node)
+    let others = layout.blocks().next().is_some();
+    if others && layout.blocks().all(|(n, _)| n != node) {
+        let place = u128::from(fnv1a(node) % 1024);
+        return unclaimed_len.saturating_mul(place) / 1024;
+    }
+    let (before, all) = sharers(layout, node);
+    unclaimed_len.saturating_mul(before) / all
+}
+
+/// A stable hash of `s` (the same on every agent and every build).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -121,16 +157,45 @@ mod tests {
     }
 
     #[test]
+    fn k8s_sharing_waiting_nodes_share_what_is_unclaimed_between_themselves() {
+        // Ten holders, 30 unclaimed addresses (handed back for the waiting n3 and n7).
+        let mut l = layout("10.6.0.10-10.6.0.129");
+        let ip = |s: &str| s.parse().unwrap();
+        for n in 0..10 {
+            l.claim(&format!("n{n}"), ip(&format!("10.6.0.{}", 10 + 9 * n)), 9)
+                .unwrap();
+        }
+        assert_eq!(l.unclaimed().len(), 30);
+        assert_eq!(claim_size(&l, "n3", 16, 100), 3, "30 / 10 holders");
+        l.set_waiting("n3", true);
+        l.set_waiting("n7", true);
+        assert_eq!(claim_size(&l, "n3", 16, 100), 15, "30 / 2 waiting");
+        assert_eq!(claim_size(&l, "n7", 16, 100), 15);
+        assert_eq!(
+            claim_size(&l, "n5", 16, 100),
+            3,
+            "not waiting: every holder"
+        );
+        // The waiters start in their own halves.
+        assert_eq!(slice_start(&l, "n3", 30), 0);
+        assert_eq!(slice_start(&l, "n7", 30), 15);
+    }
+
+    #[test]
     fn k8s_sharing_nodes_start_in_their_own_slices() {
         let mut l = layout("10.6.0.10-10.6.0.109");
         let ip = |s: &str| s.parse().unwrap();
         assert_eq!(slice_start(&l, "b", 100), 0, "alone: from the lowest");
         l.claim("a", ip("10.6.0.10"), 1).unwrap();
         l.claim("c", ip("10.6.0.11"), 1).unwrap();
-        // Holders a, b (asking), c: b is second of three.
-        assert_eq!(slice_start(&l, "b", 98), 32);
-        // a and c see two holders until b holds a block.
-        assert_eq!(slice_start(&l, "a", 98), 0);
-        assert_eq!(slice_start(&l, "c", 98), 49);
+        // b has no block yet: a place drawn from its name, the same every time.
+        let b = slice_start(&l, "b", 98);
+        assert_eq!(b, 98 * u128::from(fnv1a("b") % 1024) / 1024);
+        assert_ne!(slice_start(&l, "b", 98), slice_start(&l, "d", 98));
+        l.claim("b", ip("10.6.0.12"), 1).unwrap();
+        // Holders a, b, c: b is second of three.
+        assert_eq!(slice_start(&l, "b", 97), 32);
+        assert_eq!(slice_start(&l, "a", 97), 0);
+        assert_eq!(slice_start(&l, "c", 97), 64);
     }
 }

@@ -127,8 +127,12 @@ fn is_failed_test(e: &kube::Error) -> bool {
 /// same block entries (same nodes, same order) and differ only in the entries' fields and
 /// the counts: for every changed field, a `test` of its old value (`null` for an absent one,
 /// which kube-apiserver's patcher treats as "absent") and an `add` or `remove`; each changed
-/// entry is also tested to still be the same node's. None when a whole-object write is
-/// needed (entries added, dropped or reordered; another status field changed).
+/// entry is also tested to still be the same node's. Entries added after the existing ones
+/// (a node's first claim or ask) are appended (`add` at `/status/blocks/-`, no test): appends
+/// of different nodes commute, and one agent never has two appends in flight (its claims and
+/// first asks are made under its store's lock, from a view that holds its own last write).
+/// None when a whole-object write is needed (entries dropped or reordered, the first entry of
+/// a pool, another status field changed).
 pub(super) fn status_patch(
     before: &SpiderIPPoolStatus,
     after: &SpiderIPPoolStatus,
@@ -157,7 +161,8 @@ pub(super) fn status_patch(
         entries(b.get("blocks"), &empty)?,
         entries(a.get("blocks"), &empty)?,
     );
-    if bb.len() != ab.len() {
+    // `add /status/blocks/-` needs the list to exist: a pool's first entry is written whole.
+    if ab.len() < bb.len() || (bb.is_empty() && !ab.is_empty()) {
         return None;
     }
     for (i, (old, new)) in bb.iter().zip(ab).enumerate() {
@@ -180,6 +185,9 @@ pub(super) fn status_patch(
                 n.get(key),
             );
         }
+    }
+    for new in &ab[bb.len()..] {
+        ops.push(json!({"op": "add", "path": "/status/blocks/-", "value": new}));
     }
     Some(serde_json::Value::Array(ops))
 }
@@ -497,9 +505,43 @@ mod tests {
     }
 
     #[test]
+    fn k8s_status_patch_appends_a_new_entry_without_testing_the_list() {
+        let before = status(
+            vec![block("a", &["10.6.0.10-10.6.0.25"], Some(3), false)],
+            Some(3),
+        );
+        // b's first claim, while a's entry is unchanged: one append, nothing tested, so it
+        // commutes with a's edits and with other nodes' appends.
+        let after = status(
+            vec![
+                block("a", &["10.6.0.10-10.6.0.25"], Some(3), false),
+                block("b", &["10.6.0.26-10.6.0.41"], None, false),
+            ],
+            Some(3),
+        );
+        assert_eq!(
+            status_patch(&before, &after).unwrap(),
+            json!([{"op": "add", "path": "/status/blocks/-", "value": {
+                "node": "b", "ips": ["10.6.0.26-10.6.0.41"]
+            }}])
+        );
+        // Changed and new entries together: the tests of the changed fields, then the append.
+        let mut both = after.clone();
+        both.blocks.as_mut().unwrap()[0].allocated_ip_count = Some(4);
+        both.allocated_ip_count = Some(4);
+        let ops = status_patch(&before, &both).unwrap();
+        let ops = ops.as_array().unwrap();
+        assert_eq!(ops.len(), 6, "{ops:?}");
+        assert_eq!(ops[0]["path"], "/status/allocatedIPCount");
+        assert_eq!(ops[2]["path"], "/status/blocks/0/node");
+        assert_eq!(ops[4]["path"], "/status/blocks/0/allocatedIPCount");
+        assert_eq!(ops[5]["path"], "/status/blocks/-");
+    }
+
+    #[test]
     fn k8s_status_patch_leaves_entry_changes_to_a_whole_object_write() {
         let before = status(vec![block("a", &["10.6.0.10"], None, false)], None);
-        // A new entry, a dropped entry, another node at the index, another status field.
+        // A dropped entry, another node at the index, another status field.
         let added = status(
             vec![
                 block("a", &["10.6.0.10"], None, false),
@@ -507,7 +549,6 @@ mod tests {
             ],
             None,
         );
-        assert!(status_patch(&before, &added).is_none());
         assert!(status_patch(&added, &before).is_none());
         let other = status(vec![block("b", &["10.6.0.10"], None, false)], None);
         assert!(status_patch(&before, &other).is_none());
