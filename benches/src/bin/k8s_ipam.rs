@@ -127,6 +127,20 @@ struct Outcome {
     conflicts: u64,
 }
 
+impl Outcome {
+    fn of(run: Run, cpu: [f64; 3], writes: u64, conflicts: u64) -> Self {
+        Outcome {
+            wall: run.wall,
+            cpu,
+            latencies: run.latencies,
+            failures: run.failures,
+            first_done: run.first_done,
+            writes,
+            conflicts,
+        }
+    }
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -316,28 +330,15 @@ fn floor(
         .map(|c| Api::namespaced_with(c.clone(), ns, &res))
         .collect();
     let cpu0 = cpu_now();
-    let Run {
-        wall,
-        latencies,
-        failures,
-        first_done,
-    } = timed(clients.len(), per_agent, |i, k| {
+    let run = timed(clients.len(), per_agent, |i, k| {
         let mut obj = model.clone();
         obj.metadata.name = Some(format!("{run}-f-{i}-{k}"));
         rt.handle()
             .block_on(apis[i].create(&PostParams::default(), &obj))
             .is_ok()
     });
-    let n = latencies.len() as u64;
-    Ok(Outcome {
-        wall,
-        cpu: cpu_since(cpu0),
-        latencies,
-        failures,
-        first_done,
-        writes: n,
-        conflicts: 0,
-    })
+    let n = run.latencies.len() as u64;
+    Ok(Outcome::of(run, cpu_since(cpu0), n, 0))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -395,12 +396,7 @@ fn main() -> Result<()> {
         }
     }
     let cpu0 = cpu_now();
-    let Run {
-        wall,
-        latencies,
-        failures,
-        first_done,
-    } = drive(
+    let run_ours = drive(
         ours_alloc,
         &ours,
         ns,
@@ -412,15 +408,7 @@ fn main() -> Result<()> {
         let (sw, sc, _) = s.traffic();
         (w + sw, c + sc)
     });
-    let ours_out = Outcome {
-        wall,
-        cpu: cpu_since(cpu0),
-        latencies,
-        failures,
-        first_done,
-        writes,
-        conflicts,
-    };
+    let ours_out = Outcome::of(run_ours, cpu_since(cpu0), writes, conflicts);
     let mut by_purpose: std::collections::BTreeMap<Purpose, [u64; 2]> = Default::default();
     for s in &ours {
         let m = s
@@ -469,12 +457,7 @@ fn main() -> Result<()> {
         }
     }
     let cpu0 = cpu_now();
-    let Run {
-        wall,
-        latencies,
-        failures,
-        first_done,
-    } = drive(
+    let run_base = drive(
         base_alloc,
         &base,
         ns,
@@ -487,15 +470,7 @@ fn main() -> Result<()> {
         .iter()
         .map(|s| s.conflicts.load(Ordering::Relaxed))
         .sum();
-    let base_out = Outcome {
-        wall,
-        cpu: cpu_since(cpu0),
-        latencies,
-        failures,
-        first_done,
-        writes,
-        conflicts,
-    };
+    let base_out = Outcome::of(run_base, cpu_since(cpu0), writes, conflicts);
 
     println!(
         "{n} allocations by {} agents (concurrency {}), one {}-address pool:\n",

@@ -373,7 +373,8 @@ impl PoolBlocks {
             .order
             .iter()
             .filter_map(|n| self.blocks.get_key_value(n));
-        let new = self.blocks.iter().filter(|(n, _)| !self.order.contains(n));
+        let known: BTreeSet<&String> = self.order.iter().collect();
+        let new = self.blocks.iter().filter(|(n, _)| !known.contains(n));
         for (node, set) in listed.chain(new) {
             let waiting = self.waiting.contains(node);
             if set.is_empty() && !waiting {
