@@ -83,6 +83,24 @@ fn pool_status(rt: &tokio::runtime::Runtime, tc: &TestCluster, name: &str) -> Sp
     from_dynamic(&rt.block_on(api.get(name)).expect("get pool")).expect("pool")
 }
 
+/// Overwrites the `status.blocks` of pool `name` (a merge patch replaces the list): a
+/// status as concurrent writers could leave it.
+fn set_blocks(
+    rt: &tokio::runtime::Runtime,
+    tc: &TestCluster,
+    name: &str,
+    blocks: serde_json::Value,
+) {
+    use kube::api::{Patch, PatchParams};
+    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
+    rt.block_on(api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"blocks": blocks}})),
+    ))
+    .expect("patch status");
+}
+
 fn wait_count(rt: &tokio::runtime::Runtime, tc: &TestCluster, pool: &str, want: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -437,22 +455,12 @@ fn k8s_store_statefulset_pod_keeps_its_address_across_nodes() {
 #[test]
 #[ignore = "needs apiserver"]
 fn k8s_store_an_address_two_blocks_list_is_handed_out_by_neither_and_given_up_unless_held() {
-    use kube::api::{Patch, PatchParams};
     let rt = runtime();
     let tc = rt
         .block_on(TestCluster::new("store-contest"))
         .expect("cluster");
     let pool = unique_name("contest");
     create_pool(&rt, &tc, &pool, "10.15.0.10-10.15.0.13");
-    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
-    let set_blocks = |blocks: serde_json::Value| {
-        rt.block_on(api.patch_status(
-            &pool,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": {"blocks": blocks}})),
-        ))
-        .expect("patch status");
-    };
     let n1_ips = || -> Vec<String> {
         let p = pool_status(&rt, &tc, &pool);
         p.status
@@ -463,7 +471,12 @@ fn k8s_store_an_address_two_blocks_list_is_handed_out_by_neither_and_given_up_un
             .map(|b| b.ips)
             .unwrap_or_default()
     };
-    set_blocks(serde_json::json!([{"node": "contest-n1", "ips": ["10.15.0.10-10.15.0.11"]}]));
+    set_blocks(
+        &rt,
+        &tc,
+        &pool,
+        serde_json::json!([{"node": "contest-n1", "ips": ["10.15.0.10-10.15.0.11"]}]),
+    );
     let n1 = start(&rt, &tc, "contest-n1");
     let first = n1
         .allocate(&request(&tc.namespace, "p1", "contest-n1", &pool))
@@ -471,10 +484,15 @@ fn k8s_store_an_address_two_blocks_list_is_handed_out_by_neither_and_given_up_un
     assert_eq!(address(&first).to_string(), "10.15.0.10");
     // Another node's claim lands over n1's whole block, as two claims patched at the same
     // moment would leave it: .10 (held by p1) and .11 (free) are listed twice.
-    set_blocks(serde_json::json!([
-        {"node": "contest-n1", "ips": ["10.15.0.10-10.15.0.11"]},
-        {"node": "contest-n2", "ips": ["10.15.0.10-10.15.0.12"]},
-    ]));
+    set_blocks(
+        &rt,
+        &tc,
+        &pool,
+        serde_json::json!([
+            {"node": "contest-n1", "ips": ["10.15.0.10-10.15.0.11"]},
+            {"node": "contest-n2", "ips": ["10.15.0.10-10.15.0.12"]},
+        ]),
+    );
     // n1 gives up the free one within a few ticks and keeps the one it holds.
     let deadline = Instant::now() + Duration::from_secs(10);
     while n1_ips() != ["10.15.0.10"] {
@@ -492,25 +510,23 @@ fn k8s_store_an_address_two_blocks_list_is_handed_out_by_neither_and_given_up_un
 #[test]
 #[ignore = "needs apiserver"]
 fn k8s_store_a_node_listed_twice_owns_the_union_and_its_next_edit_lists_it_once() {
-    use kube::api::{Patch, PatchParams};
     let rt = runtime();
     let tc = rt
         .block_on(TestCluster::new("store-twice"))
         .expect("cluster");
     let pool = unique_name("twice");
     create_pool(&rt, &tc, &pool, "10.16.0.10-10.16.0.19");
-    let api: Api<DynamicObject> = Api::all_with(tc.client.clone(), &api_resource(&IPPOOL));
     // n1's first claim was appended twice (its answer lost, sent again), around n2's entry.
-    rt.block_on(api.patch_status(
+    set_blocks(
+        &rt,
+        &tc,
         &pool,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"status": {"blocks": [
+        serde_json::json!([
             {"node": "twice-n1", "ips": ["10.16.0.18-10.16.0.19"]},
             {"node": "twice-n2", "ips": ["10.16.0.12"]},
             {"node": "twice-n1", "ips": ["10.16.0.14-10.16.0.15"]},
-        ]}})),
-    ))
-    .expect("patch status");
+        ]),
+    );
     let n1 = start(&rt, &tc, "twice-n1");
     // Both entries are n1's: its first four pods get them (read as the later entry alone,
     // .18-.19 would look unclaimed and the lowest unclaimed .10 would come third).

@@ -57,22 +57,24 @@ pub(super) fn claim_size(layout: &PoolBlocks, node: &str, block_size: u32, held:
 /// the waiting nodes; shared between every holder they made each waiter claim one address
 /// per allocation (a status write each, and the last nodes finishing far behind the others).
 fn sharers(layout: &PoolBlocks, node: &str) -> (u128, u128) {
-    let count = |it: &mut dyn Iterator<Item = &str>| {
-        let (mut before, mut all) = (0usize, 1usize);
-        for n in it.filter(|n| *n != node) {
-            all += 1;
-            if n < node {
-                before += 1;
-            }
-        }
-        let to = |v: usize| u128::try_from(v).unwrap_or(u128::MAX);
-        (to(before), to(all))
-    };
     if layout.waiting().contains(node) {
-        count(&mut layout.waiting().iter().map(String::as_str))
+        place(node, layout.waiting().iter().map(String::as_str))
     } else {
-        count(&mut layout.blocks().map(|(n, _)| n))
+        place(node, layout.blocks().map(|(n, _)| n))
     }
+}
+
+/// How many of `others` (`node` itself skipped) sort before `node`, and how many they are
+/// with `node`.
+fn place<'a>(node: &str, others: impl Iterator<Item = &'a str>) -> (u128, u128) {
+    let (mut before, mut all) = (0u128, 1u128);
+    for n in others.filter(|n| *n != node) {
+        all += 1;
+        if n < node {
+            before += 1;
+        }
+    }
+    (before, all)
 }
 
 /// Where `node` starts taking unclaimed addresses: the unclaimed addresses split into equal
