@@ -565,3 +565,57 @@ fn k8s_store_a_node_listed_twice_owns_the_union_and_its_next_edit_lists_it_once(
     }
     assert_eq!(blocks[1].ips, ["10.16.0.12"]);
 }
+
+#[test]
+#[ignore = "needs apiserver"]
+fn k8s_store_claims_its_next_addresses_before_its_block_is_full() {
+    let rt = runtime();
+    let tc = rt
+        .block_on(TestCluster::new("store-ahead"))
+        .expect("cluster");
+    let pool = unique_name("ahead");
+    let store = start(&rt, &tc, "node-a");
+    create_pool(&rt, &tc, &pool, "10.6.212.100-10.6.212.200");
+    let block_of = |p: &SpiderIPPool| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.blocks.clone())
+            .and_then(|b| b.into_iter().find(|b| b.node == "node-a"))
+            .map(|b| b.ips)
+    };
+    let mut got = BTreeSet::new();
+    // The first ADD claims a block of 16 (.100-.115); twelve allocations leave 4 free, a
+    // quarter of the next claim: the next 16 are claimed in the background, no ADD waiting.
+    for i in 0..12 {
+        let d = store
+            .allocate(&request(&tc.namespace, &format!("p{i}"), "node-a", &pool))
+            .expect("allocate");
+        got.insert(address(&d));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ips = block_of(&pool_status(&rt, &tc, &pool));
+        if ips.as_deref() == Some(&["10.6.212.100-10.6.212.131".to_owned()][..]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node-a's block {ips:?} after 12 allocations, want .100-.131 claimed ahead"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next ADDs use the block: every address distinct and inside what the node claimed.
+    for i in 12..40 {
+        let d = store
+            .allocate(&request(&tc.namespace, &format!("p{i}"), "node-a", &pool))
+            .expect("allocate");
+        assert!(got.insert(address(&d)), "{} handed out twice", address(&d));
+    }
+    let p = pool_status(&rt, &tc, &pool);
+    let blocks = spiderpool_k8s::store::PoolBlocks::from_pool(&p).expect("blocks");
+    let mine = blocks.block("node-a");
+    for ip in &got {
+        assert!(mine.contains(*ip), "{ip} outside node-a's block {mine}");
+    }
+    assert_eq!(got.len(), 40);
+}

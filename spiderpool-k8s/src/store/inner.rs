@@ -34,7 +34,7 @@ pub struct PoolEntry {
 }
 
 /// The addresses of `set` from its `skip`-th address on.
-fn suffix_from(set: &IpRangeSet, skip: u128) -> IpRangeSet {
+pub(super) fn suffix_from(set: &IpRangeSet, skip: u128) -> IpRangeSet {
     let mut out = IpRangeSet::new(set.family());
     let mut left = skip;
     for r in set.ranges() {

@@ -25,7 +25,7 @@ mod watch;
 mod writes;
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -97,6 +97,10 @@ struct Shared {
     hungry: Mutex<BTreeMap<String, usize>>,
     // When this node last asked for addresses in each pool, and how large its block was then.
     asked: Mutex<BTreeMap<String, (Instant, u128)>>,
+    // Pools where a claim ahead of need is in flight ([`KubeStore::claim_ahead`]); signalled
+    // on `ahead_done` when one lands.
+    ahead: Mutex<BTreeSet<String>>,
+    ahead_done: Condvar,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -196,6 +200,8 @@ impl KubeStore {
             starved: Mutex::new(BTreeMap::new()),
             hungry: Mutex::new(BTreeMap::new()),
             asked: Mutex::new(BTreeMap::new()),
+            ahead: Mutex::new(BTreeSet::new()),
+            ahead_done: Condvar::new(),
         });
         let (tx, rx) = mpsc::channel();
         watch::spawn(&rt, &client, &opts.node, tx);
@@ -501,6 +507,113 @@ impl KubeStore {
         }
     }
 
+    /// A pool where `changes` allocates outside this node's block while a claim ahead is in
+    /// flight there.
+    fn claims_while_ahead(&self, inner: &Inner, changes: &ChangeSet) -> Option<String> {
+        let ahead = self
+            .shared
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ahead.is_empty() {
+            return None;
+        }
+        changes
+            .pools
+            .iter()
+            .filter(|pc| ahead.contains(&pc.pool))
+            .find(|pc| {
+                let mine = inner.pools.get(&pc.pool).map(|e| &e.mine);
+                pc.ops.iter().any(|op| {
+                    matches!(op, PoolOp::Allocate { ip, .. } if !mine.is_some_and(|m| m.contains(*ip)))
+                })
+            })
+            .map(|pc| pc.pool.clone())
+    }
+
+    /// Waits (at most a few seconds) until no claim ahead is in flight in `pool`.
+    fn wait_ahead(&self, pool: &str) {
+        let ahead = self
+            .shared
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _unused =
+            self.shared
+                .ahead_done
+                .wait_timeout_while(ahead, Duration::from_secs(5), |a| a.contains(pool));
+    }
+
+    /// Claims this node's next addresses in the background in each pool `changes` allocated
+    /// in where its block's free addresses ran low ([`sharing::claim_ahead_at`]), so that
+    /// ADDs find addresses in the block instead of waiting for a claim (a status patch on an
+    /// object every node patches). Not while any node waits for addresses in the pool: the
+    /// unclaimed ones are theirs then. Called with the lock held, after a commit.
+    ///
+    /// Safe without the lock: a claim only adds addresses to this node's entry (the patch
+    /// tests that entry, so it cannot overwrite a hand-back or give-up of this node written
+    /// meanwhile), and addresses another block lists too are nobody's own until one node
+    /// gives them up; the claim's answer goes into the view under the lock, like any claim's.
+    fn claim_ahead(&self, inner: &Inner, changes: &ChangeSet) {
+        let node = &self.opts.node;
+        for pc in &changes.pools {
+            if !pc
+                .ops
+                .iter()
+                .any(|op| matches!(op, PoolOp::Allocate { .. }))
+            {
+                continue;
+            }
+            let Some(entry) = inner.pools.get(&pc.pool) else {
+                continue;
+            };
+            // Only a node that has an entry: a first claim appends one, and appends are made
+            // under the lock (one agent never has two in flight).
+            if !entry.layout.waiting().is_empty() || entry.layout.blocks().all(|(n, _)| n != node) {
+                continue;
+            }
+            let held = u128::try_from(inner.held_in_my_block(&pc.pool)).unwrap_or(0);
+            let size = sharing::claim_size(&entry.layout, node, self.opts.block_size, held);
+            let free = inner.free_in_my_block(&pc.pool).map_or(0, |f| f.len());
+            let Some(at) = sharing::claim_ahead_at(size) else {
+                continue;
+            };
+            if free > at || entry.layout.unclaimed().is_empty() {
+                continue;
+            }
+            if !self
+                .shared
+                .ahead
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(pc.pool.clone())
+            {
+                continue;
+            }
+            let claim = ClaimAhead {
+                rt: self.rt.clone(),
+                writer: self.writer.clone(),
+                shared: Arc::clone(&self.shared),
+                node: node.clone(),
+                block_size: self.opts.block_size,
+                held,
+                pool: pc.pool.clone(),
+            };
+            let object = entry.object.clone();
+            let spawned = std::thread::Builder::new()
+                .name("kube-store-claim".to_owned())
+                .spawn(move || claim.run(object));
+            if let Err(e) = spawned {
+                log::warn!("SpiderIPPool {}: cannot claim ahead: {e}", pc.pool);
+                self.shared
+                    .ahead
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&pc.pool);
+            }
+        }
+    }
+
     /// Claims (or takes over) what `changes` allocates outside this node's blocks. Called
     /// with the lock held.
     fn claim_for(&self, inner: &mut Inner, changes: &ChangeSet) -> Result<(), CommitError> {
@@ -581,6 +694,70 @@ impl KubeStore {
             }
         }
         Ok(())
+    }
+}
+
+/// A claim ahead of need ([`KubeStore::claim_ahead`]), run on its own thread.
+struct ClaimAhead {
+    rt: tokio::runtime::Handle,
+    writer: Writer,
+    shared: Arc<Shared>,
+    node: String,
+    block_size: u32,
+    held: u128,
+    pool: String,
+}
+
+impl ClaimAhead {
+    fn run(self, object: SpiderIPPool) {
+        let (node, block_size, held) = (&self.node, self.block_size, self.held);
+        let res = self.rt.block_on(self.writer.edit_pool_status(
+            object,
+            Purpose::Claim,
+            writes::STATUS_ATTEMPTS,
+            &self.shared.stats,
+            |l| {
+                // Re-decided on every status read: a node may have started waiting (the
+                // unclaimed addresses are then the waiters'), or others claimed meanwhile.
+                if !l.waiting().is_empty() {
+                    return Ok(());
+                }
+                let Some(ip) = sharing::claim_start(l, node) else {
+                    return Ok(());
+                };
+                l.claim(node, ip, sharing::claim_size(l, node, block_size, held))
+                    .map(drop)
+            },
+        ));
+        {
+            let mut inner = lock(&self.shared.inner);
+            match res {
+                Ok((v, written, ())) => {
+                    inner.put_pool(v, written);
+                    let contested = inner.contested_unheld(&self.pool);
+                    if !contested.is_empty() {
+                        give_up(
+                            &self.rt,
+                            &self.writer,
+                            &self.shared.stats,
+                            node,
+                            &mut inner,
+                            &self.pool,
+                            &contested,
+                        );
+                    }
+                }
+                // The next ADD that needs addresses claims them itself.
+                Err(e) => log::debug!("SpiderIPPool {}: claim ahead not made: {e}", self.pool),
+            }
+        }
+        self.shared
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.pool);
+        self.shared.ahead_done.notify_all();
+        self.shared.changed.notify_all();
     }
 }
 
@@ -719,6 +896,18 @@ impl IpamStore for KubeStore {
         };
         inner.state.check(&pool_part)?;
         check_endpoints_locally(&inner, changes)?;
+        // The plan took an unclaimed address while a claim ahead is in flight for its pool:
+        // wait for that claim (its addresses are this node's next ones) and plan again,
+        // rather than send a second claim of this node's entry that would conflict with it.
+        if let Some(pool) = self.claims_while_ahead(&inner, changes) {
+            drop(inner);
+            self.wait_ahead(&pool);
+            return Err(CommitError::conflict(
+                format!("SpiderIPPool/{pool}"),
+                None,
+                None,
+            ));
+        }
         self.claim_for(&mut inner, changes)?;
         let pool_part = at_current_versions(&inner, &pool_part);
         // The view now shows the status the claim wrote, which may hold other nodes' claims
@@ -795,6 +984,7 @@ impl IpamStore for KubeStore {
             inner.dirty.entry(pc.pool.clone()).or_insert(now);
             inner.touched.insert(pc.pool.clone(), now);
         }
+        self.claim_ahead(&inner, changes);
         Ok(committed)
     }
 }
