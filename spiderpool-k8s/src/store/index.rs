@@ -213,6 +213,17 @@ impl EndpointIndex {
             })
     }
 
+    /// The addresses of `pool` some endpoint holds ([`Self::records`] without building the
+    /// records: callers that only count or subtract addresses run on every commit).
+    pub fn addresses(&self, pool: &str) -> impl Iterator<Item = IpAddr> + '_ {
+        self.by_pool
+            .get(pool)
+            .into_iter()
+            .flatten()
+            .filter(|(_, key)| self.by_key.contains_key(*key))
+            .map(|(ip, _)| *ip)
+    }
+
     /// Number of endpoints.
     pub fn len(&self) -> usize {
         self.by_key.len()

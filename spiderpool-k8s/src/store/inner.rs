@@ -242,8 +242,8 @@ impl Inner {
         };
         let n = self
             .index
-            .records(pool)
-            .filter(|(ip, _)| e.mine.contains(*ip))
+            .addresses(pool)
+            .filter(|ip| e.mine.contains(*ip))
             .count();
         i64::try_from(n).unwrap_or(i64::MAX)
     }
@@ -255,7 +255,7 @@ impl Inner {
             return IpRangeSet::new(spiderpool_core::ip::IpFamily::V4);
         };
         let mut out = e.layout.contested(&self.node);
-        for (ip, _) in self.index.records(pool) {
+        for ip in self.index.addresses(pool) {
             out.remove(ip);
         }
         out
@@ -265,7 +265,7 @@ impl Inner {
     pub fn free_in_my_block(&self, pool: &str) -> Option<IpRangeSet> {
         let mine = self.my_block(pool)?;
         let mut free = mine.clone();
-        for (ip, _) in self.index.records(pool) {
+        for ip in self.index.addresses(pool) {
             if mine.contains(ip) {
                 free.remove(ip);
             }

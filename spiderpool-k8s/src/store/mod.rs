@@ -572,9 +572,11 @@ impl KubeStore {
             if !entry.layout.waiting().is_empty() || entry.layout.blocks().all(|(n, _)| n != node) {
                 continue;
             }
+            // One pass over the pool's holders, on every commit: the held addresses of the
+            // block are distinct, so the rest of it is free.
             let held = u128::try_from(inner.held_in_my_block(&pc.pool)).unwrap_or(0);
+            let free = entry.mine.len().saturating_sub(held);
             let size = sharing::claim_size(&entry.layout, node, self.opts.block_size, held);
-            let free = inner.free_in_my_block(&pc.pool).map_or(0, |f| f.len());
             let Some(at) = sharing::claim_ahead_at(size) else {
                 continue;
             };
