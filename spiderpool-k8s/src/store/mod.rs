@@ -917,7 +917,15 @@ impl IpamStore for KubeStore {
         // a planned address no longer free there means "plan again", not a broken plan.
         inner.state.check(&pool_part).map_err(|e| match e {
             CommitError::Rejected(r) => CommitError::Conflict {
-                object: "SpiderIPPool".to_owned(),
+                object: format!(
+                    "SpiderIPPool/{}",
+                    changes
+                        .pools
+                        .iter()
+                        .map(|pc| pc.pool.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
                 expected: "the view planned on".to_owned(),
                 found: format!("a view changed by concurrent claims ({r})"),
             },
