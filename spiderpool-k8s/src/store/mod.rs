@@ -721,7 +721,9 @@ impl ClaimAhead {
             |l| {
                 // Re-decided on every status read: a node may have started waiting (the
                 // unclaimed addresses are then the waiters'), or others claimed meanwhile.
-                if !l.waiting().is_empty() {
+                // Without its entry (handed everything back) the claim would append one,
+                // which only writes made under the store's lock may do.
+                if !l.waiting().is_empty() || l.blocks().all(|(n, _)| n != node) {
                     return Ok(());
                 }
                 let Some(ip) = sharing::claim_start(l, node) else {
