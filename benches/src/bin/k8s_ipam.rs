@@ -329,6 +329,7 @@ fn floor(
         .iter()
         .map(|c| Api::namespaced_with(c.clone(), ns, &res))
         .collect();
+    let prof = phase_hook("floor");
     let cpu0 = cpu_now();
     let run = timed(clients.len(), per_agent, |i, k| {
         let mut obj = model.clone();
@@ -338,7 +339,37 @@ fn floor(
             .is_ok()
     });
     let n = run.latencies.len() as u64;
-    Ok(Outcome::of(run, cpu_since(cpu0), n, 0))
+    let out = Outcome::of(run, cpu_since(cpu0), n, 0);
+    wait_hook(prof);
+    Ok(out)
+}
+
+/// Starts `$K8S_IPAM_PHASE_CMD PHASE` (through `sh -c`) when that variable is set: a command
+/// run alongside the `ours` and `floor` phases, e.g. `hack/apiserver-profile.sh 2`, which
+/// takes a CPU profile of the apiserver while the phase runs.
+fn phase_hook(phase: &str) -> Option<std::process::Child> {
+    let cmd = std::env::var("K8S_IPAM_PHASE_CMD").ok()?;
+    match std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} {phase}"))
+        .spawn()
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("K8S_IPAM_PHASE_CMD: {e}");
+            None
+        }
+    }
+}
+
+/// Waits for the command [`phase_hook`] started (after the phase's numbers are taken, before
+/// the next phase starts, so a profile covers one phase only).
+fn wait_hook(child: Option<std::process::Child>) {
+    if let Some(mut c) = child
+        && let Err(e) = c.wait()
+    {
+        eprintln!("K8S_IPAM_PHASE_CMD: {e}");
+    }
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -395,6 +426,7 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    let prof = phase_hook("ours");
     let cpu0 = cpu_now();
     let run_ours = drive(
         ours_alloc,
@@ -409,6 +441,7 @@ fn main() -> Result<()> {
         (w + sw, c + sc)
     });
     let ours_out = Outcome::of(run_ours, cpu_since(cpu0), writes, conflicts);
+    wait_hook(prof);
     let mut by_purpose: std::collections::BTreeMap<Purpose, [u64; 2]> = Default::default();
     for s in &ours {
         let m = s
