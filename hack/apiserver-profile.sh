@@ -7,8 +7,10 @@
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 SECONDS NAME" >&2; exit 2; }
 D=${SPIDERPOOL_CP_DIR:-/tmp/spiderpool-control-plane}
-PORT=${CP_PORT:-16443}
+# The address as hack/control-plane.sh wrote it into the kubeconfig (it knows the port).
+SERVER=$(sed -n 's/.*server: "\([^"]*\)".*/\1/p' "$D/kubeconfig" | head -n 1)
+[ -n "$SERVER" ] || { echo "$0: no server in $D/kubeconfig" >&2; exit 1; }
 OUT=${PROFILE_DIR:-/tmp}/$2.pb.gz
 curl -sf --cacert "$D/pki/ca.crt" --cert "$D/pki/admin.crt" --key "$D/pki/admin.key" \
-  "https://127.0.0.1:$PORT/debug/pprof/profile?seconds=$1" -o "$OUT"
+  "$SERVER/debug/pprof/profile?seconds=$1" -o "$OUT"
 echo "apiserver-profile: $OUT" >&2
