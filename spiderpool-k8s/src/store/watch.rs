@@ -7,15 +7,16 @@ use std::sync::mpsc::Sender;
 
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use spiderpool_core::ipam::EndpointKey;
 use spiderpool_core::objects::crd::ENDPOINT_NODE_FIELD_PATH;
 use spiderpool_core::objects::{ENDPOINT, IPPOOL, RESERVEDIP, SpiderEndpoint, SpiderIPPool};
 
 use super::index::key_of;
 use super::inner::Inner;
-use crate::kinds::{api_resource, display_name, from_dynamic, resource_version};
+use crate::kinds::{RawObject, api_resource};
 
 /// Which watch an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,7 +30,7 @@ pub enum Feed {
 }
 
 /// One watch event.
-pub type FeedEvent = (Feed, Event<DynamicObject>);
+pub type FeedEvent = (Feed, Event<RawObject>);
 
 /// Starts the three watches on `rt`; events go to `tx`.
 /// The endpoint watch is scoped to `node`'s endpoints (a field selector on the CRD's
@@ -42,7 +43,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, node: &str, tx: Sende
         (Feed::Reserved, RESERVEDIP),
         (Feed::Endpoints, ENDPOINT),
     ] {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&info));
+        let api: Api<RawObject> = Api::all_with(client.clone(), &api_resource(&info));
         let tx = tx.clone();
         let config = match feed {
             Feed::Endpoints => watcher::Config::default().fields(&format!(
@@ -70,7 +71,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, client: &Client, node: &str, tx: Sende
 /// Relist buffers: a watch (re)started lists everything before going on with events.
 #[derive(Debug, Default)]
 pub struct Relists {
-    buffers: [Option<Vec<DynamicObject>>; 3],
+    buffers: [Option<Vec<RawObject>>; 3],
     /// Feeds that finished their first list.
     pub synced: BTreeSet<Feed>,
 }
@@ -100,44 +101,59 @@ impl Relists {
     }
 }
 
-fn apply_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let v = resource_version(obj);
+/// Objects at a version the view already has are not decoded: this agent's own writes come
+/// back through its watches after the store put what the apiserver answered.
+fn apply_one(inner: &mut Inner, feed: Feed, obj: &RawObject) {
+    let v = obj.version();
     match feed {
-        Feed::Pools => match from_dynamic::<SpiderIPPool>(obj) {
-            Ok(p) => {
-                inner.put_pool(v, p);
+        Feed::Pools => {
+            if inner.pools.get(obj.name()).is_some_and(|e| e.version >= v) {
+                return;
             }
-            Err(e) => {
-                inner.broken.insert(display_name(obj), e.to_string());
-            }
-        },
-        Feed::Endpoints => match from_dynamic::<SpiderEndpoint>(obj) {
-            Ok(ep) => inner.put_endpoint(v, ep),
-            Err(e) => log::warn!("ignoring SpiderEndpoint {}: {e}", display_name(obj)),
-        },
-        Feed::Reserved => match from_dynamic(obj) {
-            Ok(r) => {
-                let name = display_name(obj);
-                if inner.reserved.get(&name).is_some_and(|(old, _)| *old >= v) {
-                    return;
+            match obj.decode::<SpiderIPPool>() {
+                Ok(p) => {
+                    inner.put_pool(v, p);
                 }
-                inner.reserved.insert(name, (v, r));
-                if let Err(e) = inner.set_reserved() {
-                    log::warn!("SpiderReservedIP {}: {e}", display_name(obj));
+                Err(e) => {
+                    inner.broken.insert(obj.display_name(), e.to_string());
                 }
             }
-            Err(e) => log::warn!("ignoring SpiderReservedIP {}: {e}", display_name(obj)),
-        },
+        }
+        Feed::Endpoints => {
+            let key = EndpointKey::new(obj.namespace().unwrap_or_default(), obj.name());
+            if inner.index.get(&key).is_some_and(|e| e.version >= v) {
+                return;
+            }
+            match obj.decode::<SpiderEndpoint>() {
+                Ok(ep) => inner.put_endpoint(v, ep),
+                Err(e) => log::warn!("ignoring SpiderEndpoint {}: {e}", obj.display_name()),
+            }
+        }
+        Feed::Reserved => {
+            let name = obj.display_name();
+            if inner.reserved.get(&name).is_some_and(|(old, _)| *old >= v) {
+                return;
+            }
+            match obj.decode() {
+                Ok(r) => {
+                    inner.reserved.insert(name, (v, r));
+                    if let Err(e) = inner.set_reserved() {
+                        log::warn!("SpiderReservedIP {}: {e}", obj.display_name());
+                    }
+                }
+                Err(e) => log::warn!("ignoring SpiderReservedIP {}: {e}", obj.display_name()),
+            }
+        }
     }
 }
 
-fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
-    let version = resource_version(obj);
+fn delete_one(inner: &mut Inner, feed: Feed, obj: &RawObject) {
+    let version = obj.version();
     let v = Some(version);
     match feed {
-        Feed::Pools => inner.remove_pool(&display_name(obj), v),
+        Feed::Pools => inner.remove_pool(&obj.display_name(), v),
         Feed::Endpoints => {
-            if let Ok(ep) = from_dynamic::<SpiderEndpoint>(obj) {
+            if let Ok(ep) = obj.decode::<SpiderEndpoint>() {
                 let moved = ep
                     .status
                     .as_ref()
@@ -153,10 +169,10 @@ fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
             }
         }
         Feed::Reserved => {
-            if inner.reserved.remove(&display_name(obj)).is_some()
+            if inner.reserved.remove(&obj.display_name()).is_some()
                 && let Err(e) = inner.set_reserved()
             {
-                log::warn!("SpiderReservedIP {}: {e}", display_name(obj));
+                log::warn!("SpiderReservedIP {}: {e}", obj.display_name());
             }
         }
     }
@@ -165,9 +181,9 @@ fn delete_one(inner: &mut Inner, feed: Feed, obj: &DynamicObject) {
 /// A fresh list: objects in it are put (if newer than what is held); objects held but not
 /// listed are removed when their version is not above the newest listed one (a newer one was
 /// written after the list, by this agent, and its event is still coming).
-fn relist(inner: &mut Inner, feed: Feed, list: Vec<DynamicObject>) {
-    let newest = list.iter().map(resource_version).max().unwrap_or(0);
-    let listed: BTreeSet<String> = list.iter().map(display_name).collect();
+fn relist(inner: &mut Inner, feed: Feed, list: Vec<RawObject>) {
+    let newest = list.iter().map(RawObject::version).max().unwrap_or(0);
+    let listed: BTreeSet<String> = list.iter().map(RawObject::display_name).collect();
     for obj in &list {
         apply_one(inner, feed, obj);
     }

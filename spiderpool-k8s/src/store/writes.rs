@@ -5,7 +5,7 @@ use spiderpool_core::ipam::CommitError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 use spiderpool_core::ipam::EndpointKey;
 use spiderpool_core::objects::{
@@ -14,7 +14,7 @@ use spiderpool_core::objects::{
 
 use super::blocks::{BlockError, PoolBlocks};
 use crate::error::Error;
-use crate::kinds::{api_resource, from_dynamic, resource_version, to_dynamic};
+use crate::kinds::{RawObject, api_resource};
 
 /// How many times a block edit is retried on 409 before giving up (each retry reads the pool
 /// again; another agent wrote in between).
@@ -226,7 +226,7 @@ fn entries<'a>(
 #[derive(Clone)]
 pub struct Writer {
     client: Client,
-    pools: Api<DynamicObject>,
+    pools: Api<RawObject>,
     field_manager: String,
 }
 
@@ -241,7 +241,7 @@ impl Writer {
         }
     }
 
-    fn endpoints(&self, namespace: &str) -> Api<DynamicObject> {
+    fn endpoints(&self, namespace: &str) -> Api<RawObject> {
         Api::namespaced_with(self.client.clone(), namespace, &api_resource(&ENDPOINT))
     }
 
@@ -267,7 +267,7 @@ impl Writer {
             .get(name)
             .await
             .map_err(|e| Error::api(format!("get SpiderIPPool {name}"), e))?;
-        Ok((resource_version(&obj), from_dynamic(&obj)?))
+        Ok((obj.version(), obj.decode()?))
     }
 
     /// Applies `edit` to the blocks of `pool` and writes the status back with its
@@ -318,7 +318,7 @@ impl Writer {
                         .await
                 }
                 None => {
-                    let obj = to_dynamic(&next)?;
+                    let obj = RawObject::encode(&next)?;
                     self.pools
                         .replace_status(&name, &self.post_params(), &obj)
                         .await
@@ -326,7 +326,7 @@ impl Writer {
             };
             match res {
                 Ok(written) => {
-                    return Ok((resource_version(&written), from_dynamic(&written)?, out));
+                    return Ok((written.version(), written.decode()?, out));
                 }
                 Err(e) if is_conflict(&e) || is_failed_test(&e) => {
                     stats.conflicted();
@@ -350,9 +350,9 @@ impl Writer {
         stats.read();
         match self.endpoints(&key.namespace).get_opt(&key.name).await {
             Ok(Some(obj)) => {
-                let mut ep: SpiderEndpoint = from_dynamic(&obj)?;
+                let mut ep: SpiderEndpoint = obj.decode()?;
                 super::index::normalize(&mut ep);
-                Ok(Some((resource_version(&obj), ep)))
+                Ok(Some((obj.version(), ep)))
             }
             Ok(None) => Ok(None),
             Err(e) => Err(Error::api(format!("get SpiderEndpoint {key}"), e)),
@@ -373,14 +373,14 @@ impl Writer {
         ep.metadata.resource_version = expected.map(|v| v.to_string());
         // Read-only fields the apiserver sets; never sent back.
         ep.metadata.extra.remove("managedFields");
-        let obj = to_dynamic(&ep)?;
+        let obj = RawObject::encode(&ep)?;
         stats.wrote();
         let res = match expected {
             None => api.create(&self.post_params(), &obj).await,
             Some(_) => api.replace(&key.name, &self.post_params(), &obj).await,
         };
         match res {
-            Ok(written) => Ok((resource_version(&written), from_dynamic(&written)?)),
+            Ok(written) => Ok((written.version(), written.decode()?)),
             Err(e) if is_conflict(&e) => {
                 stats.conflicted();
                 Err(WriteError::Conflict(format!("SpiderEndpoint/{key}")))
@@ -410,7 +410,7 @@ impl Writer {
             .patch(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(obj) => obj.metadata.uid,
+            Ok(obj) => obj.uid().map(str::to_owned),
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
             Err(e) if is_conflict(&e) => {
                 stats.conflicted();
