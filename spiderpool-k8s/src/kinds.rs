@@ -2,7 +2,9 @@
 //! the apiserver's dynamic objects and `spiderpool-core`'s typed objects.
 //!
 //! Core keeps its own object model (no kube in its tree), so the Kubernetes side talks
-//! [`DynamicObject`] and converts through serde: the JSON on the wire is the same.
+//! [`DynamicObject`] and converts through serde: the JSON on the wire is the same. The
+//! Kubernetes store, on every agent's hot path, keeps objects as their JSON text instead
+//! ([`RawObject`]) and decodes them straight into core's types.
 
 use std::borrow::Cow;
 
@@ -36,16 +38,23 @@ pub fn api_resource_of<T: SpiderResource>() -> ApiResource {
 /// `metadata.resourceVersion` as a number (0 when absent). kube-apiserver on etcd writes the
 /// etcd revision there; the store compares them to drop stale watch events.
 pub fn resource_version(obj: &DynamicObject) -> u64 {
-    obj.metadata
-        .resource_version
+    version_of(&obj.metadata)
+}
+
+/// `namespace/name` (or `name`) of a dynamic object, for messages.
+pub fn display_name(obj: &DynamicObject) -> String {
+    name_of(&obj.metadata)
+}
+
+fn version_of(meta: &ObjectMeta) -> u64 {
+    meta.resource_version
         .as_deref()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
-/// `namespace/name` (or `name`) of a dynamic object, for messages.
-pub fn display_name(obj: &DynamicObject) -> String {
-    match (&obj.metadata.namespace, &obj.metadata.name) {
+fn name_of(meta: &ObjectMeta) -> String {
+    match (&meta.namespace, &meta.name) {
         (Some(ns), Some(n)) => format!("{ns}/{n}"),
         (None, Some(n)) => n.clone(),
         _ => "<unnamed>".to_owned(),
@@ -165,11 +174,7 @@ impl RawObject {
 
     /// `metadata.resourceVersion` as a number (0 when absent), as [`resource_version`].
     pub fn version(&self) -> u64 {
-        self.metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        version_of(&self.metadata)
     }
 
     /// `metadata.name` (`""` when absent).
@@ -189,11 +194,7 @@ impl RawObject {
 
     /// `namespace/name` (or `name`), for messages, as [`display_name`].
     pub fn display_name(&self) -> String {
-        match (&self.metadata.namespace, &self.metadata.name) {
-            (Some(ns), Some(n)) => format!("{ns}/{n}"),
-            (None, Some(n)) => n.clone(),
-            _ => "<unnamed>".to_owned(),
-        }
+        name_of(&self.metadata)
     }
 }
 
