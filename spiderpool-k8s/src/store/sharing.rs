@@ -39,14 +39,36 @@ pub(super) fn share_out(
 
 /// How many addresses to claim at once: as many as the node already holds in the pool (a
 /// node that keeps allocating needs fewer claims, so fewer status writes), from `block_size`
-/// up to 16 × `block_size`; never more than an equal share of what is unclaimed among the
-/// nodes sharing it ([`sharers`]), so claims shrink as the pool runs out and few addresses
-/// are stranded in blocks whose nodes do not need them.
+/// up to 16 × `block_size`; never more than its share of what is unclaimed, so claims shrink
+/// as the pool runs out and few addresses are stranded in blocks whose nodes do not need
+/// them. Its share is the larger of an equal part of the unclaimed addresses among the nodes
+/// sharing them ([`sharers`]) and what its block still lacks of an equal part of the whole
+/// pool ([`entitlement`]).
+///
+/// The second keeps the end of a pool from going one small claim after another: with only
+/// the first, each claim of a round took a tenth (for ten nodes) of what the claims before it
+/// in the round had left, so the last tenth of a pool went in many claims of a few addresses,
+/// each on an ADD's path; a node short of its equal part of the pool now claims what it
+/// lacks at once. What the nodes lack adds up to what is unclaimed while no node holds more
+/// than its part (beyond that, claims made at the same moment may overlap, and the later one
+/// gives the overlap up, as any overlap).
 pub(super) fn claim_size(layout: &PoolBlocks, node: &str, block_size: u32, held: u128) -> u32 {
-    let share = layout.unclaimed().len() / sharers(layout, node).1;
+    let unclaimed = layout.unclaimed().len();
+    let share = (unclaimed / sharers(layout, node).1).max(entitlement(layout, node).min(unclaimed));
     let block = u128::from(block_size.max(1));
     let wanted = held.clamp(block, block * 16);
     u32::try_from(share.min(wanted)).unwrap_or(u32::MAX).max(1)
+}
+
+/// What `node`'s block still lacks of an equal part of the pool's usable addresses among the
+/// nodes holding blocks (`node` included); 0 for a waiting node, which shares what is
+/// unclaimed with the other waiting nodes only.
+fn entitlement(layout: &PoolBlocks, node: &str) -> u128 {
+    if layout.waiting().contains(node) {
+        return 0;
+    }
+    let (_, holders) = place(node, layout.blocks().map(|(n, _)| n));
+    (layout.usable().len() / holders).saturating_sub(layout.block(node).len())
 }
 
 /// How few free addresses a node's block may have left before the node claims its next
@@ -216,10 +238,51 @@ mod tests {
         assert_eq!(claim_size(&l, "n1", 16, 40), 40, "as many as it holds");
         assert_eq!(claim_size(&l, "n1", 16, 10_000), 256, "at most 16 blocks");
         let ip = |s: &str| s.parse().unwrap();
-        l.claim("n1", ip("10.6.0.10"), 440).unwrap();
-        // 60 unclaimed, two holders with n2: half of them each.
-        assert_eq!(claim_size(&l, "n2", 16, 100), 30);
-        assert_eq!(claim_size(&l, "n1", 16, 100), 60, "n1 alone holds a block");
+        l.claim("n1", ip("10.6.0.10"), 400).unwrap();
+        l.claim("n2", ip("10.6.1.154"), 40).unwrap();
+        // 60 unclaimed, two holders: n1 holds more than half of the pool, so half of the 60;
+        // n2 lacks 210 of its half, so all 60.
+        assert_eq!(claim_size(&l, "n1", 16, 100), 30);
+        assert_eq!(claim_size(&l, "n2", 16, 100), 60);
+        assert_eq!(
+            claim_size(&l, "n2", 16, 20),
+            20,
+            "never more than it would claim"
+        );
+    }
+
+    #[test]
+    fn k8s_sharing_a_node_short_of_its_part_of_the_pool_claims_what_it_lacks() {
+        // 120 addresses, four holders: an equal part is 30.
+        let mut l = layout("10.6.0.10-10.6.0.129");
+        let ip = |s: &str| s.parse().unwrap();
+        l.claim("a", ip("10.6.0.10"), 20).unwrap();
+        l.claim("b", ip("10.6.0.30"), 20).unwrap();
+        l.claim("c", ip("10.6.0.50"), 10).unwrap();
+        l.claim("d", ip("10.6.0.60"), 10).unwrap();
+        assert_eq!(l.unclaimed().len(), 60);
+        let sizes: Vec<u32> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| claim_size(&l, n, 16, 200))
+            .collect();
+        // 60 / 4 = 15 each before; now what each lacks, which adds up to what is unclaimed
+        // when nobody holds more than its part.
+        assert_eq!(sizes, vec![15, 15, 20, 20]);
+        assert_eq!(
+            claim_size(&l, "c", 8, 12),
+            12,
+            "never more than it would claim"
+        );
+        // A node over its part gets an equal part of what is unclaimed, no more.
+        l.claim("a", ip("10.6.0.70"), 20).unwrap();
+        assert_eq!(l.unclaimed().len(), 40);
+        assert_eq!(claim_size(&l, "a", 16, 200), 10, "40 / 4");
+        assert_eq!(claim_size(&l, "c", 16, 200), 20, "still lacks 20");
+        // A waiting node shares with the waiting nodes only, whatever it lacks.
+        l.set_waiting("c", true);
+        assert_eq!(claim_size(&l, "c", 16, 200), 40, "the only waiter");
+        l.set_waiting("d", true);
+        assert_eq!(claim_size(&l, "c", 16, 200), 20, "two waiters");
     }
 
     #[test]
