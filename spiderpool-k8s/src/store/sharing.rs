@@ -68,7 +68,12 @@ fn entitlement(layout: &PoolBlocks, node: &str) -> u128 {
         return 0;
     }
     let (_, holders) = place(node, layout.blocks().map(|(n, _)| n));
-    (layout.usable().len() / holders).saturating_sub(layout.block(node).len())
+    // The block's size without copying it (`PoolBlocks::block` clones the set).
+    let mine = layout
+        .blocks()
+        .find(|(n, _)| *n == node)
+        .map_or(0, |(_, b)| b.len());
+    (layout.usable().len() / holders).saturating_sub(mine)
 }
 
 /// How few free addresses a node's block may have left before the node claims its next
